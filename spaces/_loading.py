@@ -1,0 +1,86 @@
+"""Reading a spec from YAML, with one error line per problem naming the field and value."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from spaces._spec import StudySpec
+
+
+# A validator that checks a mapping names the bad sub-field first: "width: low > high".
+_SUBFIELD = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*): (.*)$", re.DOTALL)
+
+
+class SpecError(ValueError):
+    """A spec is invalid. ``problems`` holds one line per problem, each naming the field."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+def load_spec(source: str | Path | dict[str, Any] | StudySpec) -> StudySpec:
+    """Load and validate a spec from a YAML path, a mapping, or pass a `StudySpec` through.
+
+    Raises:
+        SpecError: the file is missing or not YAML, or the spec is invalid.
+    """
+    if isinstance(source, StudySpec):
+        return source
+    if isinstance(source, dict):
+        return validate_spec(source)
+    path = Path(source)
+    if not path.is_file():
+        raise SpecError([f"spec: file {str(path)!r} does not exist"])
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or "invalid YAML"
+        raise SpecError([f"spec: {path} is not valid YAML{where}: {problem}"]) from None
+    if not isinstance(data, dict):
+        raise SpecError([f"spec: {path} must hold a mapping at the top, got {type(data).__name__}"])
+    return validate_spec(data)
+
+
+def validate_spec(data: dict[str, Any]) -> StudySpec:
+    """Validate a mapping into a `StudySpec`.
+
+    Raises:
+        SpecError: one line per problem.
+    """
+    try:
+        return StudySpec.model_validate(data)
+    except ValidationError as err:
+        raise SpecError(format_validation_error(err)) from None
+
+
+def format_validation_error(err: ValidationError) -> list[str]:
+    """One line per pydantic error: ``field.path: message (got value)``."""
+    lines = []
+    for problem in err.errors(include_url=False):
+        loc = ".".join(str(part) for part in problem["loc"] if not _is_union_tag(part))
+        message = problem["msg"].removeprefix("Value error, ")
+        kind = problem["type"]
+        if kind == "extra_forbidden":
+            message = "unknown key"
+        elif kind == "missing":
+            message = "required key is missing"
+        elif kind not in ("value_error", "assertion_error"):
+            message = f"{message} (got {problem['input']!r})"
+        sub = _SUBFIELD.match(message)
+        if sub and loc:
+            loc, message = f"{loc}.{sub.group(1)}", sub.group(2)
+        lines.append(f"{loc}: {message}" if loc else message)
+    return list(dict.fromkeys(lines))
+
+
+def _is_union_tag(part: Any) -> bool:
+    # pydantic puts the union member's type ("list[str]", "str") into the location.
+    return isinstance(part, str) and ("[" in part or part in ("str", "int", "float", "bool"))

@@ -1,0 +1,37 @@
+"""Sampling a spec's search space into one concrete trial config (define-by-run)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+
+from spaces._dimensions import suggest
+from spaces._knobs import OWNING_DIMENSIONS, TOP_KNOBS
+from spaces._spec import SearchSpace
+
+
+def sample_params(trial: optuna.Trial, space: SearchSpace) -> dict[str, Any]:
+    """Draw a flat trial config from ``space`` through ``trial``.
+
+    An owning choice (``architecture``, ``optimizer``, ``compression``) is drawn first and
+    only its option's knobs are then drawn, as ``option.knob`` (conditional space). Fixed
+    values are part of the result but not Optuna parameters.
+    """
+    params: dict[str, Any] = {}
+    for dimension in OWNING_DIMENSIONS:
+        choices = getattr(space, dimension)
+        option = choices[0] if len(choices) == 1 else trial.suggest_categorical(dimension, choices)
+        params[dimension] = option
+        knobs = OWNING_DIMENSIONS[dimension][1][option]
+        for name, canonical in space.option_dimensions(option).items():
+            key = f"{option}.{name}"
+            params[key] = suggest(trial, key, canonical, knobs[name])
+    for name, knob in TOP_KNOBS.items():
+        params[name] = suggest(trial, name, getattr(space, name), knob)
+    return params
+
+
+def replay_params(space: SearchSpace, recorded: dict[str, Any]) -> dict[str, Any]:
+    """The full config of a finished trial from its recorded Optuna params."""
+    return sample_params(optuna.trial.FixedTrial(recorded), space)

@@ -1,0 +1,263 @@
+"""The pydantic models of a study spec. Unknown keys are errors everywhere."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from spaces._dimensions import DimensionError, normalize
+from spaces._knobs import OWNING_DEFAULTS, OWNING_DIMENSIONS, TOP_KNOBS
+
+Direction = Literal["maximize", "minimize"]
+
+CLASSIFICATION_METRICS = ("accuracy", "f1_macro", "roc_auc")
+REGRESSION_METRICS = ("mse", "mae", "r2")
+COST_METRICS = ("train_time_s", "latency_ms", "size_bytes", "peak_mem_mb", "throughput_sps")
+METRIC_NAMES = CLASSIFICATION_METRICS + REGRESSION_METRICS + COST_METRICS
+BUILTIN_DATASETS = ("digits", "wine", "breast_cancer", "diabetes")
+REGRESSION_DATASETS = ("diabetes",)
+
+OPTION_DIMENSION = {
+    option: dimension
+    for dimension, (_, knobs_by_option) in OWNING_DIMENSIONS.items()
+    for option in knobs_by_option
+    if option != "none"
+}
+OPTION_NAMES = tuple(OPTION_DIMENSION)
+
+DEFAULT_COST_OBJECTIVES: dict[str, Direction] = {"train_time_s": "minimize", "latency_ms": "minimize"}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class DatasetSpec(_Strict):
+    """Where the data comes from. Built-in sklearn sets, or the user's CSV/NPZ file."""
+
+    source: Literal["digits", "wine", "breast_cancer", "diabetes", "csv", "npz"] = "digits"
+    path: str | None = None
+    target: str | None = None
+    task: Literal["classification", "regression"] | None = None
+
+    @model_validator(mode="after")
+    def _check_source_keys(self) -> DatasetSpec:
+        if self.source in ("csv", "npz") and not self.path:
+            raise ValueError(f"source {self.source!r} needs `path`")
+        if self.source == "csv" and not self.target:
+            raise ValueError("source 'csv' needs `target` (the label column)")
+        if self.source in BUILTIN_DATASETS and (self.path or self.target):
+            raise ValueError(f"built-in source {self.source!r} takes no `path` or `target`")
+        return self
+
+    def inferred_task(self) -> Literal["classification", "regression"] | None:
+        """The task when known without reading the file (built-ins, or an explicit `task`)."""
+        if self.task:
+            return self.task
+        if self.source in BUILTIN_DATASETS:
+            return "regression" if self.source in REGRESSION_DATASETS else "classification"
+        return None
+
+
+class BudgetSpec(_Strict):
+    """How much to spend: trials in total (finished ones count on resume), epochs per trial."""
+
+    trials: int = Field(30, ge=1)
+    epochs: int = Field(15, ge=1, le=10_000)
+    timeout_s: float | None = Field(None, gt=0)
+
+
+class ResourcesSpec(_Strict):
+    """Where trials run: concurrent workers and what each one reserves on Ray."""
+
+    workers: int = Field(2, ge=1, le=1024)
+    cpus_per_trial: float = Field(1.0, gt=0)
+    gpus_per_trial: float = Field(0.0, ge=0)
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+
+
+class ValidationSpec(_Strict):
+    """How trials are scored: a holdout split (default) or k-fold CV, plus a final test split."""
+
+    holdout: float = Field(0.2, gt=0, lt=1)
+    kfold: int | None = Field(None, ge=2, le=20)
+    test: float = Field(0.2, ge=0, lt=1)
+
+
+class SamplerSpec(_Strict):
+    """The Optuna sampler: tpe (default), nsga2 or random."""
+
+    name: Literal["tpe", "nsga2", "random"] = "tpe"
+    startup_trials: int = Field(10, ge=0)
+    population_size: int = Field(20, ge=2)
+
+
+class SearchSpace(_Strict):
+    """The searched dimensions. Each is a fixed value, a list of choices or a range.
+
+    ``architecture``, ``optimizer`` and ``compression`` are choices whose options own
+    knobs: the block under an option's name (``mlp:``, ``sgd:``, ``distill:``) overrides
+    that option's default ranges and exists in a trial only when the option is chosen.
+    """
+
+    architecture: list[str] | str = Field(default_factory=lambda: list(OWNING_DEFAULTS["architecture"]))
+    optimizer: list[str] | str = Field(default_factory=lambda: list(OWNING_DEFAULTS["optimizer"]))
+    compression: list[str] | str = Field(default_factory=lambda: list(OWNING_DEFAULTS["compression"]))
+    batch_size: Any = None
+    learning_rate: Any = None
+    lr_schedule: Any = None
+    preprocessing: Any = None
+    augment: Any = None
+    mlp: dict[str, Any] | None = None
+    cnn: dict[str, Any] | None = None
+    rnn: dict[str, Any] | None = None
+    transformer: dict[str, Any] | None = None
+    sgd: dict[str, Any] | None = None
+    adam: dict[str, Any] | None = None
+    adamw: dict[str, Any] | None = None
+    rmsprop: dict[str, Any] | None = None
+    int8_dynamic: dict[str, Any] | None = None
+    fp16: dict[str, Any] | None = None
+    bf16: dict[str, Any] | None = None
+    prune_structured: dict[str, Any] | None = None
+    prune_unstructured: dict[str, Any] | None = None
+    distill: dict[str, Any] | None = None
+
+    @field_validator("architecture", "optimizer", "compression", mode="after")
+    @classmethod
+    def _check_owning(cls, value: list[str] | str, info: ValidationInfo) -> list[str]:
+        choices = [value] if isinstance(value, str) else value
+        allowed, _ = OWNING_DIMENSIONS[info.field_name or ""]
+        if not choices:
+            raise ValueError("an empty list; give at least one of: " + ", ".join(allowed))
+        for choice in choices:
+            if choice not in allowed:
+                raise ValueError(f"{choice!r} is not one of: {', '.join(allowed)}")
+        if len(set(choices)) != len(choices):
+            raise ValueError(f"duplicate choices in {choices!r}")
+        return choices
+
+    @field_validator("batch_size", "learning_rate", "lr_schedule", "preprocessing", "augment")
+    @classmethod
+    def _check_top(cls, value: Any, info: ValidationInfo) -> Any:
+        knob = TOP_KNOBS[info.field_name or ""]
+        if value is None:
+            return knob.default
+        try:
+            return normalize(value, knob)
+        except DimensionError as err:
+            raise ValueError(str(err)) from None
+
+    @field_validator(*OPTION_NAMES)
+    @classmethod
+    def _check_block(cls, block: dict[str, Any] | None, info: ValidationInfo) -> Any:
+        if block is None:
+            return None
+        option = info.field_name or ""
+        dimension = OPTION_DIMENSION[option]
+        knobs = OWNING_DIMENSIONS[dimension][1][option]
+        chosen = info.data.get(dimension)
+        if chosen is not None and option not in chosen:
+            raise ValueError(f"has settings but {option!r} is not in space.{dimension} {chosen!r}")
+        for key, value in block.items():
+            if key not in knobs:
+                known = ", ".join(knobs) or "(none)"
+                raise ValueError(f"{key!r} is not a knob of {option}; it knows: {known}")
+            try:
+                normalize(value, knobs[key])
+            except DimensionError as err:
+                raise ValueError(f"{key}: {err}") from None
+        return block
+
+    def option_dimensions(self, option: str) -> dict[str, Any]:
+        """The canonical dimensions of one option's knobs: its defaults overridden by the spec."""
+        dimension = OPTION_DIMENSION.get(option)
+        if dimension is None:
+            return {}
+        knobs = OWNING_DIMENSIONS[dimension][1][option]
+        given = getattr(self, option) or {}
+        return {name: normalize(given.get(name, knob.default), knob) for name, knob in knobs.items()}
+
+
+class StudySpec(_Strict):
+    """A whole study, as written in YAML. Every part but `name` has a documented default."""
+
+    name: str = Field(min_length=1, max_length=200)
+    dataset: DatasetSpec = Field(default_factory=DatasetSpec)
+    objectives: dict[str, Direction] | None = None
+    space: SearchSpace = Field(default_factory=SearchSpace)
+    budget: BudgetSpec = Field(default_factory=BudgetSpec)
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    validation: ValidationSpec = Field(default_factory=ValidationSpec)
+    sampler: SamplerSpec = Field(default_factory=SamplerSpec)
+    seed: int = Field(0, ge=0)
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", value):
+            raise ValueError(
+                f"{value!r} must start with a letter or digit and use only letters, digits, "
+                "'.', '_' and '-'"
+            )
+        return value
+
+    @field_validator("objectives")
+    @classmethod
+    def _check_objectives(cls, value: dict[str, Direction] | None) -> dict[str, Direction] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("an empty mapping; give at least one metric: direction")
+        for metric in value:
+            if metric not in METRIC_NAMES:
+                raise ValueError(f"{metric!r} is not a metric; known: {', '.join(METRIC_NAMES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_task_metrics(self) -> StudySpec:
+        task = self.dataset.inferred_task()
+        if self.objectives is None or task is None:
+            return self
+        wrong = REGRESSION_METRICS if task == "classification" else CLASSIFICATION_METRICS
+        for metric in self.objectives:
+            if metric in wrong:
+                raise ValueError(
+                    f"objectives.{metric}: not produced by a {task} task "
+                    f"(dataset.source={self.dataset.source!r})"
+                )
+        return self
+
+    def resolved_objectives(self, task: str | None = None) -> dict[str, Direction]:
+        """The objectives, defaulting to quality + train time + latency for the task."""
+        if self.objectives is not None:
+            return dict(self.objectives)
+        task = task or self.dataset.inferred_task() or "classification"
+        quality: dict[str, Direction] = (
+            {"mse": "minimize"} if task == "regression" else {"accuracy": "maximize"}
+        )
+        return quality | DEFAULT_COST_OBJECTIVES
+
+    def with_overrides(self, **overrides: Any) -> StudySpec:
+        """A copy with CLI/API overrides applied: trials, epochs, workers, name, seed, sampler.
+
+        Raises:
+            pydantic.ValidationError: when an override is out of range.
+        """
+        data = self.model_dump()
+        sections = {"trials": "budget", "epochs": "budget", "timeout_s": "budget",
+                    "workers": "resources", "device": "resources"}
+        for key, value in overrides.items():
+            if value is None:
+                continue
+            if key in sections:
+                data[sections[key]][key] = value
+            elif key == "sampler":
+                data["sampler"]["name"] = value
+            elif key in ("name", "seed"):
+                data[key] = value
+            else:
+                raise TypeError(f"unknown override {key!r}")
+        return StudySpec.model_validate(data)
