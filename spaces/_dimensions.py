@@ -49,7 +49,9 @@ def _normalize_range(value: dict[str, Any], knob: Knob) -> dict[str, Any]:
         raise DimensionError(f"a range {value!r} for a categorical knob; give a list of choices")
     unknown = set(value) - {"low", "high", "log", "step"}
     if unknown:
-        raise DimensionError(f"unknown range key(s) {sorted(unknown)}; allowed: low, high, log, step")
+        raise DimensionError(
+            f"unknown range key(s) {sorted(unknown)}; allowed: low, high, log, step"
+        )
     if "low" not in value or "high" not in value:
         raise DimensionError(f"a range needs both `low` and `high`, got {value!r}")
     low = _check_scalar(value["low"], knob)

@@ -46,7 +46,9 @@ FAMILY_KNOBS: dict[str, dict[str, Knob]] = {
     "mlp": {
         "depth": Knob("int", {"low": 1, "high": 3}, minimum=1, maximum=16),
         "width": Knob("int", {"low": 16, "high": 256, "log": True}, minimum=1, maximum=8192),
-        "activation": Knob("categorical", ["relu", "tanh", "gelu"], choices=("relu", "tanh", "gelu")),
+        "activation": Knob(
+            "categorical", ["relu", "tanh", "gelu"], choices=("relu", "tanh", "gelu")
+        ),
         "dropout": Knob("float", {"low": 0.0, "high": 0.3}, minimum=0.0, maximum=0.95),
     },
     "cnn": {

@@ -11,7 +11,6 @@ from pydantic import ValidationError
 
 from spaces._spec import StudySpec
 
-
 # A validator that checks a mapping names the bad sub-field first: "width: low > high".
 _SUBFIELD = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*): (.*)$", re.DOTALL)
 

@@ -27,7 +27,10 @@ OPTION_DIMENSION = {
 }
 OPTION_NAMES = tuple(OPTION_DIMENSION)
 
-DEFAULT_COST_OBJECTIVES: dict[str, Direction] = {"train_time_s": "minimize", "latency_ms": "minimize"}
+DEFAULT_COST_OBJECTIVES: dict[str, Direction] = {
+    "train_time_s": "minimize",
+    "latency_ms": "minimize",
+}
 
 
 class _Strict(BaseModel):
@@ -102,9 +105,13 @@ class SearchSpace(_Strict):
     that option's default ranges and exists in a trial only when the option is chosen.
     """
 
-    architecture: list[str] | str = Field(default_factory=lambda: list(OWNING_DEFAULTS["architecture"]))
+    architecture: list[str] | str = Field(
+        default_factory=lambda: list(OWNING_DEFAULTS["architecture"])
+    )
     optimizer: list[str] | str = Field(default_factory=lambda: list(OWNING_DEFAULTS["optimizer"]))
-    compression: list[str] | str = Field(default_factory=lambda: list(OWNING_DEFAULTS["compression"]))
+    compression: list[str] | str = Field(
+        default_factory=lambda: list(OWNING_DEFAULTS["compression"])
+    )
     batch_size: Any = None
     learning_rate: Any = None
     lr_schedule: Any = None
@@ -178,7 +185,9 @@ class SearchSpace(_Strict):
             return {}
         knobs = OWNING_DIMENSIONS[dimension][1][option]
         given = getattr(self, option) or {}
-        return {name: normalize(given.get(name, knob.default), knob) for name, knob in knobs.items()}
+        return {
+            name: normalize(given.get(name, knob.default), knob) for name, knob in knobs.items()
+        }
 
 
 class StudySpec(_Strict):
@@ -247,8 +256,13 @@ class StudySpec(_Strict):
             pydantic.ValidationError: when an override is out of range.
         """
         data = self.model_dump()
-        sections = {"trials": "budget", "epochs": "budget", "timeout_s": "budget",
-                    "workers": "resources", "device": "resources"}
+        sections = {
+            "trials": "budget",
+            "epochs": "budget",
+            "timeout_s": "budget",
+            "workers": "resources",
+            "device": "resources",
+        }
         for key, value in overrides.items():
             if value is None:
                 continue

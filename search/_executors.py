@@ -1,0 +1,162 @@
+"""Executors place trials on workers. The driver submits tasks and collects reports.
+
+Invariants of every executor:
+
+- ``capacity`` tasks may be in flight at once; ``submit`` is only called below it.
+- ``wait`` returns the reports of finished tasks (possibly none before ``timeout``);
+  each submitted task is reported exactly once, a trial that raised as a report with
+  ``error`` set. A worker that dies is reported as an error report for its task.
+- Workers never touch the Optuna storage or MLflow.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+import sys
+from typing import Any
+
+from search._worker import TrialReport, TrialRunner, TrialTask, UserObjective
+
+
+class Executor(abc.ABC):
+    """Runs trials somewhere. See the module docstring for the invariants."""
+
+    capacity: int
+
+    @abc.abstractmethod
+    def submit(self, task: TrialTask) -> None:
+        """Start ``task`` on a free worker. Raises RuntimeError when none is free."""
+
+    @abc.abstractmethod
+    def wait(self, timeout: float) -> list[TrialReport]:
+        """Reports of finished tasks, waiting at most ``timeout`` seconds for the first."""
+
+    def shutdown(self) -> None:
+        """Release the workers (nothing to release by default)."""
+        return None
+
+
+class InProcessExecutor(Executor):
+    """Runs each trial synchronously in the driver's process: for debugging and baselines."""
+
+    def __init__(self, context: Any = None, objective: UserObjective | None = None):
+        self.capacity = 1
+        self._runner = TrialRunner(context, objective)
+        self._done: list[TrialReport] = []
+
+    def submit(self, task: TrialTask) -> None:
+        if self._done:
+            raise RuntimeError("InProcessExecutor: collect the previous report first")
+        self._done.append(self._runner.run(task))
+
+    def wait(self, timeout: float) -> list[TrialReport]:
+        done, self._done = self._done, []
+        return done
+
+
+class RayExecutor(Executor):
+    """A pool of long-lived Ray actors, one trial at a time each.
+
+    Long-lived actors keep torch imported and the dataset loaded between trials, which is
+    what makes per-trial overhead milliseconds rather than seconds (see DESIGN.md).
+    """
+
+    def __init__(
+        self,
+        workers: int,
+        context: Any = None,
+        objective: UserObjective | None = None,
+        *,
+        cpus_per_worker: float = 1.0,
+        gpus_per_worker: float = 0.0,
+        address: str | None = None,
+    ):
+        import ray
+
+        self._ray = ray
+        ensure_ray(address, min_cpus=workers * cpus_per_worker)
+        if objective is not None:
+            _pickle_module_by_value(objective)
+        actor_class = ray.remote(TrialRunner).options(
+            num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, max_concurrency=1
+        )
+        threads = max(1, int(cpus_per_worker))
+        self._new_actor = lambda: actor_class.remote(context, objective, num_threads=threads)
+        self._actors = [self._new_actor() for _ in range(workers)]
+        self.capacity = workers
+        self._idle = list(self._actors)
+        self._in_flight: dict[Any, tuple[Any, TrialTask]] = {}
+
+    def submit(self, task: TrialTask) -> None:
+        if not self._idle:
+            raise RuntimeError("RayExecutor: no idle worker")
+        actor = self._idle.pop()
+        ref = actor.run.remote(task)
+        self._in_flight[ref] = (actor, task)
+
+    def wait(self, timeout: float) -> list[TrialReport]:
+        if not self._in_flight:
+            return []
+        ready, _ = self._ray.wait(list(self._in_flight), num_returns=1, timeout=timeout)
+        if ready:  # collect everything else that is already done, without waiting
+            more, _ = self._ray.wait(
+                list(self._in_flight), num_returns=len(self._in_flight), timeout=0
+            )
+            ready = list(dict.fromkeys(ready + more))
+        reports = []
+        for ref in ready:
+            actor, task = self._in_flight.pop(ref)
+            try:
+                reports.append(self._ray.get(ref))
+                self._idle.append(actor)
+            except self._ray.exceptions.RayError as err:
+                reports.append(TrialReport(number=task.number, error=f"worker died: {err}"))
+                self._idle.append(self._replace(actor))
+        return reports
+
+    def _replace(self, dead: Any) -> Any:
+        """A fresh actor in place of one that died, so the pool keeps its size."""
+        fresh = self._new_actor()
+        self._actors[self._actors.index(dead)] = fresh
+        return fresh
+
+    def shutdown(self) -> None:
+        for actor in self._actors:
+            self._ray.kill(actor, no_restart=True)
+        self._actors.clear()
+        self._idle.clear()
+
+
+def ensure_ray(address: str | None = None, *, min_cpus: float = 1.0) -> None:
+    """Connect to Ray: the given address, ``$RAY_ADDRESS``, or a local Ray started on demand.
+
+    A local Ray gets at least ``min_cpus`` logical CPUs so the requested concurrency is
+    honoured even beyond the core count (oversubscription is the user's explicit choice).
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=True)
+        return
+    cpus = max(os.cpu_count() or 1, int(min_cpus + 0.999))
+    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=True, configure_logging=False)
+
+
+def _pickle_module_by_value(objective: UserObjective) -> None:
+    """Ship a user objective's own module with it, so workers need not import it by name."""
+    module_name = getattr(objective, "__module__", None)
+    if not module_name or module_name == "__main__":
+        return
+    root = module_name.split(".")[0]
+    if root in ("search", "objectives", "spaces") or root in sys.stdlib_module_names:
+        return
+    module = sys.modules.get(module_name)
+    if module is None or "site-packages" in (getattr(module, "__file__", "") or ""):
+        return
+    from ray import cloudpickle
+
+    cloudpickle.register_pickle_by_value(module)

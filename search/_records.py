@@ -1,0 +1,114 @@
+"""Immutable views of a study's trials, read from the Optuna storage alone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from search._pareto import hypervolume, nondominated_ranks
+
+OBJECTIVES_ATTR = "objectives"  # study user attr: {metric: direction}, in value order
+SPEC_ATTR = "spec"  # study user attr: the validated spec as a dict
+PARENT_RUN_ATTR = "mlflow_parent_run_id"
+EXPERIMENT_ATTR = "mlflow_experiment_id"
+TRACKING_URI_ATTR = "mlflow_tracking_uri"
+RUN_ID_ATTR = "mlflow_run_id"  # trial user attr
+METRICS_ATTR = "metrics"  # trial user attr: every final metric the trial reported
+PARAMS_ATTR = "config"  # trial user attr: the full flat params, fixed ones included
+INTERRUPTED_ATTR = "interrupted"
+FAIL_REASON_ATTR = "fail_reason"
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One trial as users see it. ``values`` maps objective name -> value (COMPLETE only)."""
+
+    number: int
+    state: str
+    params: MappingProxyType
+    values: MappingProxyType
+    metrics: MappingProxyType
+    mlflow_run_id: str | None
+    pareto_rank: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "state": self.state,
+            "params": dict(self.params),
+            "values": dict(self.values),
+            "metrics": dict(self.metrics),
+            "mlflow_run_id": self.mlflow_run_id,
+            "pareto_rank": self.pareto_rank,
+        }
+
+
+@dataclass(frozen=True)
+class FrontSummary:
+    """The ranked complete trials of a study and the hypervolume of its front."""
+
+    objectives: dict[str, str]
+    records: list[TrialRecord] = field(default_factory=list)
+    hypervolume: float = 0.0
+
+    @property
+    def pareto(self) -> list[TrialRecord]:
+        return [r for r in self.records if r.pareto_rank == 0]
+
+
+def study_objectives(study: optuna.Study) -> dict[str, str]:
+    """The study's objective names and directions, as stored when it was created."""
+    stored = study.user_attrs.get(OBJECTIVES_ATTR)
+    if stored:
+        return dict(stored)
+    return {f"value_{i}": d.name.lower() for i, d in enumerate(study.directions)}
+
+
+def record_of(trial: FrozenTrial, objectives: dict[str, str], rank: int | None = None):
+    """The user-facing record of one frozen trial."""
+    values = {}
+    if trial.state == TrialState.COMPLETE and trial.values is not None:
+        values = dict(zip(objectives, trial.values, strict=True))
+    params = trial.user_attrs.get(PARAMS_ATTR) or trial.params
+    return TrialRecord(
+        number=trial.number,
+        state=trial.state.name,
+        params=MappingProxyType(dict(params)),
+        values=MappingProxyType(values),
+        metrics=MappingProxyType(dict(trial.user_attrs.get(METRICS_ATTR, {}))),
+        mlflow_run_id=trial.user_attrs.get(RUN_ID_ATTR),
+        pareto_rank=rank,
+    )
+
+
+def rank_trials(trials: list[FrozenTrial], objectives: dict[str, str]) -> FrontSummary:
+    """Rank the complete trials by non-domination and measure the front's hypervolume.
+
+    The hypervolume is taken in objectives normalised to [0, 1] over the complete trials
+    seen so far, with the reference point just beyond the worst corner (1.1 in every
+    normalised objective). It is comparable within one study, not across studies.
+    """
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None]
+    if not complete:
+        return FrontSummary(objectives)
+    directions = list(objectives.values())
+    values = np.array([t.values for t in complete], dtype=float)
+    ranks = nondominated_ranks(values, directions)
+    records = [record_of(t, objectives, int(r)) for t, r in zip(complete, ranks, strict=True)]
+    return FrontSummary(objectives, records, normalized_hypervolume(values, directions))
+
+
+def normalized_hypervolume(values: np.ndarray, directions: list[str]) -> float:
+    """Hypervolume in min-max normalised objectives, reference 1.1 beyond the worst."""
+    low, high = values.min(axis=0), values.max(axis=0)
+    span = np.where(high > low, high - low, 1.0)
+    scaled = (values - low) / span
+    # After scaling, "best" is 1 for maximised objectives: flip them to minimise all.
+    flips = np.array([d == "maximize" for d in directions])
+    scaled[:, flips] = 1.0 - scaled[:, flips]
+    return hypervolume(scaled, ["minimize"] * len(directions), [1.1] * len(directions))

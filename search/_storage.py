@@ -1,0 +1,57 @@
+"""Opening the Optuna storage from a URL; the driver is its only writer."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import optuna
+from optuna.storages import BaseStorage, RDBStorage
+from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+DEFAULT_STORAGE = "paretotune.journal"
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+_RDB_SCHEMES = ("sqlite:", "postgresql", "mysql")
+
+
+def resolve_storage_url(url: str | None) -> str:
+    """The storage URL to use: the argument, ``$PARETOTUNE_STORAGE``, or the journal file."""
+    return url or os.environ.get("PARETOTUNE_STORAGE") or DEFAULT_STORAGE
+
+
+def resolve_tracking_uri(uri: str | None) -> str:
+    """The MLflow URI: the argument, ``$MLFLOW_TRACKING_URI``, or ``sqlite:///mlflow.db``."""
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def open_storage(url: str | None = None) -> BaseStorage:
+    """Open an Optuna storage.
+
+    ``url`` forms: a file path or ``journal:///abs/path`` (an Optuna JournalFile, the
+    default, safe across driver restarts), ``sqlite:///…``, ``postgresql://…``,
+    ``mysql://…`` (SQLAlchemy URLs), or ``redis://…`` (a journal in Redis).
+    """
+    url = resolve_storage_url(url)
+    if url.startswith(_RDB_SCHEMES):
+        return RDBStorage(url, engine_kwargs=_engine_kwargs(url))
+    if url.startswith("redis://"):
+        from optuna.storages.journal import JournalRedisBackend
+
+        return JournalStorage(JournalRedisBackend(url))
+    path = Path(url.removeprefix("journal://"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return JournalStorage(JournalFileBackend(str(path)))
+
+
+def _engine_kwargs(url: str) -> dict:
+    if url.startswith("sqlite:"):
+        return {"connect_args": {"timeout": 30}}
+    return {"pool_pre_ping": True}
+
+
+def find_study(storage: BaseStorage, name: str) -> optuna.study.StudySummary | None:
+    """The summary of the study called ``name`` in ``storage``, or None."""
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        if summary.study_name == name:
+            return summary
+    return None

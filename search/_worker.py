@@ -1,0 +1,100 @@
+"""What runs inside a worker: one trial, from params to a report. No storage, no MLflow."""
+
+from __future__ import annotations
+
+import io
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+UserObjective = Callable[[dict[str, Any]], Mapping[str, float]]
+
+
+@dataclass(frozen=True)
+class TrialTask:
+    """One trial to run: its Optuna number and its full flat params."""
+
+    number: int
+    params: dict[str, Any]
+
+
+@dataclass
+class TrialReport:
+    """What a worker sends back. ``error`` is set when the trial raised."""
+
+    number: int
+    metrics: dict[str, float] = field(default_factory=dict)
+    history: list[dict[str, float]] = field(default_factory=list)
+    artifacts: dict[str, Any] = field(default_factory=dict)
+    model_bytes: bytes | None = None
+    error: str | None = None
+    worker_time_s: float = 0.0
+
+
+class TrialRunner:
+    """Runs trials in one long-lived process: imports, data and teacher caches stay warm.
+
+    With ``objective=None`` the built-in objective (``objectives.evaluate``) runs with the
+    study's ``context``; otherwise the user's callable gets the params and returns metrics.
+    """
+
+    def __init__(
+        self,
+        context: Any = None,
+        objective: UserObjective | None = None,
+        *,
+        keep_models: bool = True,
+        num_threads: int | None = None,
+    ):
+        self.context = context
+        self.objective = objective
+        self.keep_models = keep_models
+        if num_threads is not None and objective is None:
+            import torch
+
+            torch.set_num_threads(num_threads)
+
+    def ready(self) -> bool:
+        """Returns once the runner is constructed (lets a pool wait for start-up)."""
+        return True
+
+    def run(self, task: TrialTask) -> TrialReport:
+        started = time.perf_counter()
+        report = TrialReport(number=task.number)
+        try:
+            if self.objective is not None:
+                report.metrics = _as_metrics(self.objective(dict(task.params)))
+            else:
+                self._run_builtin(task, report)
+        except Exception as err:  # a failing trial is data, not a crash
+            report.error = f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=8)}"
+        report.worker_time_s = time.perf_counter() - started
+        return report
+
+    def _run_builtin(self, task: TrialTask, report: TrialReport) -> None:
+        import objectives
+
+        outcome = objectives.evaluate(task.params, self.context, keep_model=self.keep_models)
+        report.metrics = _as_metrics(outcome.metrics)
+        report.history = [dict(entry) for entry in outcome.history]
+        report.artifacts = dict(outcome.artifacts)
+        if outcome.model is not None:
+            import torch
+
+            buffer = io.BytesIO()
+            torch.save(outcome.model, buffer)
+            report.model_bytes = buffer.getvalue()
+
+
+def _as_metrics(raw: Mapping[str, Any]) -> dict[str, float]:
+    if not isinstance(raw, Mapping):
+        raise TypeError(f"the objective must return a dict of metrics, got {type(raw).__name__}")
+    metrics = {}
+    for name, value in raw.items():
+        try:
+            metrics[str(name)] = float(value)
+        except (TypeError, ValueError):
+            raise TypeError(f"metric {name!r} is not a number: {value!r}") from None
+    return metrics
