@@ -150,10 +150,8 @@ class SearchSpace(_Strict):
     @classmethod
     def _check_top(cls, value: Any, info: ValidationInfo) -> Any:
         knob = TOP_KNOBS[info.field_name or ""]
-        if value is None:
-            return knob.default
         try:
-            return normalize(value, knob)
+            return normalize(knob.default if value is None else value, knob)
         except DimensionError as err:
             raise ValueError(str(err)) from None
 
@@ -171,7 +169,7 @@ class SearchSpace(_Strict):
         for key, value in block.items():
             if key not in knobs:
                 known = ", ".join(knobs) or "(none)"
-                raise ValueError(f"{key!r} is not a knob of {option}; it knows: {known}")
+                raise ValueError(f"{key}: unknown knob; {option} knows: {known}")
             try:
                 normalize(value, knobs[key])
             except DimensionError as err:
