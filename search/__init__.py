@@ -6,6 +6,7 @@ from search._executors import Executor, InProcessExecutor, RayExecutor
 from search._mlflow import MlflowTracker
 from search._pareto import dominates, hypervolume, nondominated_ranks, pareto_mask
 from search._records import TrialRecord
+from search._storage import open_storage
 from search._tracking import NullTracker, Tracker
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "dominates",
     "hypervolume",
     "nondominated_ranks",
+    "open_storage",
     "pareto_mask",
     "run_study",
 ]

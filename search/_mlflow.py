@@ -143,21 +143,17 @@ class MlflowTracker(Tracker):
             self._submit(self._mark_interrupted, list(numbers))
 
     def _mark_interrupted(self, numbers: list[int]) -> None:
-        for run in self._child_runs(numbers):
-            if run.info.status == "RUNNING":
+        wanted = {str(n) for n in numbers}
+        running = self._client.search_runs(
+            [self._experiment_id],
+            filter_string=f"tags.`mlflow.parentRunId` = '{self._parent_run_id}' "
+            "AND attributes.status = 'RUNNING'",
+            max_results=10_000,
+        )
+        for run in running:
+            if run.data.tags.get(TRIAL_TAG) in wanted:
                 self._client.set_tag(run.info.run_id, STATE_TAG, "INTERRUPTED")
                 self._client.set_terminated(run.info.run_id, "KILLED")
-
-    def _child_runs(self, numbers: list[int]) -> list[Any]:
-        wanted = ", ".join(f"'{n}'" for n in numbers)
-        return list(
-            self._client.search_runs(
-                [self._experiment_id],
-                filter_string=f"tags.`{STUDY_TAG}` = '{self._study}' "
-                f"AND tags.`{TRIAL_TAG}` IN ({wanted})",
-                max_results=max(len(numbers) * 2, 10),
-            )
-        )
 
     # -- the front -------------------------------------------------------------------
     def update_front(self, snapshot: FrontSnapshot) -> None:

@@ -51,15 +51,24 @@ def test_regression_dataset_defaults_to_mse():
     ("data", "expected"),
     [
         ({"name": "x", "colour": 1}, "colour: unknown key"),
-        ({"name": "x", "budget": {"trials": 0}}, "budget.trials: Input should be greater than or equal to 1 (got 0)"),
+        (
+            {"name": "x", "budget": {"trials": 0}},
+            "budget.trials: Input should be greater than or equal to 1 (got 0)",
+        ),
         ({"name": "x", "budget": {"trails": 5}}, "budget.trails: unknown key"),
         ({"name": "x", "resources": {"workers": "two"}}, "resources.workers: "),
-        ({"name": "x", "space": {"architecture": ["mlp", "resnet"]}},
-         "space.architecture: 'resnet' is not one of: mlp, cnn, rnn, transformer"),
-        ({"name": "x", "space": {"optimizer": ["adagrad"]}},
-         "space.optimizer: 'adagrad' is not one of: sgd, adam, adamw, rmsprop"),
-        ({"name": "x", "space": {"learning_rate": {"low": 0.1, "high": 0.001}}},
-         "space.learning_rate: `low <= high` must hold, but got (low=0.1, high=0.001)"),
+        (
+            {"name": "x", "space": {"architecture": ["mlp", "resnet"]}},
+            "space.architecture: 'resnet' is not one of: mlp, cnn, rnn, transformer",
+        ),
+        (
+            {"name": "x", "space": {"optimizer": ["adagrad"]}},
+            "space.optimizer: 'adagrad' is not one of: sgd, adam, adamw, rmsprop",
+        ),
+        (
+            {"name": "x", "space": {"learning_rate": {"low": 0.1, "high": 0.001}}},
+            "space.learning_rate: `low <= high` must hold, but got (low=0.1, high=0.001)",
+        ),
         (
             {
                 "name": "x",
@@ -70,19 +79,32 @@ def test_regression_dataset_defaults_to_mse():
             },
             "space.adamw.weight_decay: a log range needs `low > 0`, but got low=0.0",
         ),
-        ({"name": "x", "space": {"batch_size": [0, 32]}}, "space.batch_size: 0 is below the minimum 1"),
+        (
+            {"name": "x", "space": {"batch_size": [0, 32]}},
+            "space.batch_size: 0 is below the minimum 1",
+        ),
         ({"name": "x", "space": {"batch_size": []}}, "space.batch_size: an empty list of choices"),
-        ({"name": "x", "space": {"mlp": {"width": {"low": 64, "high": 8}}}},
-         "space.mlp.width: `low <= high` must hold, but got (low=64, high=8)"),
-        ({"name": "x", "space": {"mlp": {"heads": [2]}}},
-         "space.mlp.heads: unknown knob; mlp knows: depth, width, activation, dropout"),
-        ({"name": "x", "space": {"cnn": {"channels": [8]}}},
-         "space.cnn: has settings but 'cnn' is not in space.architecture ['mlp']"),
+        (
+            {"name": "x", "space": {"mlp": {"width": {"low": 64, "high": 8}}}},
+            "space.mlp.width: `low <= high` must hold, but got (low=64, high=8)",
+        ),
+        (
+            {"name": "x", "space": {"mlp": {"heads": [2]}}},
+            "space.mlp.heads: unknown knob; mlp knows: depth, width, activation, dropout",
+        ),
+        (
+            {"name": "x", "space": {"cnn": {"channels": [8]}}},
+            "space.cnn: has settings but 'cnn' is not in space.architecture ['mlp']",
+        ),
         ({"name": "x", "objectives": {"acc": "maximize"}}, "objectives: 'acc' is not a metric"),
-        ({"name": "x", "objectives": {"accuracy": "max"}},
-         "objectives.accuracy: Input should be 'maximize' or 'minimize' (got 'max')"),
-        ({"name": "x", "objectives": {"mse": "minimize"}},
-         "objectives.mse: not produced by a classification task"),
+        (
+            {"name": "x", "objectives": {"accuracy": "max"}},
+            "objectives.accuracy: Input should be 'maximize' or 'minimize' (got 'max')",
+        ),
+        (
+            {"name": "x", "objectives": {"mse": "minimize"}},
+            "objectives.mse: not produced by a classification task",
+        ),
         ({"name": "x", "dataset": {"source": "csv"}}, "dataset: source 'csv' needs `path`"),
         ({"name": "bad name!"}, "name: 'bad name!' must start with a letter or digit"),
         ({}, "name: required key is missing"),

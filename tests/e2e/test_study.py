@@ -1,0 +1,214 @@
+"""Whole studies on a real local Ray, a real journal storage and MLflow on SQLite."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow import MlflowClient
+from optuna.trial import TrialState
+
+from search import Client, open_storage, run_study
+from spaces import EXAMPLES_DIR
+
+pytestmark = pytest.mark.slow
+
+
+def _child_runs(tracking_uri: str, experiment_id: str, parent_run_id: str):
+    client = MlflowClient(tracking_uri)
+    runs = client.search_runs(
+        [experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'"
+    )
+    return client, runs
+
+
+def test_digits_study_storage_and_mlflow_agree(ray_cluster, workdir: Path):
+    storage = str(workdir / "study.journal")
+    tracking = f"sqlite:///{workdir / 'mlflow.db'}"
+    result = run_study(
+        EXAMPLES_DIR / "digits.yaml",
+        storage=storage,
+        tracking_uri=tracking,
+        trials=4,
+        workers=2,
+        epochs=3,
+        progress=False,
+    )
+    assert result.n_complete == 4 and result.n_failed == 0
+    assert result.pareto, "a study with complete trials has a non-empty front"
+
+    study = optuna.load_study(study_name="digits-tradeoff", storage=open_storage(storage))
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
+    for trial in trials:
+        accuracy, train_time, latency = trial.values
+        assert accuracy > 0.3  # 10 classes: chance is 0.1
+        assert train_time > 0 and latency > 0
+        assert trial.user_attrs["metrics"]["size_bytes"] > 0
+
+    client, runs = _child_runs(tracking, result.experiment_id, result.parent_run_id)
+    assert len(runs) == 4, "one child run per trial, nested under the study's parent"
+    by_number = {int(r.data.tags["paretotune.trial_number"]): r for r in runs}
+    pareto_numbers = {r.number for r in result.pareto}
+    for trial in trials:
+        run = by_number[trial.number]
+        assert run.info.run_id == trial.user_attrs["mlflow_run_id"]
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["paretotune.state"] == "COMPLETE"
+        assert run.data.tags["pareto"] == str(trial.number in pareto_numbers).lower()
+        assert run.data.params["mlp.width"] == str(trial.params["mlp.width"])
+        assert run.data.metrics["accuracy"] == pytest.approx(trial.values[0])
+        curve = client.get_metric_history(run.info.run_id, "train_loss")
+        assert [m.step for m in curve] == [0, 1, 2], "per-epoch curves are logged by step"
+
+    parent = client.get_run(result.parent_run_id)
+    assert parent.info.status == "FINISHED"
+    assert "mlflow.parentRunId" not in parent.data.tags
+    artifacts = {a.path for a in client.list_artifacts(result.parent_run_id, "pareto")}
+    assert {"pareto/pareto_front.csv", "pareto/pareto_front.png"} <= artifacts
+
+    front = Client(storage=storage, tracking_uri=tracking).pareto_front("digits-tradeoff")
+    assert {r.number for r in front} == pareto_numbers
+    assert all(r.mlflow_run_id == by_number[r.number].info.run_id for r in front)
+
+
+def _slow_objective(params):
+    time.sleep(0.05)
+    if params["batch_size"] == 32:
+        raise ValueError("batch 32 is cursed")
+    return {
+        "accuracy": params["learning_rate"],
+        "train_time_s": params["batch_size"] / 100,
+        "latency_ms": 1.0,
+    }
+
+
+def test_failing_trials_are_recorded_and_the_study_goes_on(ray_cluster, workdir: Path):
+    storage = str(workdir / "study.journal")
+    tracking = f"sqlite:///{workdir / 'mlflow.db'}"
+    spec = {"name": "cursed", "space": {"batch_size": [32, 64]}, "budget": {"trials": 10}}
+    result = run_study(
+        spec, _slow_objective, storage=storage, tracking_uri=tracking, progress=False
+    )
+    study = optuna.load_study(study_name="cursed", storage=open_storage(storage))
+    failed = [t for t in study.get_trials() if t.state == TrialState.FAIL]
+    complete = [t for t in study.get_trials() if t.state == TrialState.COMPLETE]
+    assert len(failed) + len(complete) == 10
+    assert failed and complete
+    assert all("batch 32 is cursed" in t.user_attrs["fail_reason"] for t in failed)
+    assert all(t.params["batch_size"] == 32 for t in failed)
+    assert result.n_failed == len(failed)
+    client, runs = _child_runs(tracking, result.experiment_id, result.parent_run_id)
+    statuses = {int(r.data.tags["paretotune.trial_number"]): r.info.status for r in runs}
+    assert all(statuses[t.number] == "FAILED" for t in failed)
+
+    # Running again resumes: the budget is already spent, nothing new runs or is logged.
+    again = run_study(spec, _slow_objective, storage=storage, tracking_uri=tracking, progress=False)
+    assert again.trials_run == 0 and again.parent_run_id == result.parent_run_id
+    assert len(_child_runs(tracking, result.experiment_id, result.parent_run_id)[1]) == 10
+
+    # A larger budget continues the same study where it stopped.
+    more = run_study(
+        spec, _slow_objective, storage=storage, tracking_uri=tracking, progress=False, trials=13
+    )
+    assert more.trials_run == 3
+    assert len(_child_runs(tracking, result.experiment_id, result.parent_run_id)[1]) == 13
+
+
+def test_objective_missing_a_metric_fails_that_trial(ray_cluster, workdir: Path):
+    result = run_study(
+        {"name": "partial", "budget": {"trials": 2}, "resources": {"workers": 1}},
+        lambda params: {"accuracy": 0.5},
+        storage=str(workdir / "s.journal"),
+        tracking_uri=f"sqlite:///{workdir / 'm.db'}",
+        progress=False,
+    )
+    assert result.n_failed == 2
+    trial = optuna.load_study(
+        study_name="partial", storage=open_storage(str(workdir / "s.journal"))
+    ).trials[0]
+    assert "returned no train_time_s, latency_ms" in trial.user_attrs["fail_reason"]
+
+
+DRIVER = textwrap.dedent(
+    """
+    import sys, time
+    from search import run_study
+
+    PAUSE_S = float(sys.argv[3])  # read here: workers have their own argv
+
+    def objective(params):
+        time.sleep(PAUSE_S)
+        return {"accuracy": params["learning_rate"], "train_time_s": 1.0, "latency_ms": 1.0}
+
+    run_study({"name": "crashy", "budget": {"trials": 6}, "resources": {"workers": 2}},
+              objective, storage=sys.argv[1], tracking_uri=sys.argv[2], progress=False)
+    """
+)
+
+
+def test_killed_driver_resumes_without_losing_or_duplicating(ray_cluster, workdir: Path):
+    script = workdir / "driver.py"
+    script.write_text(DRIVER)
+    storage = str(workdir / "study.journal")
+    tracking = f"sqlite:///{workdir / 'mlflow.db'}"
+    env = os.environ | {"RAY_ADDRESS": ray_cluster.get_runtime_context().gcs_address}
+    proc = subprocess.Popen([sys.executable, str(script), storage, tracking, "3"], env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # wait until trials are running, then crash
+            if Path(storage).exists():
+                summaries = optuna.get_all_study_summaries(open_storage(storage))
+                study = (
+                    optuna.load_study(study_name="crashy", storage=open_storage(storage))
+                    if summaries
+                    else None
+                )
+                if study and any(t.state == TrialState.RUNNING for t in study.trials):
+                    break
+            time.sleep(0.5)
+        else:
+            pytest.fail("the driver never started a trial")
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+
+    study = optuna.load_study(study_name="crashy", storage=open_storage(storage))
+    left_running = [t for t in study.trials if t.state == TrialState.RUNNING]
+    assert left_running, "the crash left trials running"
+
+    subprocess.run(
+        [sys.executable, str(script), storage, tracking, "0.01"], env=env, check=True, timeout=180
+    )
+    study = optuna.load_study(study_name="crashy", storage=open_storage(storage))
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    interrupted = [t for t in study.trials if t.user_attrs.get("interrupted")]
+    assert len(complete) == 6, "the budget is met after the resume"
+    assert {t.number for t in interrupted} == {t.number for t in left_running}
+    assert all(t.state == TrialState.FAIL for t in interrupted)
+    retried = {json.dumps(t.params, sort_keys=True) for t in complete}
+    assert all(json.dumps(t.params, sort_keys=True) in retried for t in interrupted), (
+        "interrupted trials are run again with the same params"
+    )
+    client = MlflowClient(tracking)
+    parent = study.user_attrs["mlflow_parent_run_id"]
+    runs = client.search_runs(
+        [study.user_attrs["mlflow_experiment_id"]],
+        filter_string=f"tags.`mlflow.parentRunId` = '{parent}'",
+    )
+    numbers = [int(r.data.tags["paretotune.trial_number"]) for r in runs]
+    assert len(numbers) == len(set(numbers)), "no trial has two runs"
+    for run in runs:
+        if int(run.data.tags["paretotune.trial_number"]) in {t.number for t in interrupted}:
+            assert run.info.status == "KILLED"
+        else:
+            assert run.info.status == "FINISHED"

@@ -1,0 +1,96 @@
+"""The CLI: bad input gets one line per problem and exit 2; the front comes out as JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from search import run_study
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "search.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+BAD_SPEC = """\
+name: bad-one
+budget: {trials: 0}
+space:
+  architecture: [mlp, resnet]
+  learning_rate: {low: 0.1, high: 0.001}
+colour: blue
+"""
+
+
+def test_bad_spec_exits_2_with_one_line_per_problem_and_creates_nothing(tmp_path: Path):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(BAD_SPEC)
+    done = _cli("run", str(spec), cwd=tmp_path)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert lines == [
+        "error: space.architecture: 'resnet' is not one of: mlp, cnn, rnn, transformer",
+        "error: space.learning_rate: `low <= high` must hold, but got (low=0.1, high=0.001)",
+        "error: budget.trials: Input should be greater than or equal to 1 (got 0)",
+        "error: colour: unknown key",
+    ]
+    assert "Traceback" not in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"], "nothing half-written"
+
+
+def test_bad_override_and_missing_file_exit_2(tmp_path: Path):
+    good = Path(__file__).parents[2] / "spaces" / "examples" / "digits.yaml"
+    done = _cli("run", str(good), "--workers", "0", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "error: resources.workers: Input should be greater than or equal to 1 (got 0)"
+    )
+    done = _cli("run", str(tmp_path / "nope.yaml"), cwd=tmp_path)
+    assert done.returncode == 2 and "does not exist" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_family_that_cannot_apply_is_a_spec_error(tmp_path: Path):
+    spec = tmp_path / "wine.yaml"
+    spec.write_text("name: wine-cnn\ndataset: {source: wine}\nspace: {architecture: [mlp, cnn]}\n")
+    done = _cli("run", str(spec), cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: space.architecture: 'cnn' cannot apply to dataset 'wine'")
+    assert "Traceback" not in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["wine.yaml"]
+
+
+@pytest.mark.slow
+def test_pareto_json_lists_the_front(ray_cluster, workdir: Path):
+    def objective(params):
+        return {
+            "accuracy": params["learning_rate"],
+            "train_time_s": params["batch_size"],
+            "latency_ms": 1.0,
+        }
+
+    result = run_study({"name": "cli-front", "budget": {"trials": 8}}, objective, progress=False)
+    done = _cli("pareto", "cli-front", "--json", cwd=workdir)
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)
+    assert {row["number"] for row in rows} == {r.number for r in result.pareto}
+    for row in rows:
+        assert set(row) >= {"number", "params", "values", "mlflow_run_id"}
+        assert set(row["values"]) == {"accuracy", "train_time_s", "latency_ms"}
+        assert row["mlflow_run_id"]
+    missing = _cli("pareto", "no-such-study", cwd=workdir)
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == (
+        f"error: study 'no-such-study' not found in paretotune.journal (studies there: cli-front)"
+    )
