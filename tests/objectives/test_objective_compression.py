@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 import torch
 from torch import nn
@@ -13,6 +15,7 @@ BEFORE = ("accuracy_before_compression", "size_bytes_before_compression",
           "latency_ms_before_compression")  # fmt: skip
 
 
+@pytest.mark.filterwarnings("ignore:TypedStorage is deprecated")  # torch.load of int8 tensors
 @pytest.mark.parametrize("compression", COMPRESSIONS)
 def test_each_compression_runs_and_reports_before_and_after(compression, run, fast_mlp):
     outcome = run({**fast_mlp, "compression": compression}, keep_model=True)
@@ -23,6 +26,12 @@ def test_each_compression_runs_and_reports_before_and_after(compression, run, fa
     assert outcome.model is not None
     with torch.no_grad():
         assert outcome.model(torch.zeros(3, 64)).shape == (3, 10)
+    buffer = io.BytesIO()
+    torch.save(outcome.model, buffer)  # what a worker ships back
+    buffer.seek(0)
+    restored = torch.load(buffer, weights_only=False)
+    with torch.no_grad():
+        torch.testing.assert_close(restored(torch.ones(2, 64)), outcome.model(torch.ones(2, 64)))
 
 
 def test_int8_contains_quantized_modules_and_is_smaller(run, fast_mlp):
@@ -122,3 +131,58 @@ def test_distillation_caches_the_teacher(run, fast_mlp, tmp_path, monkeypatch):
 def test_distillation_for_regression(run):
     outcome = run({"compression": "distill", "learning_rate": 1e-2}, {"source": "diabetes"})
     assert "mse_before_compression" in outcome.metrics and outcome.metrics["mse"] > 0
+
+
+def _kill_units(model: nn.Module) -> None:
+    """Zero the incoming weights and biases of the first half of every prunable unit set,
+    so those units output exactly 0 and pruning them must not change the predictions."""
+    from objectives._models import RNNNet, TransformerNet
+
+    net = model.net
+    with torch.no_grad():
+        if isinstance(net, RNNNet):
+            rnn = net.rnn
+            gates, hidden = (4 if isinstance(rnn, nn.LSTM) else 3), rnn.hidden_size
+            rows = torch.cat([g * hidden + torch.arange(hidden // 2) for g in range(gates)])
+            for p in rnn.parameters():
+                p[rows] = 0
+        elif isinstance(net, TransformerNet):
+            for block in net.blocks:
+                block.ff1.weight[: block.ff1.out_features // 2] = 0
+                block.ff1.bias[: block.ff1.out_features // 2] = 0
+        else:
+            layers = [m for m in net if isinstance(m, nn.Linear | nn.Conv2d)][:-1]
+            for layer in layers:
+                layer.weight[: layer.weight.shape[0] // 2] = 0
+                layer.bias[: layer.weight.shape[0] // 2] = 0
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"architecture": "mlp", "mlp.depth": 3, "mlp.width": 12, "mlp.activation": "tanh"},
+        {"architecture": "cnn", "cnn.blocks": 2, "cnn.channels": 4, "cnn.head_width": 8},
+        {"architecture": "rnn", "rnn.hidden_size": 6, "rnn.layers": 2, "rnn.bidirectional": True},
+        {"architecture": "rnn", "rnn.cell": "gru", "rnn.hidden_size": 6, "rnn.layers": 2},
+        {"architecture": "transformer", "transformer.ff_width": 8, "transformer.layers": 2},
+    ],
+    ids=["mlp", "cnn", "lstm", "gru", "transformer"],
+)
+def test_structured_pruning_of_dead_units_keeps_predictions(params):
+    from objectives import dataset_info, load_dataset, resolve_params
+    from objectives._compression import prune_structured
+    from objectives._models import build_predictor
+
+    fold = load_dataset({"source": "digits"}, seed=0).folds[0]
+    torch.manual_seed(0)
+    model = build_predictor(
+        resolve_params(params), dataset_info({"source": "digits"}), fold.X_train, fold.y_train
+    ).eval()
+    _kill_units(model)
+    X = torch.from_numpy(fold.X_val[:50].copy())
+    with torch.no_grad():
+        expected = model(X)
+        n_before = sum(p.numel() for p in model.parameters())
+        pruned = prune_structured(model, 0.5)
+        torch.testing.assert_close(pruned(X), expected, rtol=1e-5, atol=1e-5)
+    assert sum(p.numel() for p in pruned.parameters()) < n_before

@@ -160,6 +160,12 @@ def test_kfold_reports_mean_over_folds(run, fast_mlp):
     assert sum(map(sum, outcome.artifacts["confusion_matrix"])) == 178 - 36  # every val row
 
 
+def test_no_test_split(run, fast_mlp):
+    outcome = run(fast_mlp, {"source": "wine"}, test_fraction=0.0)
+    assert outcome.metrics["accuracy"] > 0.5
+    assert not any(name.startswith("test_") for name in outcome.metrics)
+
+
 def test_on_epoch_sees_each_history_entry(run, fast_mlp):
     seen: list[tuple[int, dict[str, float]]] = []
     outcome = run(fast_mlp, on_epoch=lambda e, entry: seen.append((e, dict(entry))))

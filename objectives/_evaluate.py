@@ -1,0 +1,329 @@
+"""``evaluate``: train one trial's model, compress it, and measure it.
+
+Order of work: load and split the data (cached), build one model per fold, train all folds
+epoch by epoch (so ``on_epoch`` sees the fold mean), measure the uncompressed model,
+compress every fold's model (fine-tuning counts as training time), then measure again.
+With k-fold the validation metrics are the mean over folds; the final model, the test
+metrics and every cost metric come from the last fold's model (no refit).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from objectives._compression import (
+    cast_precision,
+    prune_structured,
+    prune_unstructured,
+    quantize_int8,
+    weight_sparsity,
+)
+from objectives._context import TrialContext, TrialOutcome
+from objectives._datasets import DatasetInfo, Fold, Splits, dataset_key, load_dataset
+from objectives._distill import get_teacher
+from objectives._measure import (
+    PeakMemory,
+    count_nonzero_params,
+    count_params,
+    latency,
+    pinned_threads,
+    serialized_size,
+    throughput,
+)
+from objectives._metrics import classification_scores, confusion, predict, regression_scores
+from objectives._models import Predictor, build_predictor, transformer_width
+from objectives._params import resolve_params
+from objectives._training import Distillation, TensorFold, Trainer
+
+OnEpoch = Callable[[int, Mapping[str, float]], None]
+FINETUNE_LR_FACTOR = 0.1  # structured-pruning fine-tune runs at a tenth of the learning rate
+
+
+@dataclass
+class _FoldRun:
+    fold: Fold
+    data: TensorFold
+    trainer: Trainer
+    teacher: Predictor | None = None
+
+
+def evaluate(
+    params: Mapping[str, Any],
+    context: TrialContext,
+    *,
+    on_epoch: OnEpoch | None = None,
+    keep_model: bool = False,
+) -> TrialOutcome:
+    """Train, compress and measure the model described by ``params``.
+
+    Args:
+        params: a flat trial config (names of ``spaces._knobs``); absent knobs take
+            :data:`objectives.DEFAULTS`.
+        context: the study-wide settings.
+        on_epoch: called after every training epoch as ``on_epoch(epoch, entry)`` with the
+            epoch number (from 1) and its history entry; it may raise :class:`StopTraining`.
+        keep_model: return the final predictor in ``TrialOutcome.model``.
+
+    Metrics (validation ones are the optimisation targets):
+        classification: ``accuracy``, ``f1_macro``, ``precision_macro``, ``recall_macro``,
+        ``roc_auc`` (when defined); regression: ``mse``, ``mae``, ``rmse``, ``r2`` in target
+        units. Each also as ``test_*`` on the held-out test rows. Costs: ``train_time_s``
+        (training and pruning fine-tune; a distillation teacher's time is separate as
+        ``teacher_train_time_s``), ``latency_ms`` (median at batch 1), ``latency_ms_p90``,
+        ``latency_cv``, ``throughput_sps`` (batch 256), ``size_bytes`` (serialized state
+        dict; sparse encoding for ``prune_unstructured``), ``n_params``, ``peak_mem_mb``.
+        Compression: ``accuracy_before_compression`` (or ``mse_...``),
+        ``size_bytes_before_compression``, ``latency_ms_before_compression``,
+        ``n_params_before_compression`` (for distill: the teacher's); unstructured pruning
+        adds ``sparsity``, ``size_bytes_dense``, ``n_params_nonzero``. With k-fold:
+        ``n_folds`` and ``accuracy_std`` (or ``mse_std``).
+
+    Raises:
+        StopTraining: re-raised from ``on_epoch``; the trial is to be recorded as pruned.
+        DatasetError: the dataset is unusable.
+        ValueError: invalid params, a family that does not apply to the dataset, a device
+            that is not available, or a compression the model's ops do not support.
+    """
+    p = resolve_params(params)
+    device = _device(context.device)
+    splits = load_dataset(
+        context.dataset,
+        context.seed,
+        test_fraction=context.test_fraction,
+        val_fraction=context.val_fraction,
+        kfold=context.kfold,
+    )
+    splits.info.check_family(p["architecture"])
+    with pinned_threads(context.num_threads):
+        return _Trial(p, context, splits, device).run(on_epoch, keep_model)
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("context.device: 'cuda' requested but torch.cuda.is_available() is False")
+    return torch.device(name)
+
+
+def _tensor(a: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.as_tensor(np.array(a), device=device)
+
+
+class _Trial:
+    """The state of one evaluation (kept in one place to keep the steps small)."""
+
+    def __init__(
+        self, p: dict[str, Any], context: TrialContext, splits: Splits, device: torch.device
+    ) -> None:
+        self.p, self.context, self.splits, self.device = p, context, splits, device
+        self.info: DatasetInfo = splits.info
+        self.primary = "accuracy" if self.info.task == "classification" else "mse"
+        self.compression: str = p["compression"]
+        self.notes = _notes(p, self.info)
+        self.metrics: dict[str, float] = {}
+        self.finetune_s = 0.0  # structured-pruning fine-tuning, counted as training time
+        self.n_params_float: int | None = None  # parameter count before int8 quantization
+        self.artifacts: dict[str, Any] = {"notes": self.notes}
+
+    def run(self, on_epoch: OnEpoch | None, keep_model: bool) -> TrialOutcome:
+        runs = [self._fold_run(i, fold) for i, fold in enumerate(self.splits.folds)]
+        history: list[dict[str, float]] = []
+        with PeakMemory(self.device) as memory:
+            for epoch in range(1, self.context.epochs + 1):
+                entries = [run.trainer.run_epoch() for run in runs]
+                entry = {**_mean(entries), "epoch": float(epoch)}
+                history.append(entry)
+                if on_epoch is not None:
+                    on_epoch(epoch, dict(entry))
+            before = self._before(runs)
+            models = [self._compress(i, run) for i, run in enumerate(runs)]
+        self.metrics["peak_mem_mb"] = memory.peak_mb
+        trained = sum(run.trainer.train_time_s for run in runs)
+        self.metrics["train_time_s"] = trained + self.finetune_s
+        self._score_folds(runs, models)
+        self._score_final(runs[-1], models[-1])
+        self.metrics.update(before)
+        final = models[-1].cpu().eval() if keep_model else None
+        return TrialOutcome(self.metrics, history, final, self.artifacts)
+
+    def _fold_run(self, index: int, fold: Fold) -> _FoldRun:
+        data = TensorFold(
+            _tensor(fold.X_train, self.device),
+            _tensor(fold.y_train, self.device),
+            _tensor(fold.X_val, self.device),
+            _tensor(fold.y_val, self.device),
+        )
+        seed = self.context.seed + index
+        teacher, distill = None, None
+        if self.compression == "distill":
+            teacher, seconds = get_teacher(
+                self._teacher_key(index),
+                self.p["architecture"],
+                self.info,
+                fold,
+                data,
+                epochs=self.context.epochs,
+                seed=seed,
+            )
+            self.metrics["teacher_train_time_s"] = (
+                self.metrics.get("teacher_train_time_s", 0.0) + seconds
+            )
+            distill = Distillation(teacher, self.p["distill.temperature"], self.p["distill.alpha"])
+        torch.manual_seed(seed)  # after the teacher, so a cached teacher changes nothing
+        model = build_predictor(self.p, self.info, fold.X_train, fold.y_train).to(self.device)
+        augment = self.info.image_shape if self.p["augment"] else None
+        trainer = Trainer(
+            model,
+            data,
+            self.p,
+            epochs=self.context.epochs,
+            seed=seed,
+            augment_shape=augment,
+            distill=distill,
+        )
+        return _FoldRun(fold, data, trainer, teacher)
+
+    def _teacher_key(self, index: int) -> tuple[Any, ...]:
+        c = self.context
+        split = (c.test_fraction, c.val_fraction, c.kfold, index)
+        family = self.p["architecture"]
+        return (dataset_key(c.dataset), split, family, c.epochs, c.seed, self.device.type)
+
+    def _before(self, runs: list[_FoldRun]) -> dict[str, float]:
+        """The ``*_before_compression`` metrics: the trained model (or, for distill, the
+        teacher) before any compression; cost metrics from the last fold."""
+        if self.compression == "none":
+            return {}
+        reference = [run.teacher if run.teacher is not None else run.trainer.model for run in runs]
+        scores = [
+            self._scores(m, run.fold.X_val, run.fold.y_val)[0]
+            for m, run in zip(reference, runs, strict=True)
+        ]
+        last = reference[-1]
+        cost = self._costs(last, runs[-1].fold.X_val, sparse=False)
+        return {
+            f"{self.primary}_before_compression": statistics.fmean(s[self.primary] for s in scores),
+            "latency_ms_before_compression": cost["latency_ms"],
+            "size_bytes_before_compression": cost["size_bytes"],
+            "n_params_before_compression": float(count_params(last)),
+        }
+
+    def _compress(self, index: int, run: _FoldRun) -> torch.nn.Module:
+        model = run.trainer.model.eval()
+        kind, p = self.compression, self.p
+        if kind == "int8_dynamic":
+            self.n_params_float = count_params(model)  # int8 keeps the count, not the bytes
+            return quantize_int8(model)
+        if kind in ("fp16", "bf16"):
+            dtype = torch.float16 if kind == "fp16" else torch.bfloat16
+            return cast_precision(model, dtype, run.data.X_val[:2])
+        if kind == "prune_unstructured":
+            return prune_unstructured(model, p["prune_unstructured.sparsity"])
+        if kind == "prune_structured":
+            model = prune_structured(model, p["prune_structured.amount"])
+            epochs = p["prune_structured.finetune_epochs"]
+            if epochs > 0:
+                trainer = Trainer(
+                    model,
+                    run.data,
+                    p,
+                    epochs=epochs,
+                    seed=self.context.seed + index + 1,
+                    lr=p["learning_rate"] * FINETUNE_LR_FACTOR,
+                    schedule="constant",
+                    augment_shape=run.trainer.augment_shape,
+                )
+                entries = [trainer.run_epoch() for _ in range(epochs)]
+                self.artifacts.setdefault("finetune_history", []).append(entries)
+                self.finetune_s += trainer.train_time_s
+        return model.eval()
+
+    def _scores(
+        self, model: torch.nn.Module, X: np.ndarray, y: np.ndarray
+    ) -> tuple[dict[str, float], np.ndarray]:
+        device = next(model.buffers()).device
+        out = predict(model, _tensor(X, device))
+        if self.info.task == "classification":
+            assert self.info.n_classes is not None
+            return classification_scores(y, out, self.info.n_classes), out
+        return regression_scores(y, out), out
+
+    def _costs(self, model: torch.nn.Module, X: np.ndarray, *, sparse: bool) -> dict[str, float]:
+        device = next(model.buffers()).device
+        rows = _tensor(X, device)
+        model.eval()
+        return {
+            **latency(model, rows[:1], self.context.latency_repeats),
+            "throughput_sps": throughput(model, rows),
+            "size_bytes": float(serialized_size(model, sparse=sparse)),
+        }
+
+    def _score_folds(self, runs: list[_FoldRun], models: list[torch.nn.Module]) -> None:
+        """Validation metrics (the optimisation targets): mean over folds."""
+        per_fold, matrices = [], []
+        for run, model in zip(runs, models, strict=True):
+            scores, out = self._scores(model, run.fold.X_val, run.fold.y_val)
+            per_fold.append(scores)
+            if self.info.n_classes is not None:
+                matrices.append(confusion(run.fold.y_val, out, self.info.n_classes))
+        self.metrics.update(_mean(per_fold))
+        if len(per_fold) > 1:
+            self.metrics["n_folds"] = float(len(per_fold))
+            self.metrics[f"{self.primary}_std"] = statistics.pstdev(
+                s[self.primary] for s in per_fold
+            )
+        if matrices:
+            self.artifacts["confusion_matrix"] = np.sum(matrices, axis=0).tolist()
+            self.artifacts["class_labels"] = list(self.splits.class_labels or ())
+
+    def _score_final(self, run: _FoldRun, model: torch.nn.Module) -> None:
+        """Test metrics and cost metrics of the final (last fold's, compressed) model."""
+        if len(self.splits.y_test):
+            scores, out = self._scores(model, self.splits.X_test, self.splits.y_test)
+            self.metrics.update({f"test_{k}": v for k, v in scores.items()})
+            if self.info.n_classes is not None:
+                matrix = confusion(self.splits.y_test, out, self.info.n_classes)
+                self.artifacts["test_confusion_matrix"] = matrix.tolist()
+        sparse = self.compression == "prune_unstructured"
+        self.metrics.update(self._costs(model, run.fold.X_val, sparse=sparse))
+        n_params = self.n_params_float if self.n_params_float is not None else count_params(model)
+        self.metrics["n_params"] = float(n_params)
+        if sparse:
+            self.metrics["size_bytes_dense"] = float(serialized_size(model))
+            self.metrics["sparsity"] = weight_sparsity(model)
+            self.metrics["n_params_nonzero"] = float(count_nonzero_params(model))
+        self.artifacts["latency_device"] = next(model.buffers()).device.type
+        if self.compression == "none":
+            self.metrics[f"{self.primary}_before_compression"] = self.metrics[self.primary]
+            for name in ("latency_ms", "size_bytes", "n_params"):
+                self.metrics[f"{name}_before_compression"] = self.metrics[name]
+
+
+def _mean(entries: list[dict[str, float]]) -> dict[str, float]:
+    """Key-wise mean over dicts (keys missing from some entries average over the rest)."""
+    keys = dict.fromkeys(k for e in entries for k in e)
+    return {k: statistics.fmean(e[k] for e in entries if k in e) for k in keys}
+
+
+def _notes(p: Mapping[str, Any], info: DatasetInfo) -> list[str]:
+    """Human-readable adjustments made to the requested config."""
+    notes = []
+    if p["optimizer"] == "sgd" and p["sgd.nesterov"] and p["sgd.momentum"] == 0:
+        notes.append("sgd.nesterov ignored: it needs momentum > 0")
+    if p["augment"] and info.image_shape is None:
+        notes.append("augment ignored: the dataset has no image shape")
+    if p["architecture"] == "transformer":
+        d, heads = p["transformer.d_model"], p["transformer.heads"]
+        if transformer_width(d, heads) != d:
+            notes.append(
+                f"transformer.d_model rounded up from {d} to {transformer_width(d, heads)} "
+                f"(a multiple of transformer.heads={heads})"
+            )
+    return notes
