@@ -143,7 +143,14 @@ def ensure_ray(address: str | None = None, *, min_cpus: float = 1.0) -> None:
         ray.init(address=address, log_to_driver=True)
         return
     cpus = max(os.cpu_count() or 1, int(min_cpus + 0.999))
-    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=True, configure_logging=False)
+    # address="local": always a fresh local Ray, never a `ray start` cluster found on disk.
+    ray.init(
+        address="local",
+        num_cpus=cpus,
+        include_dashboard=False,
+        log_to_driver=True,
+        configure_logging=False,
+    )
 
 
 def _pickle_module_by_value(objective: UserObjective) -> None:

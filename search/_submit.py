@@ -1,0 +1,99 @@
+"""Submitting a study to a Ray cluster as a Ray job whose driver is `paretotune run`."""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from search._storage import resolve_storage_url, resolve_tracking_uri
+from spaces import load_spec
+
+_TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
+_AGENT_WAIT_S = 90.0
+
+
+class ClusterError(RuntimeError):
+    """The cluster could not be reached or refused the job; the message says which."""
+
+
+_LOCAL_SCHEMES = ("sqlite:", "file:")
+
+
+def submit_study(
+    spec_path: str | Path,
+    address: str,
+    *,
+    storage: str | None = None,
+    tracking_uri: str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> str:
+    """Validate the spec here, then submit it to the cluster's job server; return the job id.
+
+    The job's working directory holds only the spec, so nothing else is uploaded; the
+    cluster's image must have paretotune installed (see deploy/README.md). Storage and
+    tracking URIs are passed to the job as-is: they must be reachable from the cluster.
+
+    Raises:
+        SpecError: the spec or an override is invalid (nothing is submitted).
+    """
+    from ray.job_submission import JobSubmissionClient
+
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    spec = load_spec(spec_path)
+    from search._driver import _apply_overrides
+
+    _apply_overrides(spec, overrides)
+    storage_url = resolve_storage_url(storage)
+    tracking = resolve_tracking_uri(tracking_uri)
+    arguments = [
+        "paretotune",
+        "run",
+        "spec.yaml",
+        "--no-progress",
+        "--storage",
+        storage_url,
+        "--tracking-uri",
+        tracking,
+    ]
+    for key, value in overrides.items():
+        flag = "--timeout" if key == "timeout_s" else f"--{key.replace('_', '-')}"
+        arguments += [flag, str(value)]
+    with tempfile.TemporaryDirectory(prefix="paretotune-job-") as folder:
+        shutil.copy(spec_path, Path(folder) / "spec.yaml")
+        deadline = time.monotonic() + _AGENT_WAIT_S
+        while True:
+            try:
+                client = JobSubmissionClient(address)
+                return client.submit_job(
+                    entrypoint=shlex.join(arguments),
+                    runtime_env={"working_dir": folder},
+                    metadata={"paretotune.study": overrides.get("name", spec.name)},
+                )
+            except (ConnectionError, RuntimeError) as err:
+                # A freshly started head answers "No available agent" for a few seconds.
+                if "No available agent" in str(err) and time.monotonic() < deadline:
+                    time.sleep(2.0)
+                    continue
+                raise ClusterError(f"--address {address}: cannot submit the job: {err}") from None
+
+
+def wait_for_job(address: str, job_id: str, *, timeout_s: float | None = None) -> tuple[str, str]:
+    """Poll the job until it ends; return its final status and its logs."""
+    from ray.job_submission import JobSubmissionClient
+
+    client = JobSubmissionClient(address)
+    deadline = time.monotonic() + timeout_s if timeout_s else float("inf")
+    status = str(client.get_job_status(job_id))
+    while status.split(".")[-1] not in _TERMINAL and time.monotonic() < deadline:
+        time.sleep(1.0)
+        status = str(client.get_job_status(job_id))
+    return status.split(".")[-1], client.get_job_logs(job_id)
+
+
+def is_local_only(url: str) -> bool:
+    """True for storage/tracking URLs a remote cluster cannot reach (files on this machine)."""
+    return url.startswith(_LOCAL_SCHEMES) or "://" not in url
