@@ -41,7 +41,14 @@ from search._records import (
 from search._storage import open_storage, resolve_storage_url, resolve_tracking_uri
 from search._tracking import FrontSnapshot, Tracker
 from search._worker import TrialReport, TrialTask, UserObjective
-from spaces import SpecError, StudySpec, format_validation_error, load_spec, sample_params
+from spaces import (
+    SpecError,
+    StudySpec,
+    covering_choices,
+    format_validation_error,
+    load_spec,
+    sample_params,
+)
 
 _POLL_S = 0.2
 FRONT_EVERY_S = 10.0  # how often the ranked front is republished while the study runs
@@ -234,6 +241,9 @@ def _open_study(spec: StudySpec, objectives: dict[str, str], storage_url: str) -
     )
     study.set_user_attr(OBJECTIVES_ATTR, objectives)
     study.set_user_attr(SPEC_ATTR, spec.model_dump(mode="json"))
+    if spec.sampler.cover_choices:
+        for partial in covering_choices(spec.space)[: spec.budget.trials]:
+            study.enqueue_trial(partial, skip_if_exists=False)
     return study
 
 

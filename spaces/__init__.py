@@ -2,9 +2,10 @@
 
 from pathlib import Path
 
+from spaces._expressions import Comparison, Expression, ExpressionError, parse_expression
 from spaces._knobs import COMPRESSIONS, FAMILIES, OPTIMIZERS
 from spaces._loading import SpecError, format_validation_error, load_spec, validate_spec
-from spaces._sampling import replay_params, sample_params
+from spaces._sampling import covering_choices, replay_params, sample_params
 from spaces._spec import (
     METRIC_NAMES,
     BudgetSpec,
@@ -25,15 +26,20 @@ __all__ = [
     "METRIC_NAMES",
     "OPTIMIZERS",
     "BudgetSpec",
+    "Comparison",
     "DatasetSpec",
+    "Expression",
+    "ExpressionError",
     "ResourcesSpec",
     "SamplerSpec",
     "SearchSpace",
     "SpecError",
     "StudySpec",
     "ValidationSpec",
+    "covering_choices",
     "format_validation_error",
     "load_spec",
+    "parse_expression",
     "replay_params",
     "sample_params",
     "validate_spec",

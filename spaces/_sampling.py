@@ -35,3 +35,22 @@ def sample_params(trial: optuna.Trial, space: SearchSpace) -> dict[str, Any]:
 def replay_params(space: SearchSpace, recorded: dict[str, Any]) -> dict[str, Any]:
     """The full config of a finished trial from its recorded Optuna params."""
     return sample_params(optuna.trial.FixedTrial(recorded), space)
+
+
+def covering_choices(space: SearchSpace) -> list[dict[str, Any]]:
+    """Partial configs that together try every option of every owning dimension once.
+
+    Trial ``i`` takes option ``i mod n`` of each dimension, so ``max(n)`` trials cover all
+    families, optimizers and compressions; the sampler fills in everything else. Only
+    dimensions with more than one choice appear.
+    """
+    dimensions = {
+        name: getattr(space, name) for name in OWNING_DIMENSIONS if len(getattr(space, name)) > 1
+    }
+    if not dimensions:
+        return []
+    rounds = max(len(choices) for choices in dimensions.values())
+    return [
+        {name: choices[i % len(choices)] for name, choices in dimensions.items()}
+        for i in range(rounds)
+    ]

@@ -5,9 +5,18 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from spaces._dimensions import DimensionError, normalize
+from spaces._expressions import ExpressionError, parse_expression
 from spaces._knobs import OWNING_DEFAULTS, OWNING_DIMENSIONS, TOP_KNOBS
 
 Direction = Literal["maximize", "minimize"]
@@ -44,6 +53,9 @@ class DatasetSpec(_Strict):
     path: str | None = None
     target: str | None = None
     task: Literal["classification", "regression"] | None = None
+    image_shape: tuple[PositiveInt, PositiveInt, PositiveInt] | None = (
+        None  # [C, H, W] of flat rows
+    )
 
     @model_validator(mode="after")
     def _check_source_keys(self) -> DatasetSpec:
@@ -51,8 +63,10 @@ class DatasetSpec(_Strict):
             raise ValueError(f"source {self.source!r} needs `path`")
         if self.source == "csv" and not self.target:
             raise ValueError("source 'csv' needs `target` (the label column)")
-        if self.source in BUILTIN_DATASETS and (self.path or self.target):
-            raise ValueError(f"built-in source {self.source!r} takes no `path` or `target`")
+        if self.source in BUILTIN_DATASETS and (self.path or self.target or self.image_shape):
+            raise ValueError(
+                f"built-in source {self.source!r} takes no `path`, `target` or `image_shape`"
+            )
         return self
 
     def inferred_task(self) -> Literal["classification", "regression"] | None:
@@ -95,6 +109,7 @@ class SamplerSpec(_Strict):
     name: Literal["tpe", "nsga2", "random"] = "tpe"
     startup_trials: int = Field(10, ge=0)
     population_size: int = Field(20, ge=2)
+    cover_choices: bool = True  # first trials try every family/optimizer/compression once
 
 
 class SearchSpace(_Strict):
@@ -189,7 +204,12 @@ class SearchSpace(_Strict):
 
 
 class StudySpec(_Strict):
-    """A whole study, as written in YAML. Every part but `name` has a documented default."""
+    """A whole study, as written in YAML. Every part but `name` has a documented default.
+
+    ``constraints`` (optional) are conditions over a trial's final metrics and params, such
+    as ``"latency_ms <= 0.5"``; a complete trial meeting all of them is *feasible*. They do
+    not steer the sampler: the Client's ``feasible_only`` queries filter by them.
+    """
 
     name: str = Field(min_length=1, max_length=200)
     dataset: DatasetSpec = Field(default_factory=DatasetSpec)
@@ -200,6 +220,7 @@ class StudySpec(_Strict):
     validation: ValidationSpec = Field(default_factory=ValidationSpec)
     sampler: SamplerSpec = Field(default_factory=SamplerSpec)
     seed: int = Field(0, ge=0)
+    constraints: list[str] | None = None
 
     @field_validator("name")
     @classmethod
@@ -221,6 +242,17 @@ class StudySpec(_Strict):
         for metric in value:
             if metric not in METRIC_NAMES:
                 raise ValueError(f"{metric!r} is not a metric; known: {', '.join(METRIC_NAMES)}")
+        return value
+
+    @field_validator("constraints")
+    @classmethod
+    def _check_constraints(cls, value: list[str] | None) -> list[str] | None:
+        """Each one a condition such as ``latency_ms <= 0.5`` (see ``spaces._expressions``)."""
+        for text in value or []:
+            try:
+                parse_expression(text)
+            except ExpressionError as err:
+                raise ValueError(str(err)) from None
         return value
 
     @model_validator(mode="after")
