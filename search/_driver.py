@@ -38,6 +38,7 @@ from search._records import (
     TrialRecord,
     rank_trials,
 )
+from search._samplers import AutoSampler
 from search._storage import open_storage, resolve_storage_url, resolve_tracking_uri
 from search._tracking import FrontSnapshot, Tracker
 from search._worker import TrialReport, TrialTask, UserObjective
@@ -115,8 +116,7 @@ def run_study(
     driver = _Driver(spec, study, objectives, tracker, progress)
     status = "FAILED"
     try:
-        driver.open()
-        if executor is None:
+        if executor is None:  # actors start in the background while MLflow opens
             executor = RayExecutor(
                 spec.resources.workers,
                 context,
@@ -124,6 +124,7 @@ def run_study(
                 cpus_per_worker=spec.resources.cpus_per_trial,
                 gpus_per_worker=spec.resources.gpus_per_trial,
             )
+        driver.open()
         driver.loop(executor)
         status = "FINISHED"
     except KeyboardInterrupt:
@@ -202,19 +203,21 @@ def _sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
     settings = spec.sampler
     if settings.name == "random":
         return optuna.samplers.RandomSampler(seed=spec.seed)
+    nsga2 = optuna.samplers.NSGAIISampler(population_size=settings.population_size, seed=spec.seed)
     if settings.name == "nsga2":
-        return optuna.samplers.NSGAIISampler(
-            population_size=settings.population_size, seed=spec.seed
-        )
+        return nsga2
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(
+        tpe = optuna.samplers.TPESampler(
             n_startup_trials=settings.startup_trials,
             multivariate=True,
             group=True,  # the space is conditional: each family/optimizer its own group
             constant_liar=True,  # concurrent workers: don't sample the same point twice
             seed=spec.seed,
         )
+    if settings.name == "tpe":
+        return tpe
+    return AutoSampler(tpe, nsga2, switch_at=settings.switch_at)
 
 
 def _open_study(spec: StudySpec, objectives: dict[str, str], storage_url: str) -> optuna.Study:

@@ -1,0 +1,72 @@
+"""The default sampler: TPE while a study is small, NSGA-II once it is large.
+
+Measured here (benchmarks/sampler_scaling.py): multivariate TPE finds slightly better
+fronts on small budgets, but one ask costs ~10 ms at 100 trials and ~55 ms at 1,000,
+growing linearly; NSGA-II stays near 1 ms at 2,000. ``AutoSampler`` takes TPE's quality
+where it is cheap and NSGA-II's flat cost after ``switch_at`` trials. NSGA-II starts its
+own generations at the switch (its first population is drawn at random).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+from optuna.distributions import BaseDistribution
+from optuna.samplers import BaseSampler
+from optuna.trial import FrozenTrial
+
+
+class AutoSampler(BaseSampler):
+    """Delegates each trial to ``small`` before ``switch_at`` trials exist, else ``large``."""
+
+    def __init__(self, small: BaseSampler, large: BaseSampler, *, switch_at: int = 300):
+        self.small = small
+        self.large = large
+        self.switch_at = switch_at
+        self._by_trial: dict[int, BaseSampler] = {}
+
+    def _for(self, study: optuna.Study, trial: FrozenTrial) -> BaseSampler:
+        sampler = self._by_trial.get(trial._trial_id)
+        if sampler is None:
+            count = len(study.get_trials(deepcopy=False))
+            sampler = self.small if count <= self.switch_at else self.large
+            self._by_trial[trial._trial_id] = sampler
+        return sampler
+
+    def reseed_rng(self) -> None:
+        self.small.reseed_rng()
+        self.large.reseed_rng()
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self._for(study, trial).before_trial(study, trial)
+
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        return self._for(study, trial).infer_relative_search_space(study, trial)
+
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        return self._for(study, trial).sample_relative(study, trial, search_space)
+
+    def sample_independent(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        return self._for(study, trial).sample_independent(
+            study, trial, param_name, param_distribution
+        )
+
+    def after_trial(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        state: optuna.trial.TrialState,
+        values: Any,
+    ) -> None:
+        self._by_trial.pop(trial._trial_id, self.small).after_trial(study, trial, state, values)

@@ -1,0 +1,35 @@
+"""The default sampler hands over from TPE to NSGA-II at `switch_at` trials."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from search._driver import _sampler
+from spaces import sample_params, validate_spec
+
+GENERATION = "NSGAIISampler:generation"
+
+
+@pytest.mark.parametrize("name", ["auto", "tpe", "nsga2", "random"])
+def test_every_offered_sampler_drives_the_conditional_space(name):
+    spec = validate_spec(
+        {
+            "name": "x",
+            "space": {"architecture": ["mlp", "rnn"]},
+            "sampler": {"name": name, "switch_at": 15, "population_size": 4},
+        }
+    )
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=_sampler(spec))
+    for i in range(30):
+        trial = study.ask()
+        params = sample_params(trial, spec.space)
+        assert f"{params['architecture']}." in " ".join(params)
+        study.tell(trial, [i % 7 / 7, (i * 3) % 5])
+    uses_nsga2 = [GENERATION in t.system_attrs for t in study.trials]
+    if name == "auto":
+        assert not any(uses_nsga2[:15]) and all(uses_nsga2[16:])
+    elif name == "nsga2":
+        assert all(uses_nsga2)
+    else:
+        assert not any(uses_nsga2)
