@@ -104,10 +104,12 @@ class ValidationSpec(_Strict):
 
 
 class SamplerSpec(_Strict):
-    """The Optuna sampler: tpe (default), nsga2 or random."""
+    """The Optuna sampler: auto (default: tpe, then nsga2 after `switch_at` trials), tpe,
+    nsga2 or random."""
 
-    name: Literal["tpe", "nsga2", "random"] = "tpe"
+    name: Literal["auto", "tpe", "nsga2", "random"] = "auto"
     startup_trials: int = Field(10, ge=0)
+    switch_at: int = Field(300, ge=0)
     population_size: int = Field(20, ge=2)
     cover_choices: bool = True  # first trials try every family/optimizer/compression once
 
