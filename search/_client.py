@@ -1,23 +1,38 @@
-"""The Python API for finished and running studies: list them, read their fronts."""
+"""The Python API for finished and running studies: list them, read their fronts, choose
+a trial, and get its model back. Selection logic lives in `search._selection`, model
+handling in `search._models`; this class only finds the study and wires them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import optuna
 from optuna.trial import TrialState
 
+from search import _models, _selection
 from search._records import (
     EXPERIMENT_ATTR,
     PARENT_RUN_ATTR,
+    SPEC_ATTR,
+    TRACKING_URI_ATTR,
     FrontSummary,
     TrialRecord,
+    TrialSet,
     rank_trials,
     record_of,
     study_objectives,
 )
 from search._storage import open_storage, resolve_storage_url, resolve_tracking_uri
+
+if TYPE_CHECKING:
+    import torch
+    from mlflow.entities.model_registry import ModelVersion
 
 
 class StudyNotFoundError(LookupError):
@@ -44,12 +59,14 @@ class Client:
 
     Args:
         storage: Optuna storage URL (default ``$PARETOTUNE_STORAGE`` or the journal file).
-        tracking_uri: MLflow URI (default ``$MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow.db``).
+        tracking_uri: MLflow URI (default ``$MLFLOW_TRACKING_URI``, else the URI the study
+            was tracked at, else ``sqlite:///mlflow.db``).
     """
 
     def __init__(self, storage: str | None = None, tracking_uri: str | None = None):
         self.storage_url = resolve_storage_url(storage)
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
+        self._given_tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
         self._storage = open_storage(self.storage_url)
 
     def study_names(self) -> list[str]:
@@ -75,8 +92,11 @@ class Client:
         by_state: dict[str, int] = {}
         for trial in trials:
             by_state[trial.state.name] = by_state.get(trial.state.name, 0) + 1
-        times = [t.datetime_complete or t.datetime_start for t in trials]
-        times = [t for t in times if t is not None]
+        times = [
+            t
+            for t in (trial.datetime_complete or trial.datetime_start for trial in trials)
+            if t is not None
+        ]
         starts = [t.datetime_start for t in trials if t.datetime_start is not None]
         return StudySummary(
             name=name,
@@ -95,23 +115,174 @@ class Client:
         study = self._study(name)
         return rank_trials(study.get_trials(deepcopy=False), study_objectives(study))
 
-    def pareto_front(self, name: str) -> list[TrialRecord]:
-        """The Pareto-optimal trials of the study, by trial number."""
-        return sorted(self.front(name).pareto, key=lambda r: r.number)
+    def pareto_front(self, name: str, feasible_only: bool = True) -> TrialSet:
+        """The Pareto-optimal trials of the study, by trial number, with their model URIs.
 
-    def trials(self, name: str) -> list[TrialRecord]:
-        """Every trial of the study, whatever its state, by trial number."""
-        study = self._study(name)
+        With ``feasible_only`` (the default) this is the front of the trials meeting the
+        spec's ``constraints``; without constraints every complete trial is feasible.
+        """
+        pool, _, study = self._pool(name, feasible_only)
+        return self._with_models(study, [r for r in pool if r.pareto_rank == 0])
+
+    def best_config(
+        self,
+        name: str,
+        where: str | None = None,
+        prefer: str | None = None,
+        *,
+        feasible_only: bool = True,
+    ) -> TrialRecord:
+        """The complete trial that satisfies ``where`` and is best by ``prefer``.
+
+        Args:
+            where: a condition over final metrics and params, e.g.
+                ``"latency_ms <= 0.2 and size_bytes < 1e6"`` (``<, <=, >, >=, ==, !=``,
+                ``and``, ``or``, ``not``, parentheses; never evaluated as Python).
+            prefer: the metric to optimise (default: the first objective), in its
+                objective direction, or by name for other metrics (scores up, costs down).
+
+        Raises:
+            NoTrialMatchesError: nothing satisfies ``where``; says how close trials came.
+            UnknownMetricError: a name no trial has; lists the real ones.
+            ExpressionError: ``where`` is malformed.
+        """
+        pool, objectives, study = self._pool(name, feasible_only)
+        chosen = _selection.best(pool, objectives, name, where=where, prefer=prefer)
+        return self._with_models(study, [chosen])[0]
+
+    def knee_point(self, name: str, *, feasible_only: bool = True) -> TrialRecord:
+        """The Pareto trial nearest the utopia point in min-max normalised objectives.
+
+        Each objective is scaled to [0, 1] over the front, 0 being the front's best value
+        in that objective's direction; the trial with the smallest Euclidean distance to
+        the all-best corner wins (ties: lower trial number).
+        """
+        pool, objectives, study = self._pool(name, feasible_only)
+        return self._with_models(study, [_selection.knee(pool, objectives, name)])[0]
+
+    def weighted(
+        self, name: str, weights: Mapping[str, float], *, feasible_only: bool = True
+    ) -> TrialRecord:
+        """The trial with the best weighted sum of min-max normalised metrics.
+
+        Each weighted metric (objective or not) is scaled to [0, 1] over the complete
+        trials, 1 being its best value, so ``{"accuracy": 1, "latency_ms": 0.5}`` reads
+        "accuracy matters twice as much as latency", whatever their units.
+        """
+        pool, objectives, study = self._pool(name, feasible_only)
+        chosen = _selection.weighted(pool, objectives, weights, name)
+        return self._with_models(study, [chosen])[0]
+
+    def load_model(self, record: TrialRecord) -> torch.nn.Module:
+        """The trial's trained (and compressed) predictor from MLflow, in eval mode.
+
+        It takes raw feature rows as the dataset gives them (float32, ``(n, features)``;
+        the preprocessing is inside) and returns logits or target-unit predictions.
+        """
+        return _models.load_model(self._tracking_uri_of(record), self._model_uri(record))
+
+    def register(
+        self, record: TrialRecord, name: str, alias: str | None = "champion"
+    ) -> ModelVersion:
+        """A new version of registered model ``name`` in the MLflow Model Registry from the
+        trial's model, with ``alias`` set on it."""
+        from mlflow import MlflowClient
+
+        self._model_uri(record)
+        uri = self._tracking_uri_of(record)
+        client = MlflowClient(uri, registry_uri=uri)
+        return _models.register_model(client, record, name, alias)
+
+    def export(self, record: TrialRecord, path: str | Path) -> Path:
+        """Write a YAML spec that re-trains exactly this trial (``paretotune retrain``).
+
+        Raises:
+            SpecError: the trial's params do not form a spec (a custom-objective study).
+        """
+        study = self._study(self._study_of(record))
+        spec = _models.export_spec(dict(study.user_attrs[SPEC_ATTR]), record, study.study_name)
+        comment = (
+            f"re-trains trial {record.number} of study {study.study_name!r}: "
+            f"paretotune retrain {Path(path).name}"
+        )
+        return _models.write_spec(spec, path, comment)
+
+    # -- plumbing ----------------------------------------------------------------------
+    def _records(self, study: optuna.Study) -> list[TrialRecord]:
         objectives = study_objectives(study)
-        ranks = {r.number: r.pareto_rank for r in self.front(name).records}
         return [
-            record_of(t, objectives, ranks.get(t.number)) for t in study.get_trials(deepcopy=False)
+            replace(record_of(t, objectives), study=study.study_name)
+            for t in study.get_trials(deepcopy=False)
         ]
 
+    def _pool(
+        self, name: str, feasible_only: bool
+    ) -> tuple[TrialSet, dict[str, str], optuna.Study]:
+        """The study's complete trials (only the feasible ones if asked), ranked."""
+        study = self._study(name)
+        objectives = study_objectives(study)
+        constraints = _selection.parse_constraints(study.user_attrs.get(SPEC_ATTR))
+        pool = _selection.candidates(
+            self._records(study), objectives, constraints, name, feasible_only=feasible_only
+        )
+        return pool, objectives, study
+
+    def _tracking_uri_of(self, record_or_study: TrialRecord | optuna.Study) -> str:
+        if self._given_tracking_uri:
+            return self._given_tracking_uri
+        study = record_or_study
+        if isinstance(study, TrialRecord):
+            study = self._study(self._study_of(study))
+        return study.user_attrs.get(TRACKING_URI_ATTR) or self.tracking_uri
+
+    def _with_models(self, study: optuna.Study, records: list[TrialRecord]) -> TrialSet:
+        """The records with ``model_uri`` set from their runs' ``paretotune.model_uri`` tag."""
+        experiment = study.user_attrs.get(EXPERIMENT_ATTR)
+        parent = study.user_attrs.get(PARENT_RUN_ATTR)
+        if not records or experiment is None or parent is None:
+            return TrialSet(records)
+        from mlflow import MlflowClient
+
+        try:
+            runs = MlflowClient(self._tracking_uri_of(study)).search_runs(
+                [experiment],
+                filter_string=f"tags.`mlflow.parentRunId` = '{parent}'",
+                max_results=50_000,
+            )
+        except Exception as err:  # the front is still worth having without model URIs
+            warnings.warn(f"MLflow unreachable, no model URIs: {err}", stacklevel=3)
+            return TrialSet(records)
+        uris = {run.info.run_id: run.data.tags.get(_models.MODEL_URI_TAG) for run in runs}
+        return TrialSet(replace(r, model_uri=uris.get(r.mlflow_run_id or "")) for r in records)
+
+    @staticmethod
+    def _study_of(record: TrialRecord) -> str:
+        if not record.study:
+            raise LookupError(
+                f"trial {record.number} has no study name; take records from this Client"
+            )
+        return record.study
+
+    @staticmethod
+    def _model_uri(record: TrialRecord) -> str:
+        if not record.model_uri or not record.mlflow_run_id:
+            raise LookupError(
+                f"trial {record.number} of study {record.study!r} has no model in MLflow "
+                "(custom objectives and untracked studies keep none)"
+            )
+        return record.model_uri
+
+    def trials(self, name: str) -> TrialSet:
+        """Every trial of the study, whatever its state, by trial number (no model URIs)."""
+        pool, _, study = self._pool(name, feasible_only=False)
+        ranked = {r.number: r for r in pool}
+        return TrialSet(ranked.get(r.number, r) for r in self._records(study))
+
     def trial(self, name: str, number: int) -> TrialRecord:
+        """One trial, with its Pareto rank, feasibility and model URI."""
         for record in self.trials(name):
             if record.number == number:
-                return record
+                return self._with_models(self._study(name), [record])[0]
         raise LookupError(f"study {name!r} has no trial {number}")
 
 

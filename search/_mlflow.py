@@ -5,6 +5,10 @@ store never stalls the dispatch of trials. Durability of the trial -> run mappin
 the driver stores each run id as the trial's ``mlflow_run_id`` user attribute as soon
 as it is known, and every child run carries the tags ``paretotune.study`` and
 ``paretotune.trial_number``, so a resumed study finds its runs instead of duplicating.
+
+Models: every child run gets its raw predictor (``model/model.pt``, plus a few raw input
+rows) and the tag ``paretotune.model_uri``; when the final front is published, each
+Pareto-optimal trial is also logged as an MLflow PyTorch model (see `search._models`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from search._models import (
+    EXAMPLE_FILE,
+    MODEL_DIR,
+    MODEL_URI_TAG,
+    RAW_MODEL_FILE,
+    log_trial_model,
+    raw_model_uri,
+)
 from search._tracking import FrontSnapshot, Tracker
 from search._worker import TrialReport
 
@@ -128,15 +140,24 @@ class MlflowTracker(Tracker):
             tags.append(RunTag("paretotune.error", report.error[:_MAX_TAG_CHARS]))
         for start in range(0, len(metrics), 1000):  # MLflow's per-batch metric limit
             self._client.log_batch(run_id, metrics=metrics[start : start + 1000])
-        self._client.log_batch(run_id, tags=tags)
         for name, value in report.artifacts.items():
             self._client.log_dict(run_id, {name: value}, f"{name}.json")
         if report.model_bytes is not None:
-            with tempfile.TemporaryDirectory() as folder:
-                path = Path(folder) / "model.pt"
-                path.write_bytes(report.model_bytes)
-                self._client.log_artifact(run_id, str(path), "model")
+            self._log_raw_model(run_id, report)
+            tags.append(RunTag(MODEL_URI_TAG, raw_model_uri(run_id)))
+        self._client.log_batch(run_id, tags=tags)
         self._client.set_terminated(run_id, _RUN_STATUS.get(state, "FAILED"))
+
+    def _log_raw_model(self, run_id: str, report: TrialReport) -> None:
+        """``model/model.pt`` (the pickled predictor) and ``model/input_example.npy``."""
+        import numpy as np
+
+        with tempfile.TemporaryDirectory() as folder:
+            assert report.model_bytes is not None
+            (Path(folder) / RAW_MODEL_FILE).write_bytes(report.model_bytes)
+            if report.input_example is not None:
+                np.save(Path(folder) / EXAMPLE_FILE, np.asarray(report.input_example))
+            self._client.log_artifacts(run_id, folder, MODEL_DIR)
 
     def mark_interrupted(self, numbers: Sequence[int]) -> None:
         if numbers:
@@ -191,6 +212,18 @@ class MlflowTracker(Tracker):
                 path = Path(folder) / "pareto_front.png"
                 path.write_bytes(front_figure_png(snapshot))
                 self._client.log_artifact(parent, str(path), "pareto")
+        if snapshot.final:
+            self._log_front_models(snapshot)
+
+    def _log_front_models(self, snapshot: FrontSnapshot) -> None:
+        """Log every Pareto-optimal trial's raw model as an MLflow PyTorch model (once)."""
+        for row in snapshot.rows:
+            run_id = row.get("run_id")
+            if row["rank"] != 0 or not run_id:
+                continue
+            logged = self._client.get_run(run_id).data.tags.get(MODEL_URI_TAG, "")
+            if logged.startswith("runs:/"):  # a raw model, not yet an MLflow model
+                self._guarded(log_trial_model, self._client, run_id)
 
     # -- plumbing ----------------------------------------------------------------------
     def _submit(self, fn: Any, *args: Any) -> Future[Any]:

@@ -26,7 +26,12 @@ FAIL_REASON_ATTR = "fail_reason"
 
 @dataclass(frozen=True)
 class TrialRecord:
-    """One trial as users see it. ``values`` maps objective name -> value (COMPLETE only)."""
+    """One trial as users see it. ``values`` maps objective name -> value (COMPLETE only).
+
+    ``feasible`` says whether the trial meets the spec's ``constraints`` (always true
+    without any); ``model_uri`` is where its trained model is, ``models:/<id>`` for a
+    logged MLflow model or ``runs:/<run id>/model/model.pt`` for the raw artifact.
+    """
 
     number: int
     state: str
@@ -35,6 +40,9 @@ class TrialRecord:
     metrics: MappingProxyType
     mlflow_run_id: str | None
     pareto_rank: int | None = None
+    feasible: bool = True
+    model_uri: str | None = None
+    study: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -45,7 +53,34 @@ class TrialRecord:
             "metrics": dict(self.metrics),
             "mlflow_run_id": self.mlflow_run_id,
             "pareto_rank": self.pareto_rank,
+            "feasible": self.feasible,
+            "model_uri": self.model_uri,
+            "study": self.study,
         }
+
+
+class TrialSet(tuple[TrialRecord, ...]):
+    """An immutable sequence of trial records that can become a pandas table."""
+
+    def to_pandas(self) -> Any:
+        """One row per trial: number, state, rank, feasibility, objective values, every
+        other metric as ``metrics.<name>``, params as ``params.<name>``, run id, model URI."""
+        import pandas as pd
+
+        rows = []
+        for r in self:
+            row: dict[str, Any] = {
+                "number": r.number,
+                "state": r.state,
+                "pareto_rank": r.pareto_rank,
+                "feasible": r.feasible,
+                **r.values,
+            }
+            row |= {f"metrics.{k}": v for k, v in r.metrics.items() if k not in r.values}
+            row |= {f"params.{k}": v for k, v in r.params.items()}
+            row |= {"mlflow_run_id": r.mlflow_run_id, "model_uri": r.model_uri}
+            rows.append(row)
+        return pd.DataFrame(rows)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 UserObjective = Callable[[dict[str, Any]], Mapping[str, float]]
+EXAMPLE_ROWS = 5  # raw validation rows shipped with a model as its input example
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class TrialReport:
     history: list[dict[str, float]] = field(default_factory=list)
     artifacts: dict[str, Any] = field(default_factory=dict)
     model_bytes: bytes | None = None
+    input_example: Any = None  # a few raw input rows (numpy) the model accepts
     error: str | None = None
     worker_time_s: float = 0.0
 
@@ -51,6 +53,7 @@ class TrialRunner:
         self.context = context
         self.objective = objective
         self.keep_models = keep_models
+        self._example: Any = None
         if num_threads is not None and objective is None:
             import torch
 
@@ -86,6 +89,23 @@ class TrialRunner:
             buffer = io.BytesIO()
             torch.save(outcome.model, buffer)
             report.model_bytes = buffer.getvalue()
+            report.input_example = self._input_example()
+
+    def _input_example(self) -> Any:
+        """The first validation rows of the study's split, as the dataset gives them."""
+        if self._example is None:
+            import objectives
+
+            c = self.context
+            splits = objectives.load_dataset(
+                c.dataset,
+                c.seed,
+                test_fraction=c.test_fraction,
+                val_fraction=c.val_fraction,
+                kfold=c.kfold,
+            )
+            self._example = splits.folds[-1].X_val[:EXAMPLE_ROWS].copy()
+        return self._example
 
 
 def _as_metrics(raw: Mapping[str, Any]) -> dict[str, float]:

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from spaces import SpecError
+from search._submit import ClusterError
+from spaces import ExpressionError, SpecError
+
+if TYPE_CHECKING:
+    from search._client import Client
+    from search._records import TrialRecord
 
 EXIT_USAGE = 2
 
@@ -26,12 +33,28 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--epochs", type=int, help="epochs per trial")
     run.add_argument("--timeout", dest="timeout_s", type=float, help="stop asking after S s")
     run.add_argument("--name", help="study name (default: the spec's name)")
-    run.add_argument("--sampler", choices=["tpe", "nsga2", "random"])
+    run.add_argument("--sampler", choices=["auto", "tpe", "nsga2", "random"])
     _add_storage(run)
     run.add_argument(
         "--tracking-uri", help="MLflow URI (default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)"
     )
     run.add_argument("--no-progress", action="store_true", help="no live progress bar")
+
+    submit = sub.add_parser("submit", help="submit a study to a Ray cluster as a Ray job")
+    submit.add_argument("spec", help="path to the study's YAML spec")
+    submit.add_argument(
+        "--address", required=True, help="the cluster's job server, e.g. http://head:8265"
+    )
+    submit.add_argument("--trials", type=int)
+    submit.add_argument("--workers", type=int)
+    submit.add_argument("--epochs", type=int)
+    submit.add_argument("--name")
+    _add_storage(submit)
+    submit.add_argument("--tracking-uri", help="MLflow URI reachable from the cluster")
+    submit.add_argument("--wait", action="store_true", help="wait for the job and print its logs")
+    submit.add_argument(
+        "--wait-timeout", type=float, default=None, help="give up waiting after S s"
+    )
 
     pareto = sub.add_parser("pareto", help="print a study's Pareto front")
     pareto.add_argument("study")
@@ -41,7 +64,44 @@ def _parser() -> argparse.ArgumentParser:
     studies = sub.add_parser("studies", help="list the studies in a storage")
     _add_storage(studies)
     studies.add_argument("--json", action="store_true")
+
+    best = sub.add_parser("best", help="the best trial under constraints, by one metric")
+    best.add_argument("study")
+    best.add_argument("--where", help="condition, e.g. 'latency_ms <= 0.2 and size_bytes < 1e6'")
+    best.add_argument("--prefer", help="metric to optimise (default: the first objective)")
+    _add_query_options(best)
+
+    knee = sub.add_parser("knee", help="the Pareto trial nearest the utopia point")
+    knee.add_argument("study")
+    _add_query_options(knee)
+
+    export = sub.add_parser("export", help="write a spec that re-trains one trial")
+    export.add_argument("study")
+    export.add_argument("number", type=int, help="the trial number")
+    export.add_argument("-o", "--output", required=True, help="the YAML file to write")
+    _add_storage(export)
+
+    retrain = sub.add_parser("retrain", help="train an exported one-trial spec, print metrics")
+    retrain.add_argument("spec", help="a YAML written by `paretotune export`")
+    _add_storage(retrain)
+    _add_tracking(retrain)
+    retrain.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
+
+
+def _add_query_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--all", action="store_true", help="include trials violating the spec's constraints"
+    )
+    _add_storage(parser)
+    _add_tracking(parser)
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _add_tracking(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tracking-uri", help="MLflow URI (default $MLFLOW_TRACKING_URI or the study's own)"
+    )
 
 
 def _add_storage(parser: argparse.ArgumentParser) -> None:
@@ -60,9 +120,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in err.problems:
             print(f"error: {line}", file=sys.stderr)
         return EXIT_USAGE
-    except LookupError as err:
+    except (LookupError, ExpressionError) as err:
         print(f"error: {err.args[0] if err.args else err}", file=sys.stderr)
         return EXIT_USAGE
+    except ClusterError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted: run the same command again to resume the study", file=sys.stderr)
         return 130
@@ -91,6 +154,45 @@ def _run(args: argparse.Namespace) -> int:
     for problem in result.tracking_errors[:5]:
         print(f"warning: MLflow: {problem}", file=sys.stderr)
     return 0
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from search._storage import resolve_storage_url, resolve_tracking_uri
+    from search._submit import is_local_only, submit_study, wait_for_job
+
+    for what, url in (
+        ("--storage", resolve_storage_url(args.storage)),
+        ("--tracking-uri", resolve_tracking_uri(args.tracking_uri)),
+    ):
+        if is_local_only(url):
+            print(
+                f"warning: {what} {url} is a local file: the cluster's driver writes its own "
+                "copy there, not yours; use a database or server URL",
+                file=sys.stderr,
+            )
+    overrides = {
+        "trials": args.trials,
+        "workers": args.workers,
+        "epochs": args.epochs,
+        "name": args.name,
+    }
+    job_id = submit_study(
+        args.spec,
+        args.address,
+        storage=args.storage,
+        tracking_uri=args.tracking_uri,
+        overrides=overrides,
+    )
+    print(
+        f"submitted job {job_id}; follow it with: ray job logs --address {args.address} "
+        f"--follow {job_id}"
+    )
+    if not args.wait:
+        return 0
+    status, logs = wait_for_job(args.address, job_id, timeout_s=args.wait_timeout)
+    print(logs, end="")
+    print(f"job {job_id}: {status}")
+    return 0 if status == "SUCCEEDED" else 1
 
 
 def _pareto(args: argparse.Namespace) -> int:
@@ -122,7 +224,72 @@ def _studies(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"run": _run, "pareto": _pareto, "studies": _studies}
+def _best(args: argparse.Namespace) -> int:
+    client = _client(args)
+    record = client.best_config(
+        args.study, where=args.where, prefer=args.prefer, feasible_only=not args.all
+    )
+    return _show(record, args.json)
+
+
+def _knee(args: argparse.Namespace) -> int:
+    record = _client(args).knee_point(args.study, feasible_only=not args.all)
+    return _show(record, args.json)
+
+
+def _export(args: argparse.Namespace) -> int:
+    client = _client(args)
+    path = client.export(client.trial(args.study, args.number), args.output)
+    print(f"wrote {path}: re-train it with `paretotune retrain {path}`")
+    return 0
+
+
+def _retrain(args: argparse.Namespace) -> int:
+    from search._models import retrain
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    result = retrain(args.spec, storage=args.storage, tracking_uri=args.tracking_uri)
+    if result.trials_run == 0:
+        print(f"note: {result.name} was trained before; showing that trial", file=sys.stderr)
+    client = _client(args)
+    complete = [r for r in client.trials(result.name) if r.state == "COMPLETE"]
+    if not complete:
+        print(f"error: the trial of {result.name} did not complete", file=sys.stderr)
+        return 1
+    return _show(client.trial(result.name, complete[-1].number), args.json)
+
+
+def _client(args: argparse.Namespace) -> Client:
+    from search._client import Client
+
+    return Client(storage=args.storage, tracking_uri=getattr(args, "tracking_uri", None))
+
+
+def _show(record: TrialRecord, as_json: bool) -> int:
+    """A chosen trial: JSON, or its objectives, params, run and model in a few lines."""
+    if as_json:
+        print(json.dumps(record.as_dict(), indent=2, default=str))
+        return 0
+    rank = "-" if record.pareto_rank is None else record.pareto_rank
+    feasible = "feasible" if record.feasible else "violates the constraints"
+    print(f"trial {record.number} of {record.study} (Pareto rank {rank}, {feasible})")
+    shown = dict(record.values) or dict(record.metrics)
+    print("  " + "  ".join(f"{k} {v:.5g}" for k, v in shown.items()))
+    print("  " + ", ".join(f"{k}={v}" for k, v in record.params.items()))
+    print(f"  MLflow run {record.mlflow_run_id or '-'}; model {record.model_uri or '-'}")
+    return 0
+
+
+_COMMANDS = {
+    "run": _run,
+    "submit": _submit,
+    "pareto": _pareto,
+    "studies": _studies,
+    "best": _best,
+    "knee": _knee,
+    "export": _export,
+    "retrain": _retrain,
+}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -48,9 +48,11 @@ def test_digits_study_storage_and_mlflow_agree(ray_cluster, workdir: Path):
     study = optuna.load_study(study_name="digits-tradeoff", storage=open_storage(storage))
     trials = study.get_trials()
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
+    # 3 epochs: the covering trials include plain SGD, which barely starts to learn.
+    assert max(t.values[0] for t in trials) > 0.8  # 10 classes: chance is 0.1
     for trial in trials:
         accuracy, train_time, latency = trial.values
-        assert accuracy > 0.3  # 10 classes: chance is 0.1
+        assert 0.0 <= accuracy <= 1.0
         assert train_time > 0 and latency > 0
         assert trial.user_attrs["metrics"]["size_bytes"] > 0
 

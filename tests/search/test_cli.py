@@ -92,5 +92,5 @@ def test_pareto_json_lists_the_front(ray_cluster, workdir: Path):
     missing = _cli("pareto", "no-such-study", cwd=workdir)
     assert missing.returncode == 2
     assert missing.stderr.strip() == (
-        f"error: study 'no-such-study' not found in paretotune.journal (studies there: cli-front)"
+        "error: study 'no-such-study' not found in paretotune.journal (studies there: cli-front)"
     )

@@ -1,0 +1,201 @@
+"""A trial's model in MLflow: log it as an MLflow PyTorch model, load it, register it; and a
+trial's config as a spec that re-trains it.
+
+Every child run of a built-in-objective trial carries its pickled predictor as the artifact
+``model/model.pt`` (with ``model/input_example.npy``, a few raw validation rows) and the
+tag ``paretotune.model_uri``. Pareto-optimal trials are also logged as MLflow 3 *logged
+models* (signature, input example, pinned torch requirement), and the tag then reads
+``models:/<model id>``. Everything goes through an explicit `MlflowClient`, never the
+process-wide fluent tracking URI.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from search._records import TrialRecord
+
+if TYPE_CHECKING:
+    import torch
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+    from search._driver import StudyResult
+
+MODEL_URI_TAG = "paretotune.model_uri"
+MODEL_DIR = "model"  # artifact folder of the raw model on every child run
+RAW_MODEL_FILE = "model.pt"
+EXAMPLE_FILE = "input_example.npy"
+LOGGED_MODEL_NAME = "model"
+
+
+def raw_model_uri(run_id: str) -> str:
+    """Where the raw pickled predictor of a run is."""
+    return f"runs:/{run_id}/{MODEL_DIR}/{RAW_MODEL_FILE}"
+
+
+def log_trial_model(client: MlflowClient, run_id: str) -> str:
+    """Log a run's raw model as an MLflow PyTorch model; return its ``models:/`` URI.
+
+    The logged model gets an input signature and example (from ``input_example.npy``
+    when the run has it), is linked to the run as its output, and the run's
+    ``paretotune.model_uri`` tag is pointed at it.
+    """
+    import mlflow.pytorch
+    import numpy as np
+    import torch
+    from mlflow.entities import LoggedModelOutput
+    from mlflow.models import Model, infer_signature
+
+    run = client.get_run(run_id)
+    with tempfile.TemporaryDirectory() as folder:
+        local = Path(client.download_artifacts(run_id, MODEL_DIR, folder))
+        model = torch.load(local / RAW_MODEL_FILE, weights_only=False).eval()
+        example, signature = None, None
+        if (local / EXAMPLE_FILE).is_file():
+            example = np.load(local / EXAMPLE_FILE)
+            with torch.no_grad():
+                output = model(torch.as_tensor(example)).float().numpy()
+            signature = infer_signature(example, output)
+        logged = client.create_logged_model(
+            run.info.experiment_id,
+            name=LOGGED_MODEL_NAME,
+            source_run_id=run_id,
+            tags={k: v for k, v in run.data.tags.items() if k.startswith("paretotune.")},
+        )
+        saved = Path(folder) / "mlflow_model"
+        mlflow.pytorch.save_model(
+            model,
+            str(saved),
+            mlflow_model=Model(run_id=run_id, model_id=logged.model_id),
+            signature=signature,
+            input_example=example,
+            serialization_format="pickle",  # int8 packed params do not torch.export
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+        )
+        client.log_model_artifacts(logged.model_id, str(saved))
+    client.finalize_logged_model(logged.model_id, "READY")
+    client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
+    uri = f"models:/{logged.model_id}"
+    client.set_tag(run_id, MODEL_URI_TAG, uri)
+    return uri
+
+
+def load_model(tracking_uri: str, model_uri: str) -> torch.nn.Module:
+    """The predictor at ``model_uri`` (``models:/<id>`` or a raw ``runs:/`` artifact), in
+    eval mode: raw rows in, logits (classification) or target-unit predictions out."""
+    import mlflow.pytorch
+    import torch
+    from mlflow import MlflowClient
+    from mlflow.artifacts import download_artifacts
+
+    client = MlflowClient(tracking_uri)
+    with tempfile.TemporaryDirectory() as folder:
+        if model_uri.startswith("models:/"):
+            logged = client.get_logged_model(model_uri.removeprefix("models:/"))
+            local = download_artifacts(
+                artifact_uri=logged.artifact_location,
+                dst_path=folder,
+                tracking_uri=tracking_uri,
+            )
+            model = mlflow.pytorch.load_model(local)
+        else:
+            run_id, _, path = model_uri.removeprefix("runs:/").partition("/")
+            local = client.download_artifacts(run_id, path, folder)
+            model = torch.load(local, weights_only=False)
+    return model.eval()
+
+
+def register_model(
+    client: MlflowClient, record: TrialRecord, name: str, alias: str | None
+) -> ModelVersion:
+    """A new version of registered model ``name`` from the trial's model (logging it as an
+    MLflow model first if it is only a raw artifact), with ``alias`` pointing at it."""
+    from mlflow.exceptions import MlflowException
+
+    assert record.mlflow_run_id is not None and record.model_uri is not None
+    uri = record.model_uri
+    if not uri.startswith("models:/"):
+        uri = log_trial_model(client, record.mlflow_run_id)
+    try:
+        client.create_registered_model(name)
+    except MlflowException as err:
+        if err.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    logged = client.get_logged_model(uri.removeprefix("models:/"))
+    # The store resolves a models:/ source through the *global* tracking URI (an MLflow
+    # TODO), so hand it the artifact location it would resolve to.
+    version = client.create_model_version(
+        name, source=logged.artifact_location, run_id=record.mlflow_run_id, model_id=logged.model_id
+    )
+    if alias:
+        client.set_registered_model_alias(name, alias, version.version)
+    return version
+
+
+def export_spec(spec: dict[str, Any], record: TrialRecord, study: str) -> dict[str, Any]:
+    """A spec that re-trains exactly ``record``: every dimension fixed to the trial's value,
+    same dataset, epochs, validation and seed, a budget of one trial on one worker.
+
+    Raises:
+        SpecError: the trial's params do not form a valid space (a custom-objective study).
+    """
+    from spaces import validate_spec
+
+    space: dict[str, Any] = {}
+    for key, value in record.params.items():
+        option, dot, knob = key.partition(".")
+        if dot:
+            space.setdefault(option, {})[knob] = value
+        else:
+            space[key] = value
+    exported = {
+        **spec,
+        "name": f"{study}-trial-{record.number}",
+        "space": space,
+        "budget": {**spec.get("budget", {}), "trials": 1, "timeout_s": None},
+        "resources": {**spec.get("resources", {}), "workers": 1},
+    }
+    return validate_spec(exported).model_dump(mode="json", exclude_none=True)
+
+
+def write_spec(spec: dict[str, Any], path: str | Path, comment: str) -> Path:
+    """Write ``spec`` as YAML with a leading comment line."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"# {comment}\n" + yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def retrain(
+    spec_path: str | Path,
+    *,
+    storage: str | None = None,
+    tracking_uri: str | None = None,
+    progress: bool = False,
+) -> StudyResult:
+    """Train an exported one-trial spec in this process (no Ray needed for one trial).
+
+    It is an ordinary study named after the trial, so it is tracked and resumed like any
+    other: running it again when its trial is done trains nothing.
+
+    Raises:
+        SpecError: the spec is invalid.
+    """
+    from search._driver import _prepare, run_study
+    from search._executors import InProcessExecutor
+    from spaces import load_spec
+
+    spec = load_spec(spec_path)
+    _, context = _prepare(spec, None)
+    return run_study(
+        spec,
+        storage=storage,
+        tracking_uri=tracking_uri,
+        executor=InProcessExecutor(context),
+        progress=progress,
+    )

@@ -1,0 +1,236 @@
+"""The Python API and CLI for choosing trials, on one real small digits study: real Ray,
+real training, the Optuna journal and MLflow on SQLite in a temporary folder."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from mlflow import MlflowClient
+from mlflow.models import Model
+
+import objectives
+from search import Client, run_study
+from search._selection import NoTrialMatchesError, UnknownMetricError, namespace
+from search.cli import main
+from spaces import parse_expression
+
+pytestmark = pytest.mark.slow
+
+STUDY = "digits-choose"
+SPEC = {
+    "name": STUDY,
+    "dataset": {"source": "digits"},
+    # Both objectives are deterministic under seeded training (latency is not), so the
+    # front is the same on every run: trials 3 and 4 are dominated.
+    "objectives": {"accuracy": "maximize", "size_bytes": "minimize"},
+    "space": {
+        "architecture": "mlp",
+        "mlp": {"depth": {"low": 1, "high": 2}, "width": [16, 128]},
+        "optimizer": ["adam"],
+        "learning_rate": {"low": 1e-3, "high": 1e-2, "log": True},
+        "compression": ["none", "int8_dynamic"],
+    },
+    "budget": {"trials": 5, "epochs": 2},
+    "resources": {"workers": 2},
+    "sampler": {"name": "random"},
+    "constraints": ["mlp.width <= 16"],
+}
+
+
+@pytest.fixture(scope="module")
+def study(ray_cluster, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    folder = tmp_path_factory.mktemp("choose")
+    storage, tracking = str(folder / "study.journal"), f"sqlite:///{folder / 'mlflow.db'}"
+    result = run_study(SPEC, storage=storage, tracking_uri=tracking, progress=False)
+    assert result.n_complete == 5 and not result.tracking_errors
+    return {"storage": storage, "tracking_uri": tracking, "folder": str(folder)}
+
+
+@pytest.fixture()
+def client(study: dict[str, str]) -> Client:
+    return Client(storage=study["storage"], tracking_uri=study["tracking_uri"])
+
+
+def _validation_accuracy(model: torch.nn.Module) -> float:
+    fold = objectives.load_dataset({"source": "digits"}, seed=0).folds[-1]
+    with torch.no_grad():
+        predicted = model(torch.as_tensor(fold.X_val)).argmax(dim=1).numpy()
+    return float(np.mean(predicted == fold.y_val))
+
+
+def test_studies_summarise_objectives_states_front_and_times(client: Client):
+    (summary,) = client.studies()
+    assert summary.name == STUDY
+    assert summary.objectives == SPEC["objectives"]
+    assert summary.trials_by_state == {"COMPLETE": 5}
+    assert summary.pareto_size == len(client.pareto_front(STUDY, feasible_only=False))
+    assert 0 < summary.hypervolume <= 1.1**2
+    assert summary.created is not None and summary.created <= summary.updated
+    assert summary.mlflow_experiment_id and summary.mlflow_parent_run_id
+
+
+def test_pareto_front_is_immutable_feasible_and_tabular(client: Client):
+    everything = client.trials(STUDY)
+    constraint = parse_expression(SPEC["constraints"][0])
+    assert [r.feasible for r in everything] == [constraint.holds(namespace(r)) for r in everything]
+    assert {True, False} == {r.feasible for r in everything}, "the seeded study has both kinds"
+
+    feasible_front = client.pareto_front(STUDY)
+    full_front = client.pareto_front(STUDY, feasible_only=False)
+    assert feasible_front and all(r.feasible and r.pareto_rank == 0 for r in feasible_front)
+    assert {r.number for r in full_front} == {r.number for r in everything if r.pareto_rank == 0}
+    for record in full_front:
+        assert record.model_uri.startswith("models:/"), "Pareto trials are MLflow models"
+        assert record.mlflow_run_id and set(record.values) == set(SPEC["objectives"])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        full_front[0].number = 99
+    with pytest.raises(TypeError):
+        full_front[0].params["batch_size"] = 1
+
+    frame = full_front.to_pandas()
+    assert list(frame["number"]) == [r.number for r in full_front]
+    assert {"accuracy", "size_bytes", "metrics.latency_ms", "params.mlp.width"} <= set(frame)
+
+
+def test_best_knee_and_weighted_choose_from_the_feasible_trials(client: Client):
+    feasible = [r for r in client.trials(STUDY) if r.feasible]
+    latency = float(np.median([r.metrics["latency_ms"] for r in feasible]))
+    where = f"latency_ms <= {latency!r} and size_bytes < 1e6"
+    chosen = client.best_config(STUDY, where=where, prefer="accuracy")
+    matching = [r for r in feasible if parse_expression(where).holds(namespace(r))]
+    assert chosen.number in {r.number for r in matching}
+    assert chosen.metrics["accuracy"] == max(r.metrics["accuracy"] for r in matching)
+    assert chosen.model_uri is not None
+
+    knee = client.knee_point(STUDY)
+    assert knee.number in {r.number for r in client.pareto_front(STUDY)}
+    lightest = client.weighted(STUDY, {"size_bytes": 1})
+    assert lightest.metrics["size_bytes"] == min(r.metrics["size_bytes"] for r in feasible)
+
+    with pytest.raises(NoTrialMatchesError) as err:
+        client.best_config(STUDY, where="latency_ms <= 1e-9")
+    fastest = min(r.metrics["latency_ms"] for r in feasible)
+    assert str(err.value) == (
+        f"no complete trial of {STUDY!r} satisfies latency_ms <= 1e-9 "
+        f"(best latency_ms is {fastest:.4g}; {len(feasible)} trials considered)"
+    )
+    with pytest.raises(UnknownMetricError, match="unknown metric 'latency' .* latency_ms,"):
+        client.best_config(STUDY, where="latency < 1")
+    with pytest.raises(UnknownMetricError, match="unknown metric 'speed'"):
+        client.weighted(STUDY, {"speed": 1})
+
+
+def test_every_trial_model_predicts_its_recorded_accuracy(client: Client):
+    records = client.trials(STUDY)
+    for number in (r.number for r in records):
+        record = client.trial(STUDY, number)
+        model = client.load_model(record)
+        assert _validation_accuracy(model) == pytest.approx(record.metrics["accuracy"], abs=1e-6)
+        kind = "models:/" if record.pareto_rank == 0 else "runs:/"
+        assert record.model_uri.startswith(kind)
+
+
+def test_pareto_models_carry_a_signature_and_an_input_example(client: Client, tmp_path: Path):
+    record = client.pareto_front(STUDY, feasible_only=False)[0]
+    mlflow = MlflowClient(client.tracking_uri)
+    logged = mlflow.get_logged_model(record.model_uri.removeprefix("models:/"))
+    assert logged.source_run_id == record.mlflow_run_id
+    local = mlflow.download_artifacts(record.mlflow_run_id, "model", str(tmp_path))
+    example = np.load(Path(local) / "input_example.npy")
+    from mlflow.artifacts import download_artifacts
+
+    folder = download_artifacts(artifact_uri=logged.artifact_location, dst_path=str(tmp_path / "m"))
+    info = Model.load(str(Path(folder) / "MLmodel"))
+    assert info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"] == (-1, 64)
+    assert info.saved_input_example_info is not None
+    assert example.shape == (5, 64) and example.dtype == np.float32
+
+
+def test_register_puts_the_model_in_the_registry_with_its_alias(client: Client):
+    registry = MlflowClient(client.tracking_uri, registry_uri=client.tracking_uri)
+    pareto = client.knee_point(STUDY, feasible_only=False)
+    version = client.register(pareto, "digits-mlp")
+    assert registry.get_model_version_by_alias("digits-mlp", "champion").version == version.version
+    logged = registry.get_logged_model(pareto.model_uri.removeprefix("models:/"))
+    assert (version.source, version.run_id) == (logged.artifact_location, pareto.mlflow_run_id)
+
+    dominated = next(r for r in client.trials(STUDY) if r.pareto_rank != 0)
+    again = client.register(client.trial(STUDY, dominated.number), "digits-mlp", alias="runner-up")
+    assert int(again.version) == int(version.version) + 1
+    # A raw model is logged as an MLflow model first, and its trial now points at it.
+    now = client.trial(STUDY, dominated.number).model_uri
+    assert now.startswith("models:/") and again.run_id == dominated.mlflow_run_id
+    assert registry.get_logged_model(now.removeprefix("models:/")).artifact_location == again.source
+    model = client.load_model(client.trial(STUDY, dominated.number))
+    assert _validation_accuracy(model) == pytest.approx(dominated.metrics["accuracy"], abs=1e-6)
+
+
+def test_cli_best_and_knee_match_the_api_and_errors_are_one_line(
+    client: Client, study: dict[str, str], capsys: pytest.CaptureFixture, monkeypatch
+):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the study's own URI is used
+    storage = ["--storage", study["storage"]]
+    where = "latency_ms < 1 and size_bytes < 1e6"
+    assert main(["best", STUDY, "--where", where, "--prefer", "accuracy", "--json", *storage]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["number"] == client.best_config(STUDY, where=where, prefer="accuracy").number
+    assert shown["model_uri"] and shown["feasible"] is True
+    assert main(["knee", STUDY, "--all", *storage]) == 0
+    knee = client.knee_point(STUDY, feasible_only=False)
+    assert capsys.readouterr().out.startswith(f"trial {knee.number} of {STUDY} (Pareto rank 0")
+
+    for args, message in [
+        (["--where", "latency_ms <= 1e-9"], "error: no complete trial of 'digits-choose' sat"),
+        (["--where", "latency < 1"], "error: unknown metric 'latency' in study"),
+        (["--where", "latency_ms <"], "error: in 'latency_ms <': expected a metric name"),
+        (["--prefer", "speed"], "error: unknown metric 'speed' in study"),
+    ]:
+        assert main(["best", STUDY, *args, *storage]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(message) and err.count("\n") == 1, err
+    assert main(["knee", "nope", *storage]) == 2
+    assert capsys.readouterr().err.startswith("error: study 'nope' not found")
+
+
+def test_export_then_retrain_reproduces_the_trial(
+    client: Client, study: dict[str, str], capsys: pytest.CaptureFixture, monkeypatch
+):
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
+    record = client.knee_point(STUDY)
+    spec = Path(study["folder"]) / "knee.yaml"
+    storage = ["--storage", study["storage"]]
+    assert main(["export", STUDY, str(record.number), "-o", str(spec), *storage]) == 0
+    assert capsys.readouterr().out.startswith(f"wrote {spec}")
+    assert spec.read_text().startswith(f"# re-trains trial {record.number} of study {STUDY!r}")
+    tracking = ["--tracking-uri", study["tracking_uri"]]
+    assert main(["retrain", str(spec), "--json", *storage, *tracking]) == 0
+    retrained = json.loads(capsys.readouterr().out)
+    assert retrained["study"] == f"{STUDY}-trial-{record.number}"
+    assert retrained["params"] == dict(record.params)
+    assert retrained["metrics"]["accuracy"] == record.metrics["accuracy"], "training is seeded"
+    assert retrained["metrics"]["size_bytes"] == record.metrics["size_bytes"]
+    assert retrained["model_uri"].startswith("models:/"), "a one-trial front logs its model"
+
+
+def test_mlflow_ui_records_front_artifacts_hypervolume_and_child_tags(client: Client):
+    summary = client.summary(STUDY)
+    mlflow = MlflowClient(client.tracking_uri)
+    artifacts = {a.path for a in mlflow.list_artifacts(summary.mlflow_parent_run_id, "pareto")}
+    assert artifacts == {f"pareto/pareto_front.{ext}" for ext in ("csv", "json", "html", "png")}, (
+        "the parent run carries the front as CSV, JSON, interactive HTML and PNG"
+    )
+    curve = mlflow.get_metric_history(summary.mlflow_parent_run_id, "hypervolume")
+    assert curve[-1].step == 5 and curve[-1].value == pytest.approx(summary.hypervolume)
+    for record in client.trials(STUDY):
+        tags = mlflow.get_run(record.mlflow_run_id).data.tags
+        assert tags["pareto"] == str(record.pareto_rank == 0).lower()
+        assert tags["pareto_rank"] == str(record.pareto_rank)
+        assert tags["paretotune.state"] == "COMPLETE"
+        assert (tags["architecture"], tags["optimizer"]) == ("mlp", "adam")
+        assert tags["compression"] == record.params["compression"]
+        assert tags["paretotune.model_uri"].startswith(("models:/", "runs:/"))
