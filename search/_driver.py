@@ -275,6 +275,7 @@ class _Driver:
         self.tracker = tracker
         self.show_progress = progress
         self.in_flight: dict[int, _InFlight] = {}
+        self.finished_untold: list[tuple[_InFlight, TrialReport]] = []
         self.started = time.perf_counter()
         self.finished_here = 0
         self.parent_run_id: str | None = None
@@ -338,26 +339,30 @@ class _Driver:
                 pareto=len(self.front_size),
             )
             while True:
+                # Refill free workers before the bookkeeping of the trials that just
+                # finished: a worker should not idle while Optuna and MLflow catch up.
                 can_ask = time.perf_counter() < deadline
                 while (
                     can_ask
                     and len(self.in_flight) < executor.capacity
-                    and finished + len(self.in_flight) < budget.trials
+                    and finished + len(self.in_flight) + len(self.finished_untold) < budget.trials
                 ):
                     self._dispatch(executor)
-                if not self.in_flight:
-                    break
-                self._store_known_run_ids()
-                for report in executor.wait(_POLL_S):
-                    state = self._finish(report)
+                while self.finished_untold:
+                    key = self._finish(*self.finished_untold.pop(0))
                     finished += 1
-                    counts[state] += 1
+                    counts[key] += 1
                     bar.update(
                         done=finished,
                         failed=counts["failed"],
                         pruned=counts["pruned"],
                         pareto=len(self.front_size),
                     )
+                if not self.in_flight:
+                    break
+                self._store_known_run_ids()
+                for report in executor.wait(_POLL_S):
+                    self.finished_untold.append((self.in_flight.pop(report.number), report))
                 if time.perf_counter() - self._front_published_at >= FRONT_EVERY_S:
                     self.publish_front(final=False)
 
@@ -382,9 +387,8 @@ class _Driver:
         item.run_id_stored = True
         return run_id
 
-    def _finish(self, report: TrialReport) -> str:
+    def _finish(self, item: _InFlight, report: TrialReport) -> str:
         """Tell Optuna the outcome and hand it to the tracker; return the count key."""
-        item = self.in_flight.pop(report.number)
         run_id = self._store_run_id(item)
         error = report.error or self._missing_objectives(report.metrics)
         if error is None:
@@ -415,7 +419,10 @@ class _Driver:
         return None
 
     def abandon_in_flight(self) -> None:
-        """On interruption: close running trials as interrupted and queue them again."""
+        """On interruption: keep finished results; close running trials as interrupted and
+        queue them again."""
+        while self.finished_untold:
+            self._finish(*self.finished_untold.pop(0))
         if not self.in_flight:
             return
         for item in self.in_flight.values():
@@ -480,8 +487,8 @@ class _RunningFront:
         if values is None:
             return
         point = tuple(v * s for v, s in zip(values, self._signs, strict=True))
-        if any(_dominates(p, point) for p in self._points):
-            return
+        if point in self._points or any(_dominates(p, point) for p in self._points):
+            return  # a copy of a kept point adds nothing to the front's size
         self._points = [p for p in self._points if not _dominates(point, p)] + [point]
 
 

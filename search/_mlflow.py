@@ -138,14 +138,15 @@ class MlflowTracker(Tracker):
         tags = [RunTag(STATE_TAG, state)]
         if report.error:
             tags.append(RunTag("paretotune.error", report.error[:_MAX_TAG_CHARS]))
-        for start in range(0, len(metrics), 1000):  # MLflow's per-batch metric limit
-            self._client.log_batch(run_id, metrics=metrics[start : start + 1000])
         for name, value in report.artifacts.items():
             self._client.log_dict(run_id, {name: value}, f"{name}.json")
         if report.model_bytes is not None:
             self._log_raw_model(run_id, report)
             tags.append(RunTag(MODEL_URI_TAG, raw_model_uri(run_id)))
-        self._client.log_batch(run_id, tags=tags)
+        # One transaction for tags and up to 1000 metrics (MLflow's per-batch limit).
+        self._client.log_batch(run_id, metrics=metrics[:1000], tags=tags)
+        for start in range(1000, len(metrics), 1000):
+            self._client.log_batch(run_id, metrics=metrics[start : start + 1000])
         self._client.set_terminated(run_id, _RUN_STATUS.get(state, "FAILED"))
 
     def _log_raw_model(self, run_id: str, report: TrialReport) -> None:

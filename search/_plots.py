@@ -83,37 +83,15 @@ def front_html(snapshot: FrontSnapshot) -> str:
     hover = [_hover_text(row, snapshot) for row in snapshot.rows]
     colors = ["#d9480f" if row["rank"] == 0 else "#9aa5b1" for row in snapshot.rows]
     for col, ((mx, dx), (my, dy)) in enumerate(pairs, start=1):
-        fig.add_trace(
-            go.Scatter(
-                x=[r["values"][mx] for r in snapshot.rows],
-                y=[r["values"][my] for r in snapshot.rows],
-                mode="markers",
-                marker={"color": colors, "size": 9},
-                text=hover,
-                hoverinfo="text",
-                showlegend=False,
-            ),
-            row=1,
-            col=col,
-        )
+        axes = {"x": mx, "y": my}
+        fig.add_trace(_markers(go.Scatter, axes, snapshot, colors, hover, 9), row=1, col=col)
         fig.update_xaxes(title_text=_axis_label(mx, dx), row=1, col=col)
         fig.update_yaxes(title_text=_axis_label(my, dy), row=1, col=col)
     if three_d:
         (m1, _), (m2, _), (m3, _) = metrics[:3]
-        fig.add_trace(
-            go.Scatter3d(
-                x=[r["values"][m1] for r in snapshot.rows],
-                y=[r["values"][m2] for r in snapshot.rows],
-                z=[r["values"][m3] for r in snapshot.rows],
-                mode="markers",
-                marker={"color": colors, "size": 5},
-                text=hover,
-                hoverinfo="text",
-                showlegend=False,
-            ),
-            row=1,
-            col=len(specs[0]),
-        )
+        axes = {"x": m1, "y": m2, "z": m3}
+        trace = _markers(go.Scatter3d, axes, snapshot, colors, hover, 5)
+        fig.add_trace(trace, row=1, col=len(specs[0]))
         fig.update_scenes(xaxis_title=m1, yaxis_title=m2, zaxis_title=m3)
     fig.update_layout(
         title=f"Pareto front after {snapshot.step} trials — orange: Pareto-optimal",
@@ -121,6 +99,19 @@ def front_html(snapshot: FrontSnapshot) -> str:
         width=max(520 * len(specs[0]), 900),
     )
     return fig.to_html(include_plotlyjs=True, full_html=True)
+
+
+def _markers(trace: Any, axes: dict[str, str], snapshot: FrontSnapshot, colors, hover, size):
+    """A plotly marker trace of every trial, one objective per axis (``{"x": metric}``)."""
+    coordinates = {axis: [r["values"][m] for r in snapshot.rows] for axis, m in axes.items()}
+    return trace(
+        **coordinates,
+        mode="markers",
+        marker={"color": colors, "size": size},
+        text=hover,
+        hoverinfo="text",
+        showlegend=False,
+    )
 
 
 def _hover_text(row: dict[str, Any], snapshot: FrontSnapshot) -> str:

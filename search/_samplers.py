@@ -20,7 +20,7 @@ from optuna.trial import FrozenTrial
 class AutoSampler(BaseSampler):
     """Delegates each trial to ``small`` before ``switch_at`` trials exist, else ``large``."""
 
-    def __init__(self, small: BaseSampler, large: BaseSampler, *, switch_at: int = 300):
+    def __init__(self, small: BaseSampler, large: BaseSampler, *, switch_at: int = 200):
         self.small = small
         self.large = large
         self.switch_at = switch_at

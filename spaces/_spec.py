@@ -109,7 +109,7 @@ class SamplerSpec(_Strict):
 
     name: Literal["auto", "tpe", "nsga2", "random"] = "auto"
     startup_trials: int = Field(10, ge=0)
-    switch_at: int = Field(300, ge=0)
+    switch_at: int = Field(200, ge=0)
     population_size: int = Field(20, ge=2)
     cover_choices: bool = True  # first trials try every family/optimizer/compression once
 

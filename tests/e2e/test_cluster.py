@@ -55,6 +55,16 @@ def _is_free(port: int) -> bool:
     return True
 
 
+def _submit(spec: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "search.cli", "submit", str(spec), *args],
+        capture_output=True,
+        text=True,
+        timeout=480,
+        env=os.environ | {"RAY_AUTH_MODE": "disabled"},
+    )
+
+
 @pytest.fixture()
 def local_cluster():
     if not glob.glob("/usr/lib/postgresql/*/bin/initdb") or not shutil.which("runuser"):
@@ -86,27 +96,17 @@ def test_study_submitted_to_a_cluster_lands_in_postgres_and_mlflow_server(
     spec = tmp_path / "cluster.yaml"
     spec.write_text(SPEC)
     storage, tracking = local_cluster["PARETOTUNE_STORAGE"], local_cluster["MLFLOW_TRACKING_URI"]
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "search.cli",
-            "submit",
-            str(spec),
-            "--address",
-            local_cluster["RAY_DASHBOARD"],
-            "--storage",
-            storage,
-            "--tracking-uri",
-            tracking,
-            "--wait",
-            "--wait-timeout",
-            "400",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=480,
-        env=os.environ | {"RAY_AUTH_MODE": "disabled"},
+    done = _submit(
+        spec,
+        "--address",
+        local_cluster["RAY_DASHBOARD"],
+        "--storage",
+        storage,
+        "--tracking-uri",
+        tracking,
+        "--wait",
+        "--wait-timeout",
+        "400",
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "SUCCEEDED" in done.stdout
@@ -131,20 +131,7 @@ def test_study_submitted_to_a_cluster_lands_in_postgres_and_mlflow_server(
 def test_bad_spec_is_refused_before_submission(tmp_path: Path):
     spec = tmp_path / "bad.yaml"
     spec.write_text("name: x\nbudget: {trials: 0}\n")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "search.cli",
-            "submit",
-            str(spec),
-            "--address",
-            "http://127.0.0.1:9",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = _submit(spec, "--address", "http://127.0.0.1:9")
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1] == (
         "error: budget.trials: Input should be greater than or equal to 1 (got 0)"

@@ -34,7 +34,7 @@ def test_minimal_spec_gets_documented_defaults():
     assert spec.space.compression == ["none"]
     assert spec.budget.trials == 30 and spec.budget.epochs == 15
     assert spec.resources.workers == 2 and spec.resources.device == "cpu"
-    assert spec.sampler.name == "auto" and spec.sampler.switch_at == 300
+    assert spec.sampler.name == "auto" and spec.sampler.switch_at == 200
     assert spec.resolved_objectives() == {
         "accuracy": "maximize",
         "train_time_s": "minimize",

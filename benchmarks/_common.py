@@ -1,0 +1,141 @@
+"""Shared helpers of the benchmark scripts: machine facts, tables, results files, Ray start."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "results"
+DIGITS_SPEC = ROOT / "spaces" / "examples" / "digits.yaml"
+OBJECTIVES = {"accuracy": "maximize", "train_time_s": "minimize", "latency_ms": "minimize"}
+
+if str(ROOT) not in sys.path:  # runnable as `python benchmarks/x.py` from anywhere
+    sys.path.insert(0, str(ROOT))
+
+
+def machine() -> dict[str, Any]:
+    """Facts about where a benchmark ran (logged with every result)."""
+    import optuna
+
+    facts: dict[str, Any] = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "optuna": optuna.__version__,
+        "load_avg_at_start": list(os.getloadavg()),
+    }
+    for module in ("ray", "mlflow", "torch"):
+        try:
+            facts[module] = __import__(module).__version__
+        except ImportError:
+            pass
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        facts["cpu_model"] = names[0] if names else None
+    except OSError:
+        pass
+    return facts
+
+
+def start_ray(num_cpus: int) -> None:
+    """A private local Ray with ``num_cpus`` logical CPUs (never an existing cluster).
+
+    ``address="local"`` matters on a shared machine: a bare ``ray.init()`` joins whatever
+    cluster ``/tmp/ray/ray_current_cluster`` names (e.g. one a test started with
+    ``ray start --head``).
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    ray.init(
+        address="local",
+        num_cpus=num_cpus,
+        include_dashboard=False,
+        configure_logging=False,
+        log_to_driver=False,
+    )
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = (len(ordered) - 1) * q / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A markdown table; floats get 3 significant-ish digits."""
+
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            if value != value:
+                return "–"
+            if abs(value) >= 100:
+                return f"{value:,.0f}"
+            if abs(value) >= 10:
+                return f"{value:.1f}"
+            return f"{value:.2f}" if abs(value) >= 0.1 else f"{value:.3f}"
+        return str(value)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def save(name: str, payload: dict[str, Any], facts: dict[str, Any]) -> Path:
+    """Write ``results/<name>.json`` with the machine facts, the command and the payload."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    facts = dict(facts, load_avg_at_end=list(os.getloadavg()))
+    document = {
+        "benchmark": name,
+        "command": " ".join([".venv/bin/python", *sys.argv]),
+        "machine": facts,
+        **payload,
+    }
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(document, indent=2, default=str) + "\n")
+    return path
+
+
+class Stopwatch:
+    def __enter__(self) -> Stopwatch:
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self.start
+
+
+def quiet() -> None:
+    """Silence the libraries' chatter so the tables are readable."""
+    import logging
+    import warnings
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    warnings.filterwarnings("ignore")
+    for name in ("mlflow", "alembic", "ray", "ray.tune", "optuna"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
