@@ -13,10 +13,13 @@ Pareto-optimal trial is also logged as an MLflow PyTorch model (see `search._mod
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -224,7 +227,8 @@ class MlflowTracker(Tracker):
                 continue
             logged = self._client.get_run(run_id).data.tags.get(MODEL_URI_TAG, "")
             if logged.startswith("runs:/"):  # a raw model, not yet an MLflow model
-                self._guarded(log_trial_model, self._client, run_id)
+                with _quiet_model_logging():
+                    self._guarded(log_trial_model, self._client, run_id)
 
     # -- plumbing ----------------------------------------------------------------------
     def _submit(self, fn: Any, *args: Any) -> Future[Any]:
@@ -243,6 +247,20 @@ class MlflowTracker(Tracker):
         if self._parent_run_id is not None:
             self._submit(self._client.set_terminated, self._parent_run_id, status)
         self._thread.shutdown(wait=True)
+
+
+@contextlib.contextmanager
+def _quiet_model_logging() -> Iterator[None]:
+    """No download progress bars or pickle-format warnings on the user's terminal: the
+    pickle format is a deliberate choice (int8 models do not export to pt2)."""
+    logger = logging.getLogger("mlflow.pytorch")
+    previous = logger.level
+    logger.setLevel(logging.ERROR)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
 
 
 def _finite(value: float) -> bool:
