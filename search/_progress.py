@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -81,9 +83,12 @@ def print_front(front: FrontSummary, *, tracking_uri: str | None, experiment_id:
 
 
 def mlflow_ui_command(tracking_uri: str) -> str:
+    """The exact command that opens this tracking store, with the mlflow of this Python."""
     if tracking_uri.startswith(("http://", "https://")):
         return f"open {tracking_uri}"
-    return f"mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1 --port 5000"
+    beside = Path(sys.executable).parent / "mlflow"
+    mlflow = os.path.relpath(beside) if beside.exists() else "mlflow"
+    return f"{mlflow} ui --backend-store-uri {tracking_uri} --host 127.0.0.1 --port 5000"
 
 
 def _varying_keys(configs: list[dict]) -> set[str]:
