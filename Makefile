@@ -21,6 +21,7 @@ demo: setup
 test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	RAY_AUTH_MODE=disabled $(VENV)/bin/pytest
 
 lint: setup

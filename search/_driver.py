@@ -14,7 +14,7 @@ import warnings
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import optuna
 from optuna.trial import TrialState
@@ -149,7 +149,7 @@ def _apply_overrides(spec: StudySpec, overrides: dict[str, Any]) -> StudySpec:
         raise SpecError(format_validation_error(err)) from None
 
 
-def _prepare(spec: StudySpec, objective: UserObjective | None) -> tuple[dict[str, str], Any]:
+def _prepare(spec: StudySpec, objective: UserObjective | None) -> tuple[dict[str, Any], Any]:
     """The study's objectives and the built-in objective's context; checks the dataset."""
     if objective is not None:
         return spec.resolved_objectives(), None
@@ -240,7 +240,7 @@ def _open_study(spec: StudySpec, objectives: dict[str, str], storage_url: str) -
         study_name=spec.name,
         storage=storage,
         sampler=_sampler(spec),
-        directions=list(objectives.values()),
+        directions=cast(list[Any], list(objectives.values())),  # validated by spaces
     )
     study.set_user_attr(OBJECTIVES_ATTR, objectives)
     study.set_user_attr(SPEC_ATTR, spec.model_dump(mode="json"))

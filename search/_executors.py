@@ -78,12 +78,12 @@ class RayExecutor(Executor):
         ensure_ray(address, min_cpus=workers * cpus_per_worker)
         if objective is not None:
             _pickle_module_by_value(objective)
-        actor_class = ray.remote(TrialRunner).options(
+        actor_class: Any = ray.remote(TrialRunner).options(
             num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, max_concurrency=1
         )
         threads = max(1, int(cpus_per_worker))
         self._new_actor = lambda: actor_class.remote(context, objective, num_threads=threads)
-        self._actors = [self._new_actor() for _ in range(workers)]
+        self._actors: list[Any] = [self._new_actor() for _ in range(workers)]
         self.capacity = workers
         self._idle = list(self._actors)
         self._in_flight: dict[Any, tuple[Any, TrialTask]] = {}

@@ -57,7 +57,7 @@ class MlflowTracker(Tracker):
         self._client = MlflowClient(tracking_uri=tracking_uri)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-tracker")
         self._pending: list[Future[Any]] = []
-        self._experiment_id: str | None = None
+        self._experiment_id: str = ""
         self._parent_run_id: str | None = None
         self._study: str = ""
         self._pareto_tags: dict[str, tuple[str, str]] = {}
@@ -69,7 +69,7 @@ class MlflowTracker(Tracker):
 
     @property
     def experiment_id(self) -> str | None:
-        return self._experiment_id
+        return self._experiment_id or None
 
     # -- study -----------------------------------------------------------------------
     def open_study(self, name: str, spec: dict[str, Any], parent_run_id: str | None) -> str:

@@ -95,7 +95,7 @@ def _check_scalar(value: Any, knob: Knob) -> Any:
     return value
 
 
-def suggest(trial: optuna.Trial, name: str, dimension: Any, knob: Knob) -> Any:
+def suggest(trial: optuna.trial.BaseTrial, name: str, dimension: Any, knob: Knob) -> Any:
     """Sample one canonical dimension through ``trial`` under the parameter ``name``.
 
     A fixed scalar is not a search dimension: it is returned as is and not recorded as

@@ -11,7 +11,7 @@ from spaces._knobs import OWNING_DIMENSIONS, TOP_KNOBS
 from spaces._spec import SearchSpace
 
 
-def sample_params(trial: optuna.Trial, space: SearchSpace) -> dict[str, Any]:
+def sample_params(trial: optuna.trial.BaseTrial, space: SearchSpace) -> dict[str, Any]:
     """Draw a flat trial config from ``space`` through ``trial``.
 
     An owning choice (``architecture``, ``optimizer``, ``compression``) is drawn first and

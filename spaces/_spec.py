@@ -217,10 +217,10 @@ class StudySpec(_Strict):
     dataset: DatasetSpec = Field(default_factory=DatasetSpec)
     objectives: dict[str, Direction] | None = None
     space: SearchSpace = Field(default_factory=SearchSpace)
-    budget: BudgetSpec = Field(default_factory=BudgetSpec)
-    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
-    validation: ValidationSpec = Field(default_factory=ValidationSpec)
-    sampler: SamplerSpec = Field(default_factory=SamplerSpec)
+    budget: BudgetSpec = BudgetSpec()
+    resources: ResourcesSpec = ResourcesSpec()
+    validation: ValidationSpec = ValidationSpec()
+    sampler: SamplerSpec = SamplerSpec()
     seed: int = Field(0, ge=0)
     constraints: list[str] | None = None
 
