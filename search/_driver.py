@@ -26,6 +26,7 @@ from search._progress import StudyProgress, print_front
 from search._records import (
     EXPERIMENT_ATTR,
     FAIL_REASON_ATTR,
+    HV_BOUND_TRIALS,
     INTERRUPTED_ATTR,
     METRICS_ATTR,
     OBJECTIVES_ATTR,
@@ -449,7 +450,10 @@ class _Driver:
             for r in front.records
         ]
         step = sum(1 for t in trials if t.state.is_finished())
-        snapshot = FrontSnapshot(self.objectives, rows, front.hypervolume, step, final)
+        # Before the normalisation is fixed the hypervolume still moves: don't chart it.
+        settled = final or len(front.records) >= HV_BOUND_TRIALS
+        hv = front.hypervolume if settled else None
+        snapshot = FrontSnapshot(self.objectives, rows, hv, step, final)
         self.tracker.update_front(snapshot)
         return front
 

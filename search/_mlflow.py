@@ -201,10 +201,11 @@ class MlflowTracker(Tracker):
         parent = self._parent_run_id
         assert parent is not None, "open_study must come first"
         now = int(time.time() * 1000)
-        hv = Metric("hypervolume", snapshot.hypervolume, now, snapshot.step)
         front_size = sum(1 for row in snapshot.rows if row["rank"] == 0)
-        size = Metric("pareto_size", float(front_size), now, snapshot.step)
-        self._client.log_batch(parent, metrics=[hv, size])
+        metrics = [Metric("pareto_size", float(front_size), now, snapshot.step)]
+        if snapshot.hypervolume is not None:
+            metrics.append(Metric("hypervolume", snapshot.hypervolume, now, snapshot.step))
+        self._client.log_batch(parent, metrics=metrics)
         self._client.log_text(parent, front_table_csv(snapshot), "pareto/pareto_front.csv")
         front = [row for row in snapshot.rows if row["rank"] == 0]
         self._client.log_text(

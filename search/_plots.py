@@ -56,7 +56,8 @@ def front_figure_png(snapshot: FrontSnapshot) -> bytes:
         ax.grid(alpha=0.3)
     axes[0][0].legend(loc="best", fontsize=8)
     fig.suptitle(
-        f"Pareto front after {snapshot.step} trials (hypervolume {snapshot.hypervolume:.4g})"
+        f"Pareto front after {snapshot.step} trials"
+        + (f" (hypervolume {snapshot.hypervolume:.4g})" if snapshot.hypervolume is not None else "")
     )
     fig.tight_layout()
     buffer = io.BytesIO()

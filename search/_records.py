@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -17,6 +18,8 @@ SPEC_ATTR = "spec"  # study user attr: the validated spec as a dict
 PARENT_RUN_ATTR = "mlflow_parent_run_id"
 EXPERIMENT_ATTR = "mlflow_experiment_id"
 TRACKING_URI_ATTR = "mlflow_tracking_uri"
+HV_BOUND_TRIALS = 10  # the first trials to complete fix the hypervolume's normalisation
+_NEVER = datetime.max
 RUN_ID_ATTR = "mlflow_run_id"  # trial user attr
 METRICS_ATTR = "metrics"  # trial user attr: every final metric the trial reported
 PARAMS_ATTR = "config"  # trial user attr: the full flat params, fixed ones included
@@ -124,9 +127,11 @@ def record_of(trial: FrozenTrial, objectives: dict[str, str], rank: int | None =
 def rank_trials(trials: list[FrozenTrial], objectives: dict[str, str]) -> FrontSummary:
     """Rank the complete trials by non-domination and measure the front's hypervolume.
 
-    The hypervolume is taken in objectives normalised to [0, 1] over the complete trials
-    seen so far, with the reference point just beyond the worst corner (1.1 in every
-    normalised objective). It is comparable within one study, not across studies.
+    The hypervolume is taken in objectives min-max normalised over the first
+    ``HV_BOUND_TRIALS`` trials to complete (all of them while fewer exist), with the
+    reference point at 1.1 in every normalised objective. Once that many trials are
+    complete the normalisation no longer moves, so the hypervolume can only grow as the
+    study goes on. It is comparable within one study, not across studies.
     """
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None]
     if not complete:
@@ -135,12 +140,18 @@ def rank_trials(trials: list[FrozenTrial], objectives: dict[str, str]) -> FrontS
     values = np.array([t.values for t in complete], dtype=float)
     ranks = nondominated_ranks(values, directions)
     records = [record_of(t, objectives, int(r)) for t, r in zip(complete, ranks, strict=True)]
-    return FrontSummary(objectives, records, normalized_hypervolume(values, directions))
+    first = sorted(complete, key=lambda t: (t.datetime_complete or _NEVER, t.number))
+    bounds = np.array([t.values for t in first[:HV_BOUND_TRIALS]], dtype=float)
+    return FrontSummary(objectives, records, normalized_hypervolume(values, directions, bounds))
 
 
-def normalized_hypervolume(values: np.ndarray, directions: list[str]) -> float:
-    """Hypervolume in min-max normalised objectives, reference 1.1 beyond the worst."""
-    low, high = values.min(axis=0), values.max(axis=0)
+def normalized_hypervolume(
+    values: np.ndarray, directions: list[str], bounds: np.ndarray | None = None
+) -> float:
+    """Hypervolume in objectives min-max normalised over ``bounds`` (default: ``values``),
+    reference 1.1 beyond their worst corner; points beyond it add nothing."""
+    bounds = values if bounds is None else bounds
+    low, high = bounds.min(axis=0), bounds.max(axis=0)
     span = np.where(high > low, high - low, 1.0)
     scaled = (values - low) / span
     # After scaling, "best" is 1 for maximised objectives: flip them to minimise all.

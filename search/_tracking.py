@@ -28,7 +28,7 @@ class FrontSnapshot:
 
     objectives: dict[str, str]  # metric name -> direction
     rows: list[dict[str, Any]]  # one per COMPLETE trial: number, run_id, params, values, rank
-    hypervolume: float
+    hypervolume: float | None  # None while the study is too young to chart it
     step: int  # number of finished trials when the snapshot was taken
     final: bool = False
 

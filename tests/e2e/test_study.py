@@ -214,3 +214,25 @@ def test_killed_driver_resumes_without_losing_or_duplicating(ray_cluster, workdi
             assert run.info.status == "KILLED"
         else:
             assert run.info.status == "FINISHED"
+
+
+def test_hypervolume_curve_only_rises(ray_cluster, workdir: Path, monkeypatch):
+    monkeypatch.setattr("search._driver.FRONT_EVERY_S", 0.0)  # publish after every trial
+    tracking = f"sqlite:///{workdir / 'mlflow.db'}"
+    result = run_study(
+        {"name": "rising", "budget": {"trials": 24}, "sampler": {"name": "random"}},
+        lambda p: {
+            "accuracy": p["learning_rate"] * 5,
+            "train_time_s": p["batch_size"] / 32,
+            "latency_ms": 1.0 / p["batch_size"],
+        },
+        storage=str(workdir / "s.journal"),
+        tracking_uri=tracking,
+        progress=False,
+    )
+    curve = MlflowClient(tracking).get_metric_history(result.parent_run_id, "hypervolume")
+    values = [m.value for m in sorted(curve, key=lambda m: m.step)]
+    assert len(values) >= 5, "charted from the 10th complete trial on"
+    assert min(m.step for m in curve) >= 10
+    assert all(b >= a - 1e-12 for a, b in zip(values, values[1:], strict=False))
+    assert values[-1] == pytest.approx(result.hypervolume)
