@@ -56,7 +56,6 @@ class MlflowTracker(Tracker):
         self.tracking_uri = tracking_uri
         self._client = MlflowClient(tracking_uri=tracking_uri)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-tracker")
-        self._pending: list[Future[Any]] = []
         self._experiment_id: str = ""
         self._parent_run_id: str | None = None
         self._study: str = ""
@@ -233,9 +232,7 @@ class MlflowTracker(Tracker):
 
     # -- plumbing ----------------------------------------------------------------------
     def _submit(self, fn: Any, *args: Any) -> Future[Any]:
-        future = self._thread.submit(self._guarded, fn, *args)
-        self._pending = [f for f in self._pending if not f.done()] + [future]
-        return future
+        return self._thread.submit(self._guarded, fn, *args)
 
     def _guarded(self, fn: Any, *args: Any) -> Any:
         try:

@@ -236,3 +236,31 @@ def test_hypervolume_curve_only_rises(ray_cluster, workdir: Path, monkeypatch):
     assert min(m.step for m in curve) >= 10
     assert all(b >= a - 1e-12 for a, b in zip(values, values[1:], strict=False))
     assert values[-1] == pytest.approx(result.hypervolume)
+
+
+def _dies_on_batch_32(params):
+    if params["batch_size"] == 32:
+        os._exit(3)  # the worker process dies mid-trial
+    return {"accuracy": params["learning_rate"], "train_time_s": 1.0, "latency_ms": 1.0}
+
+
+def test_a_dying_worker_fails_its_trial_and_is_replaced(ray_cluster, workdir: Path):
+    storage = str(workdir / "s.journal")
+    spec = {
+        "name": "dying",
+        "space": {"batch_size": [32, 64]},
+        "budget": {"trials": 8},
+        "sampler": {"name": "random"},
+    }
+    result = run_study(
+        spec,
+        _dies_on_batch_32,
+        storage=storage,
+        tracking_uri=f"sqlite:///{workdir / 'm.db'}",
+        progress=False,
+    )
+    trials = optuna.load_study(study_name="dying", storage=open_storage(storage)).trials
+    died = [t for t in trials if t.params.get("batch_size") == 32]
+    assert died and result.n_complete == 8 - len(died) and result.n_failed == len(died)
+    assert all("worker died" in t.user_attrs["fail_reason"] for t in died)
+    assert all(t.state == TrialState.COMPLETE for t in trials if t not in died)
