@@ -71,6 +71,23 @@ def hypervolume(values, directions: Sequence[str], reference: Sequence[float]) -
     return float(_hv_minimize(points, ref))
 
 
+def normalized_losses(
+    values: np.ndarray, directions: Sequence[str], bounds: np.ndarray | None = None
+) -> np.ndarray:
+    """Objectives min-max scaled over ``bounds`` (default: ``values``) into losses:
+    0 at the bounds' best value and 1 at their worst, whatever the direction.
+
+    A constant column has span 1: it scales to 0 when minimised and 1 when maximised.
+    """
+    bounds = values if bounds is None else bounds
+    low, high = bounds.min(axis=0), bounds.max(axis=0)
+    span = np.where(high > low, high - low, 1.0)
+    scaled = (values - low) / span
+    flips = np.array([d == "maximize" for d in directions])
+    scaled[:, flips] = 1.0 - scaled[:, flips]
+    return scaled
+
+
 def _hv_minimize(points: np.ndarray, ref: np.ndarray) -> float:
     if points.shape[1] == 1:
         return float(ref[0] - points[:, 0].min())

@@ -11,7 +11,7 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search._pareto import hypervolume, nondominated_ranks
+from search._pareto import hypervolume, nondominated_ranks, normalized_losses
 
 OBJECTIVES_ATTR = "objectives"  # study user attr: {metric: direction}, in value order
 SPEC_ATTR = "spec"  # study user attr: the validated spec as a dict
@@ -150,11 +150,5 @@ def normalized_hypervolume(
 ) -> float:
     """Hypervolume in objectives min-max normalised over ``bounds`` (default: ``values``),
     reference 1.1 beyond their worst corner; points beyond it add nothing."""
-    bounds = values if bounds is None else bounds
-    low, high = bounds.min(axis=0), bounds.max(axis=0)
-    span = np.where(high > low, high - low, 1.0)
-    scaled = (values - low) / span
-    # After scaling, "best" is 1 for maximised objectives: flip them to minimise all.
-    flips = np.array([d == "maximize" for d in directions])
-    scaled[:, flips] = 1.0 - scaled[:, flips]
-    return hypervolume(scaled, ["minimize"] * len(directions), [1.1] * len(directions))
+    losses = normalized_losses(values, directions, bounds)
+    return hypervolume(losses, ["minimize"] * len(directions), [1.1] * len(directions))

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from search._pareto import nondominated_ranks
+from search._pareto import nondominated_ranks, normalized_losses
 from search._records import TrialRecord, TrialSet
 from spaces import Expression, parse_expression
 
@@ -199,15 +199,10 @@ def _goodness(
 ) -> np.ndarray:
     """Metrics scaled to [0, 1] over ``records``, 1 the best by direction (constant: 1)."""
     values = np.array([[r.metrics.get(n, r.values.get(n)) for n in names] for r in records], float)
-    low, high = values.min(axis=0), values.max(axis=0)
-    span = np.where(high > low, high - low, 1.0)
-    scaled = (values - low) / span
-    for j, name in enumerate(names):
-        if metric_direction(name, objectives) == "minimize":
-            scaled[:, j] = 1.0 - scaled[:, j]
-        if high[j] == low[j]:
-            scaled[:, j] = 1.0
-    return scaled
+    directions = [metric_direction(name, objectives) for name in names]
+    goodness = 1.0 - normalized_losses(values, directions)
+    goodness[:, values.min(axis=0) == values.max(axis=0)] = 1.0
+    return goodness
 
 
 def _no_match_message(
