@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from search._executors import Executor, RayExecutor
 from search._mlflow import MlflowTracker
+from search._pareto import RunningFront
 from search._progress import StudyProgress, print_front
 from search._records import (
     EXPERIMENT_ATTR,
@@ -280,7 +281,7 @@ class _Driver:
         self.started = time.perf_counter()
         self.finished_here = 0
         self.parent_run_id: str | None = None
-        self.front_size = _RunningFront(list(objectives.values()))
+        self.front_size = RunningFront(list(objectives.values()))
         self._front_published_at = -math.inf
 
     # -- set-up ------------------------------------------------------------------------
@@ -475,26 +476,3 @@ class _Driver:
             parent_run_id=self.parent_run_id,
             tracking_errors=list(getattr(self.tracker, "errors", [])),
         )
-
-
-class _RunningFront:
-    """The current non-dominated set, updated point by point (for the progress bar)."""
-
-    def __init__(self, directions: list[str]):
-        self._signs = [-1.0 if d == "maximize" else 1.0 for d in directions]
-        self._points: list[tuple[float, ...]] = []
-
-    def __len__(self) -> int:
-        return len(self._points)
-
-    def add(self, values: list[float] | None) -> None:
-        if values is None:
-            return
-        point = tuple(v * s for v, s in zip(values, self._signs, strict=True))
-        if point in self._points or any(_dominates(p, point) for p in self._points):
-            return  # a copy of a kept point adds nothing to the front's size
-        self._points = [p for p in self._points if not _dominates(point, p)] + [point]
-
-
-def _dominates(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
-    return all(x <= y for x, y in zip(a, b, strict=True)) and a != b

@@ -22,8 +22,41 @@ def _as_minimization(values: np.ndarray | Sequence[Sequence[float]], directions:
 
 def dominates(a: Sequence[float], b: Sequence[float], directions: Sequence[str]) -> bool:
     """True when ``a`` is no worse than ``b`` in every objective and better in one."""
-    pa, pb = _as_minimization([a, b], directions)
-    return bool(np.all(pa <= pb) and np.any(pa < pb))
+    signs = _signs(directions)
+    return _dominates_minimized(_signed(a, signs), _signed(b, signs))
+
+
+def _signs(directions: Sequence[str]) -> list[float]:
+    return [-1.0 if d == "maximize" else 1.0 for d in directions]
+
+
+def _signed(values: Sequence[float], signs: list[float]) -> tuple[float, ...]:
+    return tuple(v * s for v, s in zip(values, signs, strict=True))
+
+
+def _dominates_minimized(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    return all(x <= y for x, y in zip(a, b, strict=True)) and a != b
+
+
+class RunningFront:
+    """The current non-dominated set, updated point by point (cheap enough to run after
+    every trial; the driver's progress bar shows its size)."""
+
+    def __init__(self, directions: Sequence[str]):
+        self._signs = _signs(directions)
+        self._points: list[tuple[float, ...]] = []
+
+    def __len__(self) -> int:
+        return len(self._points)
+
+    def add(self, values: Sequence[float] | None) -> None:
+        if values is None:
+            return
+        point = _signed(values, self._signs)
+        if point in self._points or any(_dominates_minimized(p, point) for p in self._points):
+            return  # a copy of a kept point adds nothing to the front's size
+        kept = [p for p in self._points if not _dominates_minimized(point, p)]
+        self._points = kept + [point]
 
 
 def pareto_mask(values, directions: Sequence[str]) -> np.ndarray:

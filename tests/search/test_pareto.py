@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from search import dominates, hypervolume, nondominated_ranks, pareto_mask
+from search._pareto import RunningFront
 
 MAX_MIN_MIN = ["maximize", "minimize", "minimize"]
 
@@ -96,3 +97,14 @@ def test_hypervolume_is_monotone_and_front_only(points):
     front_only = hypervolume(values[pareto_mask(values, mins)], mins, ref)
     assert full == pytest.approx(front_only)
     assert hypervolume(values[:-1], mins, ref) <= full + 1e-9 if len(values) > 1 else True
+
+
+@settings(max_examples=80, deadline=None)
+@given(points_strategy)
+def test_running_front_counts_the_distinct_front_points(points):
+    front = RunningFront(MAX_MIN_MIN)
+    for point in points:
+        front.add(point)
+    values = np.array(points, dtype=float)
+    on_front = {tuple(p) for p in values[pareto_mask(values, MAX_MIN_MIN)]}
+    assert len(front) == len(on_front)
