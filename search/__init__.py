@@ -3,7 +3,7 @@
 from search._client import Client, StudySummary
 from search._driver import StudyResult, run_study
 from search._executors import Executor, InProcessExecutor, RayExecutor
-from search._mlflow import MlflowTracker
+from search._mlflow_process import MlflowTracker
 from search._pareto import dominates, hypervolume, nondominated_ranks, pareto_mask
 from search._records import TrialRecord
 from search._storage import open_storage

@@ -16,6 +16,7 @@ import optuna
 from optuna.trial import TrialState
 
 from search import _models, _selection
+from search._mlflow import TRIAL_TAG
 from search._records import (
     EXPERIMENT_ATTR,
     PARENT_RUN_ATTR,
@@ -113,7 +114,10 @@ class Client:
     def front(self, name: str) -> FrontSummary:
         """Every complete trial of the study, ranked, with the front's hypervolume."""
         study = self._study(name)
-        return rank_trials(study.get_trials(deepcopy=False), study_objectives(study))
+        front = rank_trials(study.get_trials(deepcopy=False), study_objectives(study))
+        if any(r.mlflow_run_id is None for r in front.records):
+            front = replace(front, records=list(self._with_models(study, front.records)))
+        return front
 
     def pareto_front(self, name: str, feasible_only: bool = True) -> TrialSet:
         """The Pareto-optimal trials of the study, by trial number, with their model URIs.
@@ -236,7 +240,9 @@ class Client:
         return study.user_attrs.get(TRACKING_URI_ATTR) or self.tracking_uri
 
     def _with_models(self, study: optuna.Study, records: list[TrialRecord]) -> TrialSet:
-        """The records with ``model_uri`` set from their runs' ``paretotune.model_uri`` tag."""
+        """The records with ``model_uri`` set from their runs' ``paretotune.model_uri`` tag,
+        and ``mlflow_run_id`` from the runs' trial-number tag where Optuna lacks it (a
+        trial can end before MLflow has made its run)."""
         experiment = study.user_attrs.get(EXPERIMENT_ATTR)
         parent = study.user_attrs.get(PARENT_RUN_ATTR)
         if not records or experiment is None or parent is None:
@@ -253,7 +259,12 @@ class Client:
             warnings.warn(f"MLflow unreachable, no model URIs: {err}", stacklevel=3)
             return TrialSet(records)
         uris = {run.info.run_id: run.data.tags.get(_models.MODEL_URI_TAG) for run in runs}
-        return TrialSet(replace(r, model_uri=uris.get(r.mlflow_run_id or "")) for r in records)
+        run_of_trial = {run.data.tags.get(TRIAL_TAG): run.info.run_id for run in runs}
+        linked = (
+            r if r.mlflow_run_id else replace(r, mlflow_run_id=run_of_trial.get(str(r.number)))
+            for r in records
+        )
+        return TrialSet(replace(r, model_uri=uris.get(r.mlflow_run_id or "")) for r in linked)
 
     @staticmethod
     def _study_of(record: TrialRecord) -> str:

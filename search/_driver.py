@@ -9,10 +9,10 @@ interrupted and queued again with the same params.
 from __future__ import annotations
 
 import math
+import sys
 import time
 import warnings
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 from pydantic import ValidationError
 
 from search._executors import Executor, RayExecutor
-from search._mlflow import MlflowTracker
+from search._mlflow_process import MlflowTracker
 from search._pareto import RunningFront
 from search._progress import StudyProgress, print_front
 from search._records import (
@@ -42,7 +42,7 @@ from search._records import (
 )
 from search._samplers import AutoSampler
 from search._storage import open_storage, resolve_storage_url, resolve_tracking_uri
-from search._tracking import FrontSnapshot, Tracker
+from search._tracking import FrontSnapshot, Tracker, TrackerNews
 from search._worker import TrialReport, TrialTask, UserObjective
 from spaces import (
     SpecError,
@@ -55,6 +55,11 @@ from spaces import (
 
 _POLL_S = 0.2
 FRONT_EVERY_S = 10.0  # how often the ranked front is republished while the study runs
+_BACKLOG_NOTICE = 20  # trials MLflow may still have to record before closing says so
+# A finished trial is told to Optuna once its MLflow run id is stored with it, but never
+# held longer than this, nor while more than this many finished trials wait.
+_RUN_ID_WAIT_S = 30.0
+_MAX_WAITING_FOR_RUN_ID = 8
 
 
 @dataclass(frozen=True)
@@ -137,7 +142,7 @@ def run_study(
         if own_executor and executor is not None:
             executor.shutdown()
         front = driver.publish_front(final=True)
-        tracker.close(status)
+        driver.close_tracker(status)
     result = driver.result(storage_url, front)
     if progress:
         print_front(front, tracking_uri=tracker.location, experiment_id=result.experiment_id)
@@ -256,8 +261,8 @@ def _open_study(spec: StudySpec, objectives: dict[str, str], storage_url: str) -
 class _InFlight:
     trial: optuna.Trial
     params: dict[str, Any]
-    run_id: Future[str | None]
-    run_id_stored: bool = False
+    run_id_known: bool = False  # the tracker answered (with a run id or with None)
+    finished_at: float = math.inf
 
 
 class _Driver:
@@ -276,27 +281,44 @@ class _Driver:
         self.objectives = objectives
         self.tracker = tracker
         self.show_progress = progress
-        self.in_flight: dict[int, _InFlight] = {}
+        self.in_flight: dict[int, _InFlight] = {}  # running on a worker
+        self.run_ids: dict[int, str] = {}  # MLflow run ids the tracker reported
         self.finished_untold: list[tuple[_InFlight, TrialReport]] = []
         self.started = time.perf_counter()
         self.finished_here = 0
         self.parent_run_id: str | None = None
+        self.experiment_id: str | None = None
         self.front_size = RunningFront(list(objectives.values()))
         self._front_published_at = -math.inf
 
     # -- set-up ------------------------------------------------------------------------
     def open(self) -> None:
-        parent = self.study.user_attrs.get(PARENT_RUN_ATTR)
-        self.parent_run_id = self.tracker.open_study(
-            self.spec.name, self.spec.model_dump(mode="json"), parent
+        self.parent_run_id = self.study.user_attrs.get(PARENT_RUN_ATTR)
+        self.experiment_id = self.study.user_attrs.get(EXPERIMENT_ATTR)
+        self.tracker.open_study(
+            self.spec.name, self.spec.model_dump(mode="json"), self.parent_run_id
         )
-        if self.parent_run_id and self.parent_run_id != parent:
-            self.study.set_user_attr(PARENT_RUN_ATTR, self.parent_run_id)
-            self.study.set_user_attr(TRACKING_URI_ATTR, self.tracker.location)
-        experiment_id = getattr(self.tracker, "experiment_id", None)
-        if experiment_id is not None:
-            self.study.set_user_attr(EXPERIMENT_ATTR, experiment_id)
         self._recover_interrupted()
+
+    def _absorb(self, news: TrackerNews) -> None:
+        """Store what the tracker learned: the study's MLflow ids, the trials' run ids."""
+        if news.parent_run_id and news.parent_run_id != self.parent_run_id:
+            self.parent_run_id = news.parent_run_id
+            self.study.set_user_attr(PARENT_RUN_ATTR, news.parent_run_id)
+            self.study.set_user_attr(TRACKING_URI_ATTR, self.tracker.location)
+        if news.experiment_id and news.experiment_id != self.experiment_id:
+            self.experiment_id = news.experiment_id
+            self.study.set_user_attr(EXPERIMENT_ATTR, news.experiment_id)
+        for number, run_id in news.run_ids.items():
+            if run_id is not None:
+                self.run_ids[number] = run_id
+            item = self.in_flight.get(number)
+            if item is None:  # finished; once told, readers find the run by its trial tag
+                item = next((i for i, _ in self.finished_untold if i.trial.number == number), None)
+            if item is not None:
+                item.run_id_known = True
+                if run_id is not None:
+                    item.trial.set_user_attr(RUN_ID_ATTR, run_id)
 
     def _recover_interrupted(self) -> None:
         """Close trials a previous driver left RUNNING and queue their params again."""
@@ -350,8 +372,8 @@ class _Driver:
                     and finished + len(self.in_flight) + len(self.finished_untold) < budget.trials
                 ):
                     self._dispatch(executor)
-                while self.finished_untold:
-                    key = self._finish(*self.finished_untold.pop(0))
+                for item, report in self._ready_to_tell(executor.capacity):
+                    key = self._finish(item, report)
                     finished += 1
                     counts[key] += 1
                     bar.update(
@@ -361,37 +383,48 @@ class _Driver:
                         pareto=len(self.front_size),
                     )
                 if not self.in_flight:
-                    break
-                self._store_known_run_ids()
-                for report in executor.wait(_POLL_S):
-                    self.finished_untold.append((self.in_flight.pop(report.number), report))
+                    if not self.finished_untold:
+                        break
+                    self._absorb(self.tracker.poll(_POLL_S))
+                    continue
+                self._absorb(self.tracker.poll())
+                for report in executor.wait(_POLL_S / 10 if self.finished_untold else _POLL_S):
+                    item = self.in_flight.pop(report.number)
+                    item.finished_at = time.perf_counter()
+                    self.finished_untold.append((item, report))
                 if time.perf_counter() - self._front_published_at >= FRONT_EVERY_S:
                     self.publish_front(final=False)
+
+    def _ready_to_tell(self, capacity: int) -> list[tuple[_InFlight, TrialReport]]:
+        """The finished trials to tell Optuna now: those whose run id is stored (or that
+        will have none), and the oldest beyond the waiting limits. MLflow lagging behind
+        thus delays the telling a little, never the dispatch."""
+        now = time.perf_counter()
+        limit = max(_MAX_WAITING_FOR_RUN_ID, 2 * capacity)
+        ready, waiting = [], []
+        for entry in self.finished_untold:
+            item = entry[0]
+            if item.run_id_known or not self.tracker.keeps_runs:
+                ready.append(entry)
+            elif now - item.finished_at > _RUN_ID_WAIT_S:
+                ready.append(entry)
+            else:
+                waiting.append(entry)
+        overflow = max(0, len(waiting) - limit)
+        ready += waiting[:overflow]
+        self.finished_untold = waiting[overflow:]
+        return ready
 
     def _dispatch(self, executor: Executor) -> None:
         trial = self.study.ask()
         params = sample_params(trial, self.spec.space)
         trial.set_user_attr(PARAMS_ATTR, params)
-        future = self.tracker.start_trial(trial.number, params)
-        self.in_flight[trial.number] = _InFlight(trial, params, future)
+        self.tracker.start_trial(trial.number, params)
+        self.in_flight[trial.number] = _InFlight(trial, params)
         executor.submit(TrialTask(trial.number, params))
-
-    def _store_known_run_ids(self) -> None:
-        """Make the trial -> run mapping durable as soon as MLflow has answered."""
-        for item in self.in_flight.values():
-            if not item.run_id_stored and item.run_id.done():
-                self._store_run_id(item)
-
-    def _store_run_id(self, item: _InFlight) -> str | None:
-        run_id = item.run_id.result()
-        if run_id is not None and not item.run_id_stored:
-            item.trial.set_user_attr(RUN_ID_ATTR, run_id)
-        item.run_id_stored = True
-        return run_id
 
     def _finish(self, item: _InFlight, report: TrialReport) -> str:
         """Tell Optuna the outcome and hand it to the tracker; return the count key."""
-        run_id = self._store_run_id(item)
         error = report.error or self._missing_objectives(report.metrics)
         if error is None:
             values = [report.metrics[m] for m in self.objectives]
@@ -404,7 +437,7 @@ class _Driver:
             item.trial.set_user_attr(FAIL_REASON_ATTR, error[:2000])
             self.study.tell(item.trial, state=TrialState.FAIL)
             state, key = "FAIL", "failed"
-        self.tracker.finish_trial(run_id, state, report)
+        self.tracker.finish_trial(item.trial.number, state, report)
         self.finished_here += 1
         return key
 
@@ -427,9 +460,8 @@ class _Driver:
             self._finish(*self.finished_untold.pop(0))
         if not self.in_flight:
             return
+        self._absorb(self.tracker.poll())
         for item in self.in_flight.values():
-            if item.run_id.done():
-                self._store_run_id(item)
             self._close_interrupted(item.trial._trial_id, item.trial.params)
         self.tracker.mark_interrupted(list(self.in_flight))
         self.in_flight.clear()
@@ -458,21 +490,32 @@ class _Driver:
         self.tracker.update_front(snapshot)
         return front
 
+    def close_tracker(self, status: str) -> None:
+        """Wait for the tracker to record everything; say so when that takes a while."""
+        backlog = getattr(self.tracker, "backlog", 0)
+        if self.show_progress and backlog > _BACKLOG_NOTICE:
+            print(f"Waiting for MLflow to record the last {backlog} trials…", file=sys.stderr)
+        self._absorb(self.tracker.close(status))
+
     def result(self, storage_url: str, front: FrontSummary) -> StudyResult:
         counts = self.counts()
+        pareto = [
+            r if r.mlflow_run_id else replace(r, mlflow_run_id=self.run_ids.get(r.number))
+            for r in front.pareto
+        ]
         return StudyResult(
             name=self.spec.name,
             storage=storage_url,
             tracking_uri=self.tracker.location,
             objectives=self.objectives,
-            pareto=front.pareto,
+            pareto=pareto,
             n_complete=counts["complete"],
             n_failed=counts["failed"],
             n_pruned=counts["pruned"],
             trials_run=self.finished_here,
             wall_time_s=time.perf_counter() - self.started,
             hypervolume=front.hypervolume,
-            experiment_id=getattr(self.tracker, "experiment_id", None),
+            experiment_id=self.experiment_id,
             parent_run_id=self.parent_run_id,
             tracking_errors=list(getattr(self.tracker, "errors", [])),
         )

@@ -1,10 +1,11 @@
-"""The MLflow tracker: one parent run per study, one nested child run per trial.
+"""MLflow's side of a study: one parent run per study, one nested child run per trial.
 
-All MLflow calls happen on one background thread, in call order, so a slow tracking
-store never stalls the dispatch of trials. Durability of the trial -> run mapping:
-the driver stores each run id as the trial's ``mlflow_run_id`` user attribute as soon
-as it is known, and every child run carries the tags ``paretotune.study`` and
-``paretotune.trial_number``, so a resumed study finds its runs instead of duplicating.
+`MlflowRecorder` makes the MLflow calls; it runs in a logging process of its own (see
+`search._mlflow_process`), so a slow tracking store never stalls the dispatch of trials
+and MLflow's CPU work runs beside the driver's. The trial -> run mapping: every child
+run carries the tags ``paretotune.study`` and ``paretotune.trial_number``, and the driver
+also stores the run id as the trial's ``mlflow_run_id`` user attribute when it arrives
+before the trial ends.
 
 Models: every child run gets its raw predictor (``model/model.pt``, plus a few raw input
 rows) and the tag ``paretotune.model_uri``; when the final front is published, each
@@ -20,7 +21,7 @@ import os
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from search._models import (
     log_trial_model,
     raw_model_uri,
 )
-from search._tracking import FrontSnapshot, Tracker
+from search._tracking import FrontSnapshot
 from search._worker import TrialReport
 
 STUDY_TAG = "paretotune.study"
@@ -43,11 +44,13 @@ _DESCRIPTIVE_PARAMS = ("architecture", "optimizer", "compression")
 _MAX_TAG_CHARS = 5000
 
 
-class MlflowTracker(Tracker):
-    """Logs to the MLflow tracking server or store at ``tracking_uri``.
+class MlflowRecorder:
+    """Does the MLflow work of a study, synchronously, in the logging process.
 
+    Trials are named by their Optuna number; the recorder keeps the number -> run id map.
     For a local ``sqlite:///path.db`` URI, artifacts go to ``mlartifacts/`` beside the
-    database file, so the whole study lives in one folder.
+    database file, so the whole study lives in one folder. MLflow trouble never raises:
+    each failure becomes one line in ``errors``.
     """
 
     def __init__(self, tracking_uri: str):
@@ -55,46 +58,37 @@ class MlflowTracker(Tracker):
 
         self.tracking_uri = tracking_uri
         self._client = MlflowClient(tracking_uri=tracking_uri)
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-tracker")
-        self._experiment_id: str = ""
-        self._parent_run_id: str | None = None
+        self.experiment_id: str = ""
+        self.parent_run_id: str | None = None
         self._study: str = ""
+        self._run_ids: dict[int, str] = {}
         self._pareto_tags: dict[str, tuple[str, str]] = {}
         self.errors: list[str] = []
 
-    @property
-    def location(self) -> str | None:
-        return self.tracking_uri
-
-    @property
-    def experiment_id(self) -> str | None:
-        return self._experiment_id or None
-
     # -- study -----------------------------------------------------------------------
-    def open_study(self, name: str, spec: dict[str, Any], parent_run_id: str | None) -> str:
+    def open_study(self, name: str, spec: dict[str, Any], parent_run_id: str | None) -> None:
         self._study = name
-        return self._thread.submit(self._open_study, name, spec, parent_run_id).result()
+        self._guarded(self._open_study, name, spec, parent_run_id)
 
-    def _open_study(self, name: str, spec: dict[str, Any], parent_run_id: str | None) -> str:
+    def _open_study(self, name: str, spec: dict[str, Any], parent_run_id: str | None) -> None:
         experiment = self._client.get_experiment_by_name(name)
         if experiment is None:
-            self._experiment_id = self._client.create_experiment(
+            self.experiment_id = self._client.create_experiment(
                 name, artifact_location=_artifact_location(self.tracking_uri, name)
             )
         else:
-            self._experiment_id = experiment.experiment_id
+            self.experiment_id = experiment.experiment_id
         if parent_run_id and self._run_exists(parent_run_id):
             self._client.update_run(parent_run_id, status="RUNNING")
-            self._parent_run_id = parent_run_id
-            return parent_run_id
+            self.parent_run_id = parent_run_id
+            return
         run = self._client.create_run(
-            self._experiment_id,
+            self.experiment_id,
             run_name=name,
             tags={STUDY_TAG: name, "paretotune.role": "study"},
         )
-        self._parent_run_id = run.info.run_id
-        self._client.log_dict(self._parent_run_id, spec, "spec.json")
-        return self._parent_run_id
+        self.parent_run_id = run.info.run_id
+        self._client.log_dict(self.parent_run_id, spec, "spec.json")
 
     def _run_exists(self, run_id: str) -> bool:
         try:
@@ -104,33 +98,43 @@ class MlflowTracker(Tracker):
         return True
 
     # -- trials ----------------------------------------------------------------------
-    def start_trial(self, number: int, params: dict[str, Any]) -> Future[str | None]:
-        return self._submit(self._start_trial, number, params)
-
-    def _start_trial(self, number: int, params: dict[str, Any]) -> str:
-        from mlflow.entities import Param
-
-        tags = {
-            "mlflow.parentRunId": self._parent_run_id,
-            STUDY_TAG: self._study,
-            TRIAL_TAG: str(number),
-            STATE_TAG: "RUNNING",
-        }
-        tags |= {key: str(params[key]) for key in _DESCRIPTIVE_PARAMS if key in params}
-        run = self._client.create_run(
-            self._experiment_id, run_name=f"trial-{number:04d}", tags=tags
-        )
-        run_id = run.info.run_id
-        self._client.log_batch(
-            run_id, params=[Param(key, str(value)) for key, value in params.items()]
-        )
+    def start_trial(
+        self, number: int, params: dict[str, Any], outcome: tuple[str, TrialReport] | None = None
+    ) -> str | None:
+        """Create the trial's nested run and log its params; with ``outcome`` (the trial
+        already finished) record the result in the same calls. Returns the run id."""
+        run_id = self._guarded(self._create_run, number, params, outcome)
+        if run_id is not None:
+            self._run_ids[number] = run_id
         return run_id
 
-    def finish_trial(self, run_id: str | None, state: str, report: TrialReport) -> None:
-        if run_id is not None:
-            self._submit(self._finish_trial, run_id, state, report)
+    def _create_run(
+        self, number: int, params: dict[str, Any], outcome: tuple[str, TrialReport] | None
+    ) -> str:
+        from mlflow.entities import Param
 
-    def _finish_trial(self, run_id: str, state: str, report: TrialReport) -> None:
+        state = outcome[0] if outcome else "RUNNING"
+        tags = {STUDY_TAG: self._study, TRIAL_TAG: str(number), STATE_TAG: state}
+        if self.parent_run_id:
+            tags["mlflow.parentRunId"] = self.parent_run_id
+        tags |= {key: str(params[key]) for key in _DESCRIPTIVE_PARAMS if key in params}
+        run = self._client.create_run(self.experiment_id, run_name=f"trial-{number:04d}", tags=tags)
+        run_id = run.info.run_id
+        param_list = [Param(key, str(value)) for key, value in params.items()]
+        if outcome is None:
+            self._client.log_batch(run_id, params=param_list)
+        else:
+            self._record_outcome(run_id, *outcome, params=param_list)
+        return run_id
+
+    def finish_trial(self, number: int, state: str, report: TrialReport) -> None:
+        run_id = self._run_ids.get(number)
+        if run_id is not None:
+            self._guarded(self._record_outcome, run_id, state, report)
+
+    def _record_outcome(
+        self, run_id: str, state: str, report: TrialReport, params: list[Any] | None = None
+    ) -> None:
         from mlflow.entities import Metric, RunTag
 
         now = int(time.time() * 1000)
@@ -145,8 +149,8 @@ class MlflowTracker(Tracker):
         if report.model_bytes is not None:
             self._log_raw_model(run_id, report)
             tags.append(RunTag(MODEL_URI_TAG, raw_model_uri(run_id)))
-        # One transaction for tags and up to 1000 metrics (MLflow's per-batch limit).
-        self._client.log_batch(run_id, metrics=metrics[:1000], tags=tags)
+        # One transaction for params, tags and up to 1000 metrics (MLflow's batch limit).
+        self._client.log_batch(run_id, metrics=metrics[:1000], params=params or [], tags=tags)
         for start in range(1000, len(metrics), 1000):
             self._client.log_batch(run_id, metrics=metrics[start : start + 1000])
         self._client.set_terminated(run_id, _RUN_STATUS.get(state, "FAILED"))
@@ -164,13 +168,13 @@ class MlflowTracker(Tracker):
 
     def mark_interrupted(self, numbers: Sequence[int]) -> None:
         if numbers:
-            self._submit(self._mark_interrupted, list(numbers))
+            self._guarded(self._mark_interrupted, list(numbers))
 
     def _mark_interrupted(self, numbers: list[int]) -> None:
         wanted = {str(n) for n in numbers}
         running = self._client.search_runs(
-            [self._experiment_id],
-            filter_string=f"tags.`mlflow.parentRunId` = '{self._parent_run_id}' "
+            [self.experiment_id],
+            filter_string=f"tags.`mlflow.parentRunId` = '{self.parent_run_id}' "
             "AND attributes.status = 'RUNNING'",
             max_results=10_000,
         )
@@ -181,10 +185,14 @@ class MlflowTracker(Tracker):
 
     # -- the front -------------------------------------------------------------------
     def update_front(self, snapshot: FrontSnapshot) -> None:
-        self._submit(self._update_front, snapshot)
+        rows = [
+            row | {"run_id": row.get("run_id") or self._run_ids.get(row["number"])}
+            for row in snapshot.rows
+        ]
+        self._guarded(self._update_front, replace(snapshot, rows=rows))
 
     def _update_front(self, snapshot: FrontSnapshot) -> None:
-        from mlflow.entities import Metric
+        from mlflow.entities import Metric, RunTag
 
         from search._plots import front_figure_png, front_html, front_table_csv
 
@@ -192,13 +200,12 @@ class MlflowTracker(Tracker):
             run_id = row.get("run_id")
             wanted = (str(row["rank"] == 0).lower(), str(row["rank"]))
             if run_id and self._pareto_tags.get(run_id) != wanted:
-                from mlflow.entities import RunTag
-
                 tags = [RunTag("pareto", wanted[0]), RunTag("pareto_rank", wanted[1])]
                 self._client.log_batch(run_id, tags=tags)
                 self._pareto_tags[run_id] = wanted
-        parent = self._parent_run_id
-        assert parent is not None, "open_study must come first"
+        parent = self.parent_run_id
+        if parent is None:
+            return  # the parent run could not be made: already one line in errors
         now = int(time.time() * 1000)
         front_size = sum(1 for row in snapshot.rows if row["rank"] == 0)
         metrics = [Metric("pareto_size", float(front_size), now, snapshot.step)]
@@ -230,21 +237,17 @@ class MlflowTracker(Tracker):
                 with _quiet_model_logging():
                     self._guarded(log_trial_model, self._client, run_id)
 
-    # -- plumbing ----------------------------------------------------------------------
-    def _submit(self, fn: Any, *args: Any) -> Future[Any]:
-        return self._thread.submit(self._guarded, fn, *args)
+    def close(self, status: str = "FINISHED") -> None:
+        if self.parent_run_id is not None:
+            self._guarded(self._client.set_terminated, self.parent_run_id, status)
 
+    # -- plumbing ----------------------------------------------------------------------
     def _guarded(self, fn: Any, *args: Any) -> Any:
         try:
             return fn(*args)
         except Exception as err:  # tracking trouble must not kill the study
             self.errors.append(f"{fn.__name__}: {type(err).__name__}: {err}")
             return None
-
-    def close(self, status: str = "FINISHED") -> None:
-        if self._parent_run_id is not None:
-            self._submit(self._client.set_terminated, self._parent_run_id, status)
-        self._thread.shutdown(wait=True)
 
 
 @contextlib.contextmanager

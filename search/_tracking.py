@@ -3,20 +3,21 @@
 Invariants of every tracker:
 
 - All methods are called from the driver thread only, in this order: ``open_study``
-  once, then any number of ``start_trial`` / ``finish_trial`` / ``update_front``, then
-  ``close`` once.
-- ``start_trial`` returns a future run id (``None`` when the tracker keeps no runs); the
-  other calls return at once and their work may happen later, but in call order.
+  once, then any number of ``start_trial`` / ``finish_trial`` / ``update_front`` /
+  ``poll``, then ``close`` once.
+- Every call returns at once; the work may happen later (in another process), but in
+  call order. Trials are named by their Optuna number, never by a run id, so the driver
+  never waits for the tracker before it can go on.
+- What the tracker learns (the parent run id, each trial's run id) comes back through
+  ``poll``; the driver stores it in the Optuna storage. A tracker never writes there.
 - ``close`` waits until everything asked before it is recorded.
-- A tracker never writes to the Optuna storage; the driver stores what it returns.
 """
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from search._worker import TrialReport
@@ -33,19 +34,39 @@ class FrontSnapshot:
     final: bool = False
 
 
+@dataclass
+class TrackerNews:
+    """What a tracker learned since the last ``poll``."""
+
+    experiment_id: str | None = None
+    parent_run_id: str | None = None
+    run_ids: dict[int, str | None] = field(default_factory=dict)  # None: no run was made
+    errors: list[str] = field(default_factory=list)
+
+    def merge(self, other: TrackerNews) -> None:
+        self.experiment_id = other.experiment_id or self.experiment_id
+        self.parent_run_id = other.parent_run_id or self.parent_run_id
+        self.run_ids |= other.run_ids
+        self.errors += other.errors
+
+
 class Tracker(abc.ABC):
     """Records studies and trials. See the module docstring for the invariants."""
 
-    @abc.abstractmethod
-    def open_study(self, name: str, spec: dict[str, Any], parent_run_id: str | None) -> str | None:
-        """Open (or re-open, on resume) the study's parent record; return its id."""
+    #: Whether ``poll`` reports a run id for every started trial. The driver then tells
+    #: Optuna a trial's result only once its run id is stored with it.
+    keeps_runs: bool = False
 
     @abc.abstractmethod
-    def start_trial(self, number: int, params: dict[str, Any]) -> Future[str | None]:
-        """Open the trial's record; the future resolves to its run id."""
+    def open_study(self, name: str, spec: dict[str, Any], parent_run_id: str | None) -> None:
+        """Open (or re-open, on resume) the study's parent record."""
 
     @abc.abstractmethod
-    def finish_trial(self, run_id: str | None, state: str, report: TrialReport) -> None:
+    def start_trial(self, number: int, params: dict[str, Any]) -> None:
+        """Open the trial's record; its run id comes back through ``poll``."""
+
+    @abc.abstractmethod
+    def finish_trial(self, number: int, state: str, report: TrialReport) -> None:
         """Record the trial's metrics, curves, artifacts and final state."""
 
     @abc.abstractmethod
@@ -56,9 +77,13 @@ class Tracker(abc.ABC):
     def update_front(self, snapshot: FrontSnapshot) -> None:
         """Publish the current Pareto front (tags on trials, artifacts on the parent)."""
 
-    def close(self, status: str = "FINISHED") -> None:
-        """Flush everything and close the parent record with ``status``."""
-        return None
+    def poll(self, timeout: float = 0.0) -> TrackerNews:
+        """What was learned since the last call; waits up to ``timeout`` s for news."""
+        return TrackerNews()
+
+    def close(self, status: str = "FINISHED") -> TrackerNews:
+        """Flush everything, close the parent record with ``status``; the last news."""
+        return TrackerNews()
 
     @property
     def location(self) -> str | None:
@@ -72,12 +97,10 @@ class NullTracker(Tracker):
     def open_study(self, name: str, spec: dict[str, Any], parent_run_id: str | None) -> None:
         return None
 
-    def start_trial(self, number: int, params: dict[str, Any]) -> Future[str | None]:
-        future: Future[str | None] = Future()
-        future.set_result(None)
-        return future
+    def start_trial(self, number: int, params: dict[str, Any]) -> None:
+        return None
 
-    def finish_trial(self, run_id: str | None, state: str, report: TrialReport) -> None:
+    def finish_trial(self, number: int, state: str, report: TrialReport) -> None:
         return None
 
     def mark_interrupted(self, numbers: Sequence[int]) -> None:

@@ -1,0 +1,100 @@
+"""The MLflow logging process, started by `search._mlflow_process.MlflowTracker`.
+
+It runs an `MlflowRecorder` on the jobs the driver's `MlflowTracker` sends, in order, and
+sends back what it learns. Jobs already waiting when the process gets to a trial are
+looked through: a trial whose result is already queued is recorded in one go (run,
+params, metrics, tags, end), which saves MLflow a transaction per short trial.
+
+If the driver dies, the process still records every job it was sent, then exits: the
+end of the pipe is its signal.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from multiprocessing.connection import Connection
+from typing import Any
+
+Job = tuple[str, tuple[Any, ...]]  # (what, arguments)
+
+
+def serve(jobs: Connection, news: Connection, tracking_uri: str) -> None:
+    """Run jobs until ``close`` or the end of the pipe; report what was learned."""
+    from search._mlflow import MlflowRecorder
+
+    recorder = MlflowRecorder(tracking_uri)
+    backlog: deque[Job] = deque()
+    reported_errors = 0
+    while True:
+        if not _read_waiting(jobs, backlog, block=not backlog):
+            break
+        name, args = backlog.popleft()
+        if name == "close":
+            recorder.close(*args)
+            _tell(news, recorder, reported_errors)
+            break
+        _run_job(recorder, name, args, backlog, news)
+        reported_errors = _tell(news, recorder, reported_errors)
+    news.close()
+
+
+def _read_waiting(jobs: Connection, backlog: deque[Job], *, block: bool) -> bool:
+    """Move every job already sent into ``backlog`` (waiting for one when ``block``).
+    False when nothing is left to do: the pipe ended and the backlog is empty."""
+    try:
+        if block:
+            backlog.append(jobs.recv())
+        while jobs.poll(0):
+            backlog.append(jobs.recv())
+    except (EOFError, OSError):
+        pass
+    return bool(backlog)
+
+
+def _run_job(
+    recorder: Any, name: str, args: tuple[Any, ...], backlog: deque[Job], news: Connection
+) -> None:
+    if name == "open":
+        recorder.open_study(*args)
+        _send(news, ("study", recorder.experiment_id or None, recorder.parent_run_id))
+    elif name == "start":
+        number, params = args
+        outcome = _take_finish(backlog, number)
+        _send(news, ("run", number, recorder.start_trial(number, params, outcome)))
+        if outcome is not None:
+            _send(news, ("recorded", number))
+    elif name == "finish":
+        recorder.finish_trial(*args)
+        _send(news, ("recorded", args[0]))
+    elif name == "interrupted":
+        recorder.mark_interrupted(*args)
+    elif name == "front":
+        recorder.update_front(*args)
+
+
+def _take_finish(backlog: deque[Job], number: int) -> tuple[str, Any] | None:
+    """Remove the queued ``finish`` job of trial ``number``, if any; its (state, report)."""
+    for index, (name, args) in enumerate(backlog):
+        if name == "finish" and args[0] == number:
+            del backlog[index]
+            return args[1], args[2]
+    return None
+
+
+def _tell(news: Connection, recorder: Any, reported: int) -> int:
+    for line in recorder.errors[reported:]:
+        _send(news, ("error", line))
+    return len(recorder.errors)
+
+
+def _send(news: Connection, message: tuple[Any, ...]) -> None:
+    try:
+        news.send(message)
+    except (BrokenPipeError, OSError):
+        pass  # the driver is gone: keep recording what it sent
+
+
+def main(argv: list[str]) -> None:
+    """The process's entry point: ``JOBS_FD NEWS_FD TRACKING_URI``."""
+    jobs_fd, news_fd, uri = int(argv[0]), int(argv[1]), argv[2]
+    serve(Connection(jobs_fd, writable=False), Connection(news_fd, readable=False), uri)

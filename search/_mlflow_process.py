@@ -1,0 +1,156 @@
+"""`MlflowTracker`: the driver's side of the MLflow logging process; it never waits.
+
+Each call puts a job on a queue and returns; a writer thread sends the jobs down a pipe
+to the logging process (`search._mlflow_logger`), and a reader thread collects what it
+sends back (the parent run id, each trial's run id, errors) for ``poll``. Running MLflow
+in its own process takes its CPU work (SQLAlchemy, artifact writes) off the driver's
+interpreter lock.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from multiprocessing.connection import Connection, Pipe
+from pathlib import Path
+from typing import Any
+
+from search._tracking import FrontSnapshot, Tracker, TrackerNews
+from search._worker import TrialReport
+
+Job = tuple[str, tuple[Any, ...]]  # (what, arguments), as `search._mlflow_logger` runs it
+
+
+class MlflowTracker(Tracker):
+    """Logs a study to the MLflow tracking server or store at ``tracking_uri``.
+
+    Every call returns at once; ``close`` waits for the logging process to finish."""
+
+
+    def __init__(self, tracking_uri: str):
+        self.tracking_uri = tracking_uri
+        self.experiment_id: str | None = None
+        self.errors: list[str] = []
+        self._started = 0
+        self._recorded = 0
+        jobs_read, jobs_write = Pipe(duplex=False)
+        news_read, news_write = Pipe(duplex=False)
+        package_root = str(Path(__file__).resolve().parent.parent)
+        path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
+        self._process = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from search._mlflow_logger import main; main(sys.argv[1:])",
+                str(jobs_read.fileno()),
+                str(news_write.fileno()),
+                tracking_uri,
+            ],
+            pass_fds=(jobs_read.fileno(), news_write.fileno()),
+            env=os.environ | {"PYTHONPATH": path},
+        )
+        jobs_read.close()
+        news_write.close()
+        self._outbox: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._writer = threading.Thread(
+            target=_send_all, args=(self._outbox, jobs_write), name="mlflow-jobs", daemon=True
+        )
+        self._reader = threading.Thread(
+            target=_receive_all, args=(news_read, self._inbox), name="mlflow-news", daemon=True
+        )
+        self._writer.start()
+        self._reader.start()
+
+    @property
+    def location(self) -> str | None:
+        return self.tracking_uri
+
+    @property
+    def keeps_runs(self) -> bool:  # type: ignore[override]
+        """True while the logging process can still answer with run ids."""
+        return self._reader.is_alive() or not self._inbox.empty()
+
+    @property
+    def backlog(self) -> int:
+        """Trials started but not yet recorded as finished by MLflow."""
+        return self._started - self._recorded
+
+    def open_study(self, name: str, spec: dict[str, Any], parent_run_id: str | None) -> None:
+        self._outbox.put(("open", (name, spec, parent_run_id)))
+
+    def start_trial(self, number: int, params: dict[str, Any]) -> None:
+        self._started += 1
+        self._outbox.put(("start", (number, params)))
+
+    def finish_trial(self, number: int, state: str, report: TrialReport) -> None:
+        self._outbox.put(("finish", (number, state, report)))
+
+    def mark_interrupted(self, numbers: Sequence[int]) -> None:
+        if numbers:
+            self._outbox.put(("interrupted", (list(numbers),)))
+
+    def update_front(self, snapshot: FrontSnapshot) -> None:
+        self._outbox.put(("front", (snapshot,)))
+
+    def poll(self, timeout: float = 0.0) -> TrackerNews:
+        news = TrackerNews()
+        try:
+            message = self._inbox.get(timeout=timeout) if timeout > 0 else self._inbox.get_nowait()
+        except queue.Empty:
+            return news
+        while True:
+            self._absorb(message, news)
+            try:
+                message = self._inbox.get_nowait()
+            except queue.Empty:
+                return news
+
+    def _absorb(self, message: tuple[Any, ...], news: TrackerNews) -> None:
+        kind, *rest = message
+        if kind == "study":
+            news.experiment_id, news.parent_run_id = rest
+            self.experiment_id = news.experiment_id or self.experiment_id
+        elif kind == "run":
+            news.run_ids[rest[0]] = rest[1]
+        elif kind == "recorded":
+            self._recorded += 1
+        elif kind == "error":
+            news.errors.append(rest[0])
+            self.errors.append(rest[0])
+
+    def close(self, status: str = "FINISHED") -> TrackerNews:
+        self._outbox.put(("close", (status,)))
+        self._outbox.put(None)
+        self._writer.join()
+        code = self._process.wait()
+        self._reader.join()
+        news = self.poll()
+        if code != 0:
+            line = f"the MLflow logging process exited with code {code}"
+            news.errors.append(line)
+            self.errors.append(line)
+        return news
+
+
+def _send_all(outbox: queue.SimpleQueue[Job | None], jobs: Connection) -> None:
+    """Writer thread: send the driver's jobs in order; drop them if the process is gone."""
+    while (job := outbox.get()) is not None:
+        try:
+            jobs.send(job)
+        except (BrokenPipeError, OSError):
+            pass
+    jobs.close()
+
+
+def _receive_all(news: Connection, inbox: queue.SimpleQueue[tuple[Any, ...]]) -> None:
+    """Reader thread: pass the process's news on until it closes the pipe."""
+    while True:
+        try:
+            inbox.put(news.recv())
+        except (EOFError, OSError):
+            return

@@ -1,0 +1,110 @@
+"""The MLflow logging process: real MLflow on SQLite, real subprocesses, no Ray."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import optuna
+from mlflow import MlflowClient
+
+from search import Client, InProcessExecutor, open_storage, run_study
+from search._mlflow import STATE_TAG, STUDY_TAG, TRIAL_TAG
+from tests.conftest import storage_url, tracking_uri
+
+SPACE = {
+    "architecture": "mlp",
+    "mlp": {"depth": [1, 2], "width": [16, 32]},
+    "optimizer": ["adam", "sgd"],
+    "compression": ["none"],
+}
+
+
+def _child_runs(uri: str, study: str) -> list:
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(study)
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    return [run for run in runs if TRIAL_TAG in run.data.tags]
+
+
+def test_trials_faster_than_mlflow_are_all_recorded(workdir: Path):
+    """No-op trials end long before the logging process has made their runs: none is
+    lost, each is recorded whole, and readers link every trial to its run."""
+
+    def objective(params):
+        return {"accuracy": params["learning_rate"], "train_time_s": 1.0, "latency_ms": 1.0}
+
+    spec = {"name": "fast", "space": SPACE, "budget": {"trials": 40}, "sampler": {"name": "random"}}
+    result = run_study(
+        spec,
+        objective,
+        storage=storage_url(workdir),
+        tracking_uri=tracking_uri(workdir),
+        executor=InProcessExecutor(None, objective),
+        progress=False,
+    )
+    assert result.n_complete == 40 and result.tracking_errors == []
+    runs = _child_runs(tracking_uri(workdir), "fast")
+    assert len(runs) == 40
+    study = optuna.load_study(study_name="fast", storage=open_storage(storage_url(workdir)))
+    by_number = {t.number: t for t in study.get_trials()}
+    for run in runs:
+        trial = by_number[int(run.data.tags[TRIAL_TAG])]
+        assert run.info.status == "FINISHED"
+        assert run.data.tags[STATE_TAG] == "COMPLETE"
+        assert run.data.tags["mlflow.parentRunId"] == result.parent_run_id
+        assert run.data.metrics["accuracy"] == trial.params["learning_rate"]
+        assert run.data.params["optimizer"] == trial.params["optimizer"]
+        if "mlflow_run_id" in trial.user_attrs:  # stored when it came before the tell
+            assert trial.user_attrs["mlflow_run_id"] == run.info.run_id
+    run_of = {int(run.data.tags[TRIAL_TAG]): run.info.run_id for run in runs}
+    client = Client(storage=storage_url(workdir), tracking_uri=tracking_uri(workdir))
+    assert {r.number: r.mlflow_run_id for r in client.front("fast").records} == run_of
+    assert all(r.mlflow_run_id == run_of[r.number] for r in result.pareto)
+
+
+_DYING_DRIVER = """
+import os, sys
+from search._mlflow_process import MlflowTracker
+from search._worker import TrialReport
+
+tracker = MlflowTracker(sys.argv[1])
+tracker.open_study("orphaned", {"name": "orphaned"}, None)
+for n in range(5):
+    tracker.start_trial(n, {"architecture": "mlp", "learning_rate": 0.01})
+    tracker.finish_trial(n, "COMPLETE", TrialReport(n, metrics={"accuracy": n / 10}))
+tracker.start_trial(5, {"architecture": "mlp", "learning_rate": 0.02})
+tracker._outbox.put(None)  # let the writer thread send everything queued, then die
+tracker._writer.join()
+os._exit(9)  # no close(): as if the driver were killed
+"""
+
+
+def test_logging_process_records_what_it_was_sent_after_the_driver_dies(tmp_path: Path):
+    uri = tracking_uri(tmp_path)
+    script = tmp_path / "dying_driver.py"
+    script.write_text(textwrap.dedent(_DYING_DRIVER))
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, str(script), uri], cwd=root, capture_output=True, timeout=120
+    )
+    assert done.returncode == 9, done.stderr.decode()
+    runs: list = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        runs = _child_runs(uri, "orphaned") if (tmp_path / "mlflow.db").exists() else []
+        if len(runs) == 6 and sum(r.info.status == "FINISHED" for r in runs) == 5:
+            break
+        time.sleep(0.5)
+    by_number = {int(r.data.tags[TRIAL_TAG]): r for r in runs}
+    assert sorted(by_number) == [0, 1, 2, 3, 4, 5]
+    for n in range(5):
+        assert by_number[n].info.status == "FINISHED"
+        assert by_number[n].data.metrics["accuracy"] == n / 10
+        assert by_number[n].data.tags[STUDY_TAG] == "orphaned"
+    # the trial still running when the driver died stays RUNNING for the resume to close
+    assert by_number[5].info.status == "RUNNING"
