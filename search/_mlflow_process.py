@@ -30,7 +30,6 @@ class MlflowTracker(Tracker):
 
     Every call returns at once; ``close`` waits for the logging process to finish."""
 
-
     def __init__(self, tracking_uri: str):
         self.tracking_uri = tracking_uri
         self.experiment_id: str | None = None
