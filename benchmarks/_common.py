@@ -55,17 +55,9 @@ def start_ray(num_cpus: int) -> None:
     cluster ``/tmp/ray/ray_current_cluster`` names (e.g. one a test started with
     ``ray start --head``).
     """
-    import ray
+    from search._executors import ensure_ray
 
-    if ray.is_initialized():
-        return
-    ray.init(
-        address="local",
-        num_cpus=num_cpus,
-        include_dashboard=False,
-        configure_logging=False,
-        log_to_driver=False,
-    )
+    ensure_ray("local", num_cpus=num_cpus, log_to_driver=False)
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -128,27 +128,34 @@ class RayExecutor(Executor):
         self._idle.clear()
 
 
-def ensure_ray(address: str | None = None, *, min_cpus: float = 1.0) -> None:
+def ensure_ray(
+    address: str | None = None,
+    *,
+    min_cpus: float = 1.0,
+    num_cpus: int | None = None,
+    log_to_driver: bool = True,
+) -> None:
     """Connect to Ray: the given address, ``$RAY_ADDRESS``, or a local Ray started on demand.
 
-    A local Ray gets at least ``min_cpus`` logical CPUs so the requested concurrency is
-    honoured even beyond the core count (oversubscription is the user's explicit choice).
+    ``address="local"`` always starts a fresh private Ray, never a ``ray start`` cluster
+    found on disk. A local Ray gets ``num_cpus`` logical CPUs, or the core count but at
+    least ``min_cpus``, so the requested concurrency is honoured even beyond the core
+    count (oversubscription is the user's explicit choice).
     """
     import ray
 
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address, log_to_driver=True)
+    if address and address != "local":
+        ray.init(address=address, log_to_driver=log_to_driver)
         return
-    cpus = max(os.cpu_count() or 1, int(min_cpus + 0.999))
-    # address="local": always a fresh local Ray, never a `ray start` cluster found on disk.
+    cpus = num_cpus or max(os.cpu_count() or 1, int(min_cpus + 0.999))
     ray.init(
         address="local",
         num_cpus=cpus,
         include_dashboard=False,
-        log_to_driver=True,
+        log_to_driver=log_to_driver,
         configure_logging=False,
     )
 
