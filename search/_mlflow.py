@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 import os
+import sqlite3
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -57,12 +58,16 @@ class MlflowRecorder:
         from mlflow import MlflowClient
 
         self.tracking_uri = tracking_uri
+        _prefer_wal(tracking_uri)
         self._client = MlflowClient(tracking_uri=tracking_uri)
         self.experiment_id: str = ""
         self.parent_run_id: str | None = None
         self._study: str = ""
         self._run_ids: dict[int, str] = {}
         self._pareto_tags: dict[str, tuple[str, str]] = {}
+        # trial number -> Pareto rank in the newest front snapshot not yet published
+        self._known_ranks: dict[int, int] = {}
+        self._expected_front: FrontSnapshot | None = None
         self.errors: list[str] = []
 
     # -- study -----------------------------------------------------------------------
@@ -124,16 +129,21 @@ class MlflowRecorder:
         if outcome is None:
             self._client.log_batch(run_id, params=param_list)
         else:
-            self._record_outcome(run_id, *outcome, params=param_list)
+            self._record_outcome(number, run_id, *outcome, params=param_list)
         return run_id
 
     def finish_trial(self, number: int, state: str, report: TrialReport) -> None:
         run_id = self._run_ids.get(number)
         if run_id is not None:
-            self._guarded(self._record_outcome, run_id, state, report)
+            self._guarded(self._record_outcome, number, run_id, state, report)
 
     def _record_outcome(
-        self, run_id: str, state: str, report: TrialReport, params: list[Any] | None = None
+        self,
+        number: int,
+        run_id: str,
+        state: str,
+        report: TrialReport,
+        params: list[Any] | None = None,
     ) -> None:
         from mlflow.entities import Metric, RunTag
 
@@ -142,6 +152,8 @@ class MlflowRecorder:
         for epoch, entry in enumerate(report.history):
             metrics += [Metric(k, v, now, epoch) for k, v in entry.items() if _finite(v)]
         tags = [RunTag(STATE_TAG, state)]
+        if number in self._known_ranks:  # a front is queued: tag now, not in a call later
+            tags += self._pareto_tags_for(run_id, self._known_ranks[number])
         if report.error:
             tags.append(RunTag("paretotune.error", report.error[:_MAX_TAG_CHARS]))
         for name, value in report.artifacts.items():
@@ -192,17 +204,14 @@ class MlflowRecorder:
         self._guarded(self._update_front, replace(snapshot, rows=rows))
 
     def _update_front(self, snapshot: FrontSnapshot) -> None:
-        from mlflow.entities import Metric, RunTag
+        from mlflow.entities import Metric
 
         from search._plots import front_figure_png, front_html, front_table_csv
 
         for row in snapshot.rows:
             run_id = row.get("run_id")
-            wanted = (str(row["rank"] == 0).lower(), str(row["rank"]))
-            if run_id and self._pareto_tags.get(run_id) != wanted:
-                tags = [RunTag("pareto", wanted[0]), RunTag("pareto_rank", wanted[1])]
+            if run_id and (tags := self._pareto_tags_for(run_id, row["rank"])):
                 self._client.log_batch(run_id, tags=tags)
-                self._pareto_tags[run_id] = wanted
         parent = self.parent_run_id
         if parent is None:
             return  # the parent run could not be made: already one line in errors
@@ -237,6 +246,37 @@ class MlflowRecorder:
                 with _quiet_model_logging():
                     self._guarded(log_trial_model, self._client, run_id)
 
+    @property
+    def has_trials(self) -> bool:
+        """Whether a trial's run was made by this recorder."""
+        return bool(self._run_ids)
+
+    def warm_up(self) -> None:
+        """Import what publishing the front needs, while there is nothing else to do."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot  # noqa: F401
+
+    def expect_front(self, snapshot: FrontSnapshot | None) -> None:
+        """Say which front snapshot waits to be published after the trials recorded next,
+        so their Pareto tags go with their results instead of in one call each later."""
+        if snapshot is not self._expected_front:
+            self._expected_front = snapshot
+            rows = snapshot.rows if snapshot is not None else []
+            self._known_ranks = {row["number"]: row["rank"] for row in rows}
+
+    def _pareto_tags_for(self, run_id: str, rank: int) -> list[Any]:
+        """The ``pareto`` and ``pareto_rank`` tags a run lacks for ``rank`` (none if it
+        has them); they count as logged from here on."""
+        from mlflow.entities import RunTag
+
+        wanted = (str(rank == 0).lower(), str(rank))
+        if self._pareto_tags.get(run_id) == wanted:
+            return []
+        self._pareto_tags[run_id] = wanted
+        return [RunTag("pareto", wanted[0]), RunTag("pareto_rank", wanted[1])]
+
     def close(self, status: str = "FINISHED") -> None:
         if self.parent_run_id is not None:
             self._guarded(self._client.set_terminated, self.parent_run_id, status)
@@ -266,6 +306,21 @@ def _quiet_model_logging() -> Iterator[None]:
 
 def _finite(value: float) -> bool:
     return value == value and value not in (float("inf"), float("-inf"))
+
+
+def _prefer_wal(tracking_uri: str) -> None:
+    """Put a local SQLite store in write-ahead-log mode (it stays so): the MLflow UI can
+    read while the study writes, and each commit syncs one file instead of two. Left as
+    it is when the database is busy or not a local file."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return
+    path = Path(tracking_uri.removeprefix("sqlite:///"))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.closing(sqlite3.connect(path, timeout=1)) as database:
+            database.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.Error:
+        pass
 
 
 def _artifact_location(tracking_uri: str, experiment: str) -> str | None:

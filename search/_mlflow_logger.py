@@ -18,17 +18,61 @@ from typing import Any
 Job = tuple[str, tuple[Any, ...]]  # (what, arguments)
 
 
+class Backlog:
+    """Jobs received and not yet run, in order, with two shortcuts: a trial's ``finish``
+    that arrives while its ``start`` still waits is set aside and joined to the start
+    (the trial is recorded in one go), and the newest queued front snapshot is at hand
+    (trials recorded before it get their Pareto tags with their results)."""
+
+    def __init__(self) -> None:
+        self.jobs: deque[Job] = deque()
+        self.newest_front: Any = None
+        self._waiting_starts: set[int] = set()
+        self._finishes: dict[int, tuple[str, Any]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.jobs)
+
+    def add(self, job: Job) -> None:
+        name, args = job
+        if name == "finish" and args[0] in self._waiting_starts:
+            self._finishes[args[0]] = (args[1], args[2])
+            return
+        if name == "start":
+            self._waiting_starts.add(args[0])
+        elif name == "front":
+            self.newest_front = args[0]
+        self.jobs.append(job)
+
+    def pop(self) -> Job:
+        job = self.jobs.popleft()
+        name, args = job
+        if name == "start":
+            self._waiting_starts.discard(args[0])
+        elif name == "front" and args[0] is self.newest_front:
+            self.newest_front = None
+        return job
+
+    def take_finish(self, number: int) -> tuple[str, Any] | None:
+        """The (state, report) of trial ``number`` if its result came before its start ran."""
+        return self._finishes.pop(number, None)
+
+
 def serve(jobs: Connection, news: Connection, tracking_uri: str) -> None:
     """Run jobs until ``close`` or the end of the pipe; report what was learned."""
     from search._mlflow import MlflowRecorder
 
     recorder = MlflowRecorder(tracking_uri)
-    backlog: deque[Job] = deque()
+    backlog = Backlog()
     reported_errors = 0
+    warmed_up = False
     while True:
+        if not backlog and recorder.has_trials and not warmed_up and not jobs.poll(0):
+            recorder.warm_up()  # idle between trials: get the front's imports done
+            warmed_up = True
         if not _read_waiting(jobs, backlog, block=not backlog):
             break
-        name, args = backlog.popleft()
+        name, args = backlog.pop()
         if name == "close":
             recorder.close(*args)
             _tell(news, recorder, reported_errors)
@@ -38,47 +82,40 @@ def serve(jobs: Connection, news: Connection, tracking_uri: str) -> None:
     news.close()
 
 
-def _read_waiting(jobs: Connection, backlog: deque[Job], *, block: bool) -> bool:
+def _read_waiting(jobs: Connection, backlog: Backlog, *, block: bool) -> bool:
     """Move every job already sent into ``backlog`` (waiting for one when ``block``).
     False when nothing is left to do: the pipe ended and the backlog is empty."""
     try:
         if block:
-            backlog.append(jobs.recv())
+            backlog.add(jobs.recv())
         while jobs.poll(0):
-            backlog.append(jobs.recv())
+            backlog.add(jobs.recv())
     except (EOFError, OSError):
         pass
     return bool(backlog)
 
 
 def _run_job(
-    recorder: Any, name: str, args: tuple[Any, ...], backlog: deque[Job], news: Connection
+    recorder: Any, name: str, args: tuple[Any, ...], backlog: Backlog, news: Connection
 ) -> None:
     if name == "open":
         recorder.open_study(*args)
         _send(news, ("study", recorder.experiment_id or None, recorder.parent_run_id))
     elif name == "start":
+        recorder.expect_front(backlog.newest_front)
         number, params = args
-        outcome = _take_finish(backlog, number)
+        outcome = backlog.take_finish(number)
         _send(news, ("run", number, recorder.start_trial(number, params, outcome)))
         if outcome is not None:
             _send(news, ("recorded", number))
     elif name == "finish":
+        recorder.expect_front(backlog.newest_front)
         recorder.finish_trial(*args)
         _send(news, ("recorded", args[0]))
     elif name == "interrupted":
         recorder.mark_interrupted(*args)
     elif name == "front":
         recorder.update_front(*args)
-
-
-def _take_finish(backlog: deque[Job], number: int) -> tuple[str, Any] | None:
-    """Remove the queued ``finish`` job of trial ``number``, if any; its (state, report)."""
-    for index, (name, args) in enumerate(backlog):
-        if name == "finish" and args[0] == number:
-            del backlog[index]
-            return args[1], args[2]
-    return None
 
 
 def _tell(news: Connection, recorder: Any, reported: int) -> int:
