@@ -257,6 +257,7 @@ class MlflowRecorder:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot  # noqa: F401
+        import plotly.graph_objects  # noqa: F401
 
     def expect_front(self, snapshot: FrontSnapshot | None) -> None:
         """Say which front snapshot waits to be published after the trials recorded next,
