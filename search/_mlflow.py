@@ -68,6 +68,7 @@ class MlflowRecorder:
         # trial number -> Pareto rank in the newest front snapshot not yet published
         self._known_ranks: dict[int, int] = {}
         self._expected_front: FrontSnapshot | None = None
+        self._warm = {"plots": False, "models_seen": False, "models": False}
         self.errors: list[str] = []
 
     # -- study -----------------------------------------------------------------------
@@ -159,6 +160,7 @@ class MlflowRecorder:
         for name, value in report.artifacts.items():
             self._client.log_dict(run_id, {name: value}, f"{name}.json")
         if report.model_bytes is not None:
+            self._warm["models_seen"] = True
             self._log_raw_model(run_id, report)
             tags.append(RunTag(MODEL_URI_TAG, raw_model_uri(run_id)))
         # One transaction for params, tags and up to 1000 metrics (MLflow's batch limit).
@@ -252,12 +254,23 @@ class MlflowRecorder:
         return bool(self._run_ids)
 
     def warm_up(self) -> None:
-        """Import what publishing the front needs, while there is nothing else to do."""
-        import matplotlib
+        """Import what publishing the final front needs, while there is nothing else to
+        do: the plotting libraries, and torch once trials have sent models (the Pareto
+        trials' models are logged as MLflow models at the end). Cheap once done."""
+        if not self._warm["plots"]:
+            import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot  # noqa: F401
-        import plotly.graph_objects  # noqa: F401
+            matplotlib.use("Agg")
+            import matplotlib.pyplot  # noqa: F401
+            import plotly.graph_objects  # noqa: F401
+
+            self._warm["plots"] = True
+        elif self._warm["models_seen"] and not self._warm["models"]:
+            import mlflow.pytorch  # noqa: F401
+
+            import objectives  # noqa: F401  (unpickling a built-in predictor needs it)
+
+            self._warm["models"] = True
 
     def expect_front(self, snapshot: FrontSnapshot | None) -> None:
         """Say which front snapshot waits to be published after the trials recorded next,

@@ -65,11 +65,9 @@ def serve(jobs: Connection, news: Connection, tracking_uri: str) -> None:
     recorder = MlflowRecorder(tracking_uri)
     backlog = Backlog()
     reported_errors = 0
-    warmed_up = False
     while True:
-        if not backlog and recorder.has_trials and not warmed_up and not jobs.poll(0):
-            recorder.warm_up()  # idle between trials: get the front's imports done
-            warmed_up = True
+        if not backlog and recorder.has_trials and not jobs.poll(0):
+            recorder.warm_up()  # idle between trials: get the final front's imports done
         if not _read_waiting(jobs, backlog, block=not backlog):
             break
         name, args = backlog.pop()
