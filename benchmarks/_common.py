@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -131,3 +132,27 @@ def quiet() -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def tune_optuna_search(sampler: str) -> Any:
+    """Ray Tune's ``OptunaSearch`` over the digits spec's space (define-by-run, the real
+    ``spaces.sample_params``), 3 objectives, with the sampler ``run_study`` would build."""
+    from ray.tune.search.optuna import OptunaSearch
+
+    from search._driver import _sampler
+    from spaces import load_spec
+
+    spec = load_spec(str(DIGITS_SPEC)).with_overrides(sampler=sampler)
+    return OptunaSearch(
+        space=functools.partial(_define_by_run, spec.space),
+        metric=list(OBJECTIVES),
+        mode=["max" if d == "maximize" else "min" for d in OBJECTIVES.values()],
+        sampler=_sampler(spec),
+    )
+
+
+def _define_by_run(space: Any, trial: Any) -> None:
+    """Module level, so Tune can pickle the searcher's state (it checkpoints it)."""
+    from spaces import sample_params
+
+    sample_params(trial, space)

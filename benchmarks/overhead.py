@@ -19,7 +19,6 @@ Usage: .venv/bin/python benchmarks/overhead.py [--trials 200] [--samplers tpe,ra
 from __future__ import annotations
 
 import argparse
-import functools
 import shutil
 import tempfile
 import time
@@ -37,6 +36,7 @@ from _common import (
     save,
     start_ray,
     table,
+    tune_optuna_search,
 )
 
 NOOP_METRICS = {"accuracy": 0.5, "train_time_s": 0.01, "latency_ms": 0.01}
@@ -119,23 +119,13 @@ def run_ray_tune(
 ) -> None:
     from ray import tune
     from ray.air.integrations.mlflow import MLflowLoggerCallback
-    from ray.tune.search.optuna import OptunaSearch
 
-    from search._driver import _sampler
-    from spaces import load_spec
-
-    spec = load_spec(str(DIGITS_SPEC)).with_overrides(sampler=sampler)
     objective = stamping_objective(stamps)
 
     def trainable(config: dict[str, Any]) -> None:
         tune.report(objective(config))
 
-    search = OptunaSearch(
-        space=functools.partial(_define_by_run, spec.space),
-        metric=list(OBJECTIVES),
-        mode=["max" if d == "maximize" else "min" for d in OBJECTIVES.values()],
-        sampler=_sampler(spec),
-    )
+    search = tune_optuna_search(sampler)
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
@@ -157,13 +147,6 @@ def run_ray_tune(
     grid = tuner.fit()
     if len(grid) != trials or grid.errors:
         raise RuntimeError(f"Ray Tune run incomplete: {len(grid)} results, {grid.errors}")
-
-
-def _define_by_run(space: Any, trial: Any) -> None:
-    """Module level, so Tune can pickle the searcher's state (it checkpoints it)."""
-    from spaces import sample_params
-
-    sample_params(trial, space)
 
 
 CONTENDERS: dict[str, Callable[..., None]] = {

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import DIGITS_SPEC, OBJECTIVES, machine, median, quiet, save, table
+from _common import DIGITS_SPEC, machine, median, quiet, save, table, tune_optuna_search
 
 CONTENDERS = ("paretotune+MLflow", "paretotune+NullTracker", "RayTune+OptunaSearch")
 
@@ -88,26 +88,12 @@ def child(contender: str, workers: int, trials: int, seconds: float, sampler: st
 
 
 def _ray_tune(folder: Path, objective: Any, workers: int, trials: int, sampler: str) -> None:
-    import functools
-
-    from overhead import _define_by_run
     from ray import tune
-    from ray.tune.search.optuna import OptunaSearch
-
-    from search._driver import _sampler
-    from spaces import load_spec
-
-    spec = load_spec(str(DIGITS_SPEC)).with_overrides(sampler=sampler)
 
     def trainable(config: dict[str, Any]) -> None:
         tune.report(objective(config))
 
-    search = OptunaSearch(
-        space=functools.partial(_define_by_run, spec.space),
-        metric=list(OBJECTIVES),
-        mode=["max" if d == "maximize" else "min" for d in OBJECTIVES.values()],
-        sampler=_sampler(spec),
-    )
+    search = tune_optuna_search(sampler)
     tuner = tune.Tuner(
         tune.with_resources(trainable, {"cpu": 1}),
         tune_config=tune.TuneConfig(
