@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.trial import TrialState
@@ -115,9 +115,7 @@ class Client:
         """Every complete trial of the study, ranked, with the front's hypervolume."""
         study = self._study(name)
         front = rank_trials(study.get_trials(deepcopy=False), study_objectives(study))
-        if any(r.mlflow_run_id is None for r in front.records):
-            front = replace(front, records=list(self._with_models(study, front.records)))
-        return front
+        return replace(front, records=self._linked(study, front.records))
 
     def pareto_front(self, name: str, feasible_only: bool = True) -> TrialSet:
         """The Pareto-optimal trials of the study, by trial number, with their model URIs.
@@ -240,31 +238,49 @@ class Client:
         return study.user_attrs.get(TRACKING_URI_ATTR) or self.tracking_uri
 
     def _with_models(self, study: optuna.Study, records: list[TrialRecord]) -> TrialSet:
-        """The records with ``model_uri`` set from their runs' ``paretotune.model_uri`` tag,
-        and ``mlflow_run_id`` from the runs' trial-number tag where Optuna lacks it (a
-        trial can end before MLflow has made its run)."""
+        """The records with ``model_uri`` set from their runs' ``paretotune.model_uri`` tag
+        (and run ids linked, see `_linked`)."""
+        runs = self._child_runs(study) if records else []
+        uris = {run.info.run_id: run.data.tags.get(_models.MODEL_URI_TAG) for run in runs}
+        linked = self._linked(study, records, runs)
+        return TrialSet(replace(r, model_uri=uris.get(r.mlflow_run_id or "")) for r in linked)
+
+    def _linked(
+        self, study: optuna.Study, records: list[TrialRecord], runs: list[Any] | None = None
+    ) -> list[TrialRecord]:
+        """The records with ``mlflow_run_id`` filled from the runs' trial-number tag where
+        Optuna lacks it (a trial told before MLflow made its run); MLflow is asked only
+        then."""
+        if all(r.mlflow_run_id for r in records):
+            return list(records)
+        if runs is None:
+            runs = self._child_runs(study)
+        run_of_trial = {run.data.tags.get(TRIAL_TAG): run.info.run_id for run in runs}
+        return [
+            r if r.mlflow_run_id else replace(r, mlflow_run_id=run_of_trial.get(str(r.number)))
+            for r in records
+        ]
+
+    def _child_runs(self, study: optuna.Study) -> list[Any]:
+        """The study's child runs in MLflow; none when it has no MLflow record or MLflow
+        cannot be reached (with a warning)."""
         experiment = study.user_attrs.get(EXPERIMENT_ATTR)
         parent = study.user_attrs.get(PARENT_RUN_ATTR)
-        if not records or experiment is None or parent is None:
-            return TrialSet(records)
+        if experiment is None or parent is None:
+            return []
         from mlflow import MlflowClient
 
         try:
-            runs = MlflowClient(self._tracking_uri_of(study)).search_runs(
-                [experiment],
-                filter_string=f"tags.`mlflow.parentRunId` = '{parent}'",
-                max_results=50_000,
+            return list(
+                MlflowClient(self._tracking_uri_of(study)).search_runs(
+                    [experiment],
+                    filter_string=f"tags.`mlflow.parentRunId` = '{parent}'",
+                    max_results=50_000,
+                )
             )
-        except Exception as err:  # the front is still worth having without model URIs
-            warnings.warn(f"MLflow unreachable, no model URIs: {err}", stacklevel=3)
-            return TrialSet(records)
-        uris = {run.info.run_id: run.data.tags.get(_models.MODEL_URI_TAG) for run in runs}
-        run_of_trial = {run.data.tags.get(TRIAL_TAG): run.info.run_id for run in runs}
-        linked = (
-            r if r.mlflow_run_id else replace(r, mlflow_run_id=run_of_trial.get(str(r.number)))
-            for r in records
-        )
-        return TrialSet(replace(r, model_uri=uris.get(r.mlflow_run_id or "")) for r in linked)
+        except Exception as err:  # the front is still worth having without MLflow
+            warnings.warn(f"MLflow unreachable, no run links or model URIs: {err}", stacklevel=4)
+            return []
 
     @staticmethod
     def _study_of(record: TrialRecord) -> str:
@@ -287,7 +303,8 @@ class Client:
         """Every trial of the study, whatever its state, by trial number (no model URIs)."""
         pool, _, study = self._pool(name, feasible_only=False)
         ranked = {r.number: r for r in pool}
-        return TrialSet(ranked.get(r.number, r) for r in self._records(study))
+        records = [ranked.get(r.number, r) for r in self._records(study)]
+        return TrialSet(self._linked(study, records))
 
     def trial(self, name: str, number: int) -> TrialRecord:
         """One trial, with its Pareto rank, feasibility and model URI."""

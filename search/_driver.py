@@ -298,6 +298,7 @@ class _Driver:
         self.tracker.open_study(
             self.spec.name, self.spec.model_dump(mode="json"), self.parent_run_id
         )
+        self._absorb(self.tracker.wait_opened())  # while the Ray actors start
         self._recover_interrupted()
 
     def _absorb(self, news: TrackerNews) -> None:
@@ -372,10 +373,7 @@ class _Driver:
                     and finished + len(self.in_flight) + len(self.finished_untold) < budget.trials
                 ):
                     self._dispatch(executor)
-                # With nothing left running, the last results are told at once: their
-                # runs are found by their trial tag if MLflow is still behind.
-                everything = not self.in_flight
-                for item, report in self._ready_to_tell(executor.capacity, everything):
+                for item, report in self._ready_to_tell(executor.capacity):
                     key = self._finish(item, report)
                     finished += 1
                     counts[key] += 1
@@ -386,7 +384,10 @@ class _Driver:
                         pareto=len(self.front_size),
                     )
                 if not self.in_flight:
-                    break
+                    if not self.finished_untold:
+                        break
+                    self._absorb(self.tracker.poll(_POLL_S))  # the last run ids
+                    continue
                 self._absorb(self.tracker.poll())
                 for report in executor.wait(_POLL_S / 10 if self.finished_untold else _POLL_S):
                     item = self.in_flight.pop(report.number)
@@ -395,15 +396,10 @@ class _Driver:
                 if time.perf_counter() - self._front_published_at >= FRONT_EVERY_S:
                     self.publish_front(final=False)
 
-    def _ready_to_tell(
-        self, capacity: int, everything: bool
-    ) -> list[tuple[_InFlight, TrialReport]]:
+    def _ready_to_tell(self, capacity: int) -> list[tuple[_InFlight, TrialReport]]:
         """The finished trials to tell Optuna now: those whose run id is stored (or that
         will have none), and the oldest beyond the waiting limits. MLflow lagging behind
         thus delays the telling a little, never the dispatch."""
-        if everything:
-            ready, self.finished_untold = self.finished_untold, []
-            return ready
         now = time.perf_counter()
         limit = max(_MAX_WAITING_FOR_RUN_ID, 2 * capacity)
         ready, waiting = [], []

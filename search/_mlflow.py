@@ -15,6 +15,7 @@ Pareto-optimal trial is also logged as an MLflow PyTorch model (see `search._mod
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -58,8 +59,9 @@ class MlflowRecorder:
         from mlflow import MlflowClient
 
         self.tracking_uri = tracking_uri
-        _prefer_wal(tracking_uri)
-        self._client = MlflowClient(tracking_uri=tracking_uri)
+        with _schema_lock(tracking_uri):  # one process at a time creates the tables
+            _prefer_wal(tracking_uri)
+            self._client = MlflowClient(tracking_uri=tracking_uri)
         self.experiment_id: str = ""
         self.parent_run_id: str | None = None
         self._study: str = ""
@@ -320,6 +322,24 @@ def _quiet_model_logging() -> Iterator[None]:
 
 def _finite(value: float) -> bool:
     return value == value and value not in (float("inf"), float("-inf"))
+
+
+@contextlib.contextmanager
+def _schema_lock(tracking_uri: str) -> Iterator[None]:
+    """Hold an exclusive lock beside a local SQLite store while MLflow opens it: two
+    logging processes (a resumed study's, and one a killed driver left draining) must not
+    both create its tables."""
+    if not tracking_uri.startswith("sqlite:///"):
+        yield
+        return
+    path = Path(tracking_uri.removeprefix("sqlite:///"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{path}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _prefer_wal(tracking_uri: str) -> None:

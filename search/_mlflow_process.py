@@ -14,6 +14,7 @@ import queue
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from multiprocessing.connection import Connection, Pipe
 from pathlib import Path
@@ -36,6 +37,7 @@ class MlflowTracker(Tracker):
         self.errors: list[str] = []
         self._started = 0
         self._recorded = 0
+        self._opened = False
         jobs_read, jobs_write = Pipe(duplex=False)
         news_read, news_write = Pipe(duplex=False)
         package_root = str(Path(__file__).resolve().parent.parent)
@@ -109,9 +111,17 @@ class MlflowTracker(Tracker):
             except queue.Empty:
                 return news
 
+    def wait_opened(self, timeout: float = 120.0) -> TrackerNews:
+        news = TrackerNews()
+        deadline = time.monotonic() + timeout
+        while not self._opened and self.keeps_runs and time.monotonic() < deadline:
+            news.merge(self.poll(0.1))
+        return news
+
     def _absorb(self, message: tuple[Any, ...], news: TrackerNews) -> None:
         kind, *rest = message
         if kind == "study":
+            self._opened = True
             news.experiment_id, news.parent_run_id = rest
             self.experiment_id = news.experiment_id or self.experiment_id
         elif kind == "run":

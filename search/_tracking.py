@@ -5,9 +5,9 @@ Invariants of every tracker:
 - All methods are called from the driver thread only, in this order: ``open_study``
   once, then any number of ``start_trial`` / ``finish_trial`` / ``update_front`` /
   ``poll``, then ``close`` once.
-- Every call returns at once; the work may happen later (in another process), but in
-  call order. Trials are named by their Optuna number, never by a run id, so the driver
-  never waits for the tracker before it can go on.
+- Every call but ``wait_opened`` and ``close`` returns at once; the work may happen
+  later (in another process), but in call order. Trials are named by their Optuna
+  number, never by a run id, so the driver never waits for the tracker to go on.
 - What the tracker learns (the parent run id, each trial's run id) comes back through
   ``poll``; the driver stores it in the Optuna storage. A tracker never writes there.
 - ``close`` waits until everything asked before it is recorded.
@@ -79,6 +79,13 @@ class Tracker(abc.ABC):
 
     def poll(self, timeout: float = 0.0) -> TrackerNews:
         """What was learned since the last call; waits up to ``timeout`` s for news."""
+        return TrackerNews()
+
+    def wait_opened(self, timeout: float = 120.0) -> TrackerNews:
+        """Wait (at most ``timeout`` s) until ``open_study`` is recorded; the news so far.
+
+        The driver waits before its first trial, so the parent run id is stored before
+        anything can be interrupted: a resumed study must find it, not open a second."""
         return TrackerNews()
 
     def close(self, status: str = "FINISHED") -> TrackerNews:
