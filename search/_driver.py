@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+import uuid
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -35,6 +36,7 @@ from search._records import (
     PARENT_RUN_ATTR,
     RUN_ID_ATTR,
     SPEC_ATTR,
+    STUDY_UID_ATTR,
     TRACKING_URI_ATTR,
     FrontSummary,
     TrialRecord,
@@ -57,7 +59,8 @@ _POLL_S = 0.2
 FRONT_EVERY_S = 10.0  # how often the ranked front is republished while the study runs
 _BACKLOG_NOTICE = 20  # trials MLflow may still have to record before closing says so
 # A finished trial is told to Optuna once its MLflow run id is stored with it, but never
-# held longer than this, nor while more than this many finished trials wait.
+# held longer than this, nor while more than this many (or 2 per worker) finished
+# trials wait.
 _RUN_ID_WAIT_S = 30.0
 _MAX_WAITING_FOR_RUN_ID = 8
 
@@ -138,11 +141,13 @@ def run_study(
         status = "KILLED"
         raise
     finally:
-        driver.abandon_in_flight()
-        if own_executor and executor is not None:
-            executor.shutdown()
-        front = driver.publish_front(final=True)
-        driver.close_tracker(status)
+        try:
+            driver.abandon_in_flight()
+            if own_executor and executor is not None:
+                executor.shutdown()
+            front = driver.publish_front(final=True)
+        finally:
+            driver.close_tracker(status)
     result = driver.result(storage_url, front)
     if progress:
         print_front(front, tracking_uri=tracker.location, experiment_id=result.experiment_id)
@@ -251,6 +256,7 @@ def _open_study(spec: StudySpec, objectives: dict[str, str], storage_url: str) -
     )
     study.set_user_attr(OBJECTIVES_ATTR, objectives)
     study.set_user_attr(SPEC_ATTR, spec.model_dump(mode="json"))
+    study.set_user_attr(STUDY_UID_ATTR, uuid.uuid4().hex)
     if spec.sampler.cover_choices:
         for partial in covering_choices(spec.space)[: spec.budget.trials]:
             study.enqueue_trial(partial, skip_if_exists=False)
@@ -296,9 +302,11 @@ class _Driver:
         self.parent_run_id = self.study.user_attrs.get(PARENT_RUN_ATTR)
         self.experiment_id = self.study.user_attrs.get(EXPERIMENT_ATTR)
         self.tracker.open_study(
-            self.spec.name, self.spec.model_dump(mode="json"), self.parent_run_id
+            self.spec.name,
+            self.spec.model_dump(mode="json"),
+            self.parent_run_id,
+            self.study.user_attrs.get(STUDY_UID_ATTR),
         )
-        self._absorb(self.tracker.wait_opened())  # while the Ray actors start
         self._recover_interrupted()
 
     def _absorb(self, news: TrackerNews) -> None:

@@ -41,6 +41,7 @@ from search._worker import TrialReport
 STUDY_TAG = "paretotune.study"
 TRIAL_TAG = "paretotune.trial_number"
 STATE_TAG = "paretotune.state"
+STUDY_UID_TAG = "paretotune.study_uid"  # on the parent run: the Optuna study's uid attr
 _RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
 _DESCRIPTIVE_PARAMS = ("architecture", "optimizer", "compression")
 _MAX_TAG_CHARS = 5000
@@ -52,7 +53,7 @@ class MlflowRecorder:
     Trials are named by their Optuna number; the recorder keeps the number -> run id map.
     For a local ``sqlite:///path.db`` URI, artifacts go to ``mlartifacts/`` beside the
     database file, so the whole study lives in one folder. MLflow trouble never raises:
-    each failure becomes one line in ``errors``.
+    each failure after set-up becomes one line in ``errors``.
     """
 
     def __init__(self, tracking_uri: str):
@@ -66,7 +67,7 @@ class MlflowRecorder:
         self.parent_run_id: str | None = None
         self._study: str = ""
         self._run_ids: dict[int, str] = {}
-        self._pareto_tags: dict[str, tuple[str, str]] = {}
+        self._pareto_tags_logged: dict[str, int] = {}  # run id -> Pareto rank it is tagged with
         # trial number -> Pareto rank in the newest front snapshot not yet published
         self._known_ranks: dict[int, int] = {}
         self._expected_front: FrontSnapshot | None = None
@@ -74,11 +75,19 @@ class MlflowRecorder:
         self.errors: list[str] = []
 
     # -- study -----------------------------------------------------------------------
-    def open_study(self, name: str, spec: dict[str, Any], parent_run_id: str | None) -> None:
+    def open_study(
+        self,
+        name: str,
+        spec: dict[str, Any],
+        parent_run_id: str | None,
+        study_uid: str | None = None,
+    ) -> None:
         self._study = name
-        self._guarded(self._open_study, name, spec, parent_run_id)
+        self._guarded(self._open_study, name, spec, parent_run_id, study_uid)
 
-    def _open_study(self, name: str, spec: dict[str, Any], parent_run_id: str | None) -> None:
+    def _open_study(
+        self, name: str, spec: dict[str, Any], parent_run_id: str | None, study_uid: str | None
+    ) -> None:
         experiment = self._client.get_experiment_by_name(name)
         if experiment is None:
             self.experiment_id = self._client.create_experiment(
@@ -86,17 +95,24 @@ class MlflowRecorder:
             )
         else:
             self.experiment_id = experiment.experiment_id
+        if not (parent_run_id and self._run_exists(parent_run_id)) and study_uid:
+            parent_run_id = self._parent_tagged(study_uid)  # the driver died before storing it
         if parent_run_id and self._run_exists(parent_run_id):
             self._client.update_run(parent_run_id, status="RUNNING")
             self.parent_run_id = parent_run_id
             return
-        run = self._client.create_run(
-            self.experiment_id,
-            run_name=name,
-            tags={STUDY_TAG: name, "paretotune.role": "study"},
-        )
+        tags = {STUDY_TAG: name, "paretotune.role": "study"}
+        if study_uid:
+            tags[STUDY_UID_TAG] = study_uid
+        run = self._client.create_run(self.experiment_id, run_name=name, tags=tags)
         self.parent_run_id = run.info.run_id
         self._client.log_dict(self.parent_run_id, spec, "spec.json")
+
+    def _parent_tagged(self, study_uid: str) -> str | None:
+        runs = self._client.search_runs(
+            [self.experiment_id], filter_string=f"tags.`{STUDY_UID_TAG}` = '{study_uid}'"
+        )
+        return runs[0].info.run_id if runs else None
 
     def _run_exists(self, run_id: str) -> bool:
         try:
@@ -111,29 +127,26 @@ class MlflowRecorder:
     ) -> str | None:
         """Create the trial's nested run and log its params; with ``outcome`` (the trial
         already finished) record the result in the same calls. Returns the run id."""
-        run_id = self._guarded(self._create_run, number, params, outcome)
-        if run_id is not None:
-            self._run_ids[number] = run_id
-        return run_id
-
-    def _create_run(
-        self, number: int, params: dict[str, Any], outcome: tuple[str, TrialReport] | None
-    ) -> str:
         from mlflow.entities import Param
 
-        state = outcome[0] if outcome else "RUNNING"
-        tags = {STUDY_TAG: self._study, TRIAL_TAG: str(number), STATE_TAG: state}
+        run_id = self._guarded(self._create_run, number, params)
+        if run_id is None:
+            return None
+        self._run_ids[number] = run_id
+        param_list = [Param(key, str(value)) for key, value in params.items()]
+        if outcome is None:
+            self._guarded(self._client.log_batch, run_id, [], param_list)
+        else:
+            self._guarded(self._record_outcome, number, run_id, *outcome, param_list)
+        return run_id
+
+    def _create_run(self, number: int, params: dict[str, Any]) -> str:
+        tags = {STUDY_TAG: self._study, TRIAL_TAG: str(number), STATE_TAG: "RUNNING"}
         if self.parent_run_id:
             tags["mlflow.parentRunId"] = self.parent_run_id
         tags |= {key: str(params[key]) for key in _DESCRIPTIVE_PARAMS if key in params}
         run = self._client.create_run(self.experiment_id, run_name=f"trial-{number:04d}", tags=tags)
-        run_id = run.info.run_id
-        param_list = [Param(key, str(value)) for key, value in params.items()]
-        if outcome is None:
-            self._client.log_batch(run_id, params=param_list)
-        else:
-            self._record_outcome(number, run_id, *outcome, params=param_list)
-        return run_id
+        return run.info.run_id
 
     def finish_trial(self, number: int, state: str, report: TrialReport) -> None:
         run_id = self._run_ids.get(number)
@@ -148,6 +161,23 @@ class MlflowRecorder:
         report: TrialReport,
         params: list[Any] | None = None,
     ) -> None:
+        """Metrics, curves, tags, artifacts, then the run's end; the end even when some of
+        the rest fails (the run is FAILED then, and the failure is one line in errors)."""
+        try:
+            self._log_outcome(number, run_id, state, report, params)
+        except Exception:
+            self._client.set_terminated(run_id, "FAILED")
+            raise
+        self._client.set_terminated(run_id, _RUN_STATUS.get(state, "FAILED"))
+
+    def _log_outcome(
+        self,
+        number: int,
+        run_id: str,
+        state: str,
+        report: TrialReport,
+        params: list[Any] | None,
+    ) -> None:
         from mlflow.entities import Metric, RunTag
 
         now = int(time.time() * 1000)
@@ -155,8 +185,9 @@ class MlflowRecorder:
         for epoch, entry in enumerate(report.history):
             metrics += [Metric(k, v, now, epoch) for k, v in entry.items() if _finite(v)]
         tags = [RunTag(STATE_TAG, state)]
+        pareto = []
         if number in self._known_ranks:  # a front is queued: tag now, not in a call later
-            tags += self._pareto_tags_for(run_id, self._known_ranks[number])
+            pareto = self._pareto_tags(self._known_ranks[number])
         if report.error:
             tags.append(RunTag("paretotune.error", report.error[:_MAX_TAG_CHARS]))
         for name, value in report.artifacts.items():
@@ -166,10 +197,13 @@ class MlflowRecorder:
             self._log_raw_model(run_id, report)
             tags.append(RunTag(MODEL_URI_TAG, raw_model_uri(run_id)))
         # One transaction for params, tags and up to 1000 metrics (MLflow's batch limit).
-        self._client.log_batch(run_id, metrics=metrics[:1000], params=params or [], tags=tags)
+        self._client.log_batch(
+            run_id, metrics=metrics[:1000], params=params or [], tags=tags + pareto
+        )
+        if pareto:
+            self._pareto_tags_logged[run_id] = self._known_ranks[number]
         for start in range(1000, len(metrics), 1000):
             self._client.log_batch(run_id, metrics=metrics[start : start + 1000])
-        self._client.set_terminated(run_id, _RUN_STATUS.get(state, "FAILED"))
 
     def _log_raw_model(self, run_id: str, report: TrialReport) -> None:
         """``model/model.pt`` (the pickled predictor) and ``model/input_example.npy``."""
@@ -200,22 +234,25 @@ class MlflowRecorder:
                 self._client.set_terminated(run.info.run_id, "KILLED")
 
     # -- the front -------------------------------------------------------------------
-    def update_front(self, snapshot: FrontSnapshot) -> None:
+    def update_front(self, snapshot: FrontSnapshot, *, superseded: bool = False) -> None:
+        """Tag the runs with their Pareto rank and publish the front on the parent run;
+        a ``superseded`` snapshot (a newer one is queued) only adds its metric points."""
         rows = [
             row | {"run_id": row.get("run_id") or self._run_ids.get(row["number"])}
             for row in snapshot.rows
         ]
-        self._guarded(self._update_front, replace(snapshot, rows=rows))
+        self._guarded(self._update_front, replace(snapshot, rows=rows), superseded)
 
-    def _update_front(self, snapshot: FrontSnapshot) -> None:
+    def _update_front(self, snapshot: FrontSnapshot, superseded: bool) -> None:
         from mlflow.entities import Metric
 
         from search._plots import front_figure_png, front_html, front_table_csv
 
-        for row in snapshot.rows:
+        for row in [] if superseded else snapshot.rows:
             run_id = row.get("run_id")
-            if run_id and (tags := self._pareto_tags_for(run_id, row["rank"])):
-                self._client.log_batch(run_id, tags=tags)
+            if run_id and self._pareto_tags_logged.get(run_id) != row["rank"]:
+                self._client.log_batch(run_id, tags=self._pareto_tags(row["rank"]))
+                self._pareto_tags_logged[run_id] = row["rank"]
         parent = self.parent_run_id
         if parent is None:
             return  # the parent run could not be made: already one line in errors
@@ -225,6 +262,8 @@ class MlflowRecorder:
         if snapshot.hypervolume is not None:
             metrics.append(Metric("hypervolume", snapshot.hypervolume, now, snapshot.step))
         self._client.log_batch(parent, metrics=metrics)
+        if superseded:
+            return
         self._client.log_text(parent, front_table_csv(snapshot), "pareto/pareto_front.csv")
         front = [row for row in snapshot.rows if row["rank"] == 0]
         self._client.log_text(
@@ -259,6 +298,9 @@ class MlflowRecorder:
         """Import what publishing the final front needs, while there is nothing else to
         do: the plotting libraries, and torch once trials have sent models (the Pareto
         trials' models are logged as MLflow models at the end). Cheap once done."""
+        self._guarded(self._warm_up)
+
+    def _warm_up(self) -> None:
         if not self._warm["plots"]:
             import matplotlib
 
@@ -282,16 +324,12 @@ class MlflowRecorder:
             rows = snapshot.rows if snapshot is not None else []
             self._known_ranks = {row["number"]: row["rank"] for row in rows}
 
-    def _pareto_tags_for(self, run_id: str, rank: int) -> list[Any]:
-        """The ``pareto`` and ``pareto_rank`` tags a run lacks for ``rank`` (none if it
-        has them); they count as logged from here on."""
+    @staticmethod
+    def _pareto_tags(rank: int) -> list[Any]:
+        """The ``pareto`` (``true``/``false``) and ``pareto_rank`` tags for ``rank``."""
         from mlflow.entities import RunTag
 
-        wanted = (str(rank == 0).lower(), str(rank))
-        if self._pareto_tags.get(run_id) == wanted:
-            return []
-        self._pareto_tags[run_id] = wanted
-        return [RunTag("pareto", wanted[0]), RunTag("pareto_rank", wanted[1])]
+        return [RunTag("pareto", str(rank == 0).lower()), RunTag("pareto_rank", str(rank))]
 
     def close(self, status: str = "FINISHED") -> None:
         if self.parent_run_id is not None:

@@ -113,7 +113,7 @@ def _run_job(
     elif name == "interrupted":
         recorder.mark_interrupted(*args)
     elif name == "front":
-        recorder.update_front(*args)
+        recorder.update_front(*args, superseded=backlog.newest_front is not None)
 
 
 def _tell(news: Connection, recorder: Any, reported: int) -> int:

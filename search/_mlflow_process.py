@@ -14,7 +14,6 @@ import queue
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Sequence
 from multiprocessing.connection import Connection, Pipe
 from pathlib import Path
@@ -29,7 +28,8 @@ Job = tuple[str, tuple[Any, ...]]  # (what, arguments), as `search._mlflow_logge
 class MlflowTracker(Tracker):
     """Logs a study to the MLflow tracking server or store at ``tracking_uri``.
 
-    Every call returns at once; ``close`` waits for the logging process to finish."""
+    Every call returns at once but ``close``, which waits for the logging process to
+    record everything it was sent."""
 
     def __init__(self, tracking_uri: str):
         self.tracking_uri = tracking_uri
@@ -37,7 +37,7 @@ class MlflowTracker(Tracker):
         self.errors: list[str] = []
         self._started = 0
         self._recorded = 0
-        self._opened = False
+        self._numbers: set[int] = set()  # trials started by this tracker
         jobs_read, jobs_write = Pipe(duplex=False)
         news_read, news_write = Pipe(duplex=False)
         package_root = str(Path(__file__).resolve().parent.parent)
@@ -53,13 +53,17 @@ class MlflowTracker(Tracker):
             ],
             pass_fds=(jobs_read.fileno(), news_write.fileno()),
             env=os.environ | {"PYTHONPATH": path},
+            start_new_session=True,  # Ctrl-C stops the driver, which then closes MLflow
         )
         jobs_read.close()
         news_write.close()
         self._outbox: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._writer = threading.Thread(
-            target=_send_all, args=(self._outbox, jobs_write), name="mlflow-jobs", daemon=True
+            target=_send_all,
+            args=(self._outbox, jobs_write, self._inbox),
+            name="mlflow-jobs",
+            daemon=True,
         )
         self._reader = threading.Thread(
             target=_receive_all, args=(news_read, self._inbox), name="mlflow-news", daemon=True
@@ -81,11 +85,18 @@ class MlflowTracker(Tracker):
         """Trials started but not yet recorded as finished by MLflow."""
         return self._started - self._recorded
 
-    def open_study(self, name: str, spec: dict[str, Any], parent_run_id: str | None) -> None:
-        self._outbox.put(("open", (name, spec, parent_run_id)))
+    def open_study(
+        self,
+        name: str,
+        spec: dict[str, Any],
+        parent_run_id: str | None,
+        study_uid: str | None = None,
+    ) -> None:
+        self._outbox.put(("open", (name, spec, parent_run_id, study_uid)))
 
     def start_trial(self, number: int, params: dict[str, Any]) -> None:
         self._started += 1
+        self._numbers.add(number)
         self._outbox.put(("start", (number, params)))
 
     def finish_trial(self, number: int, state: str, report: TrialReport) -> None:
@@ -93,6 +104,7 @@ class MlflowTracker(Tracker):
 
     def mark_interrupted(self, numbers: Sequence[int]) -> None:
         if numbers:
+            self._recorded += sum(1 for n in numbers if n in self._numbers)
             self._outbox.put(("interrupted", (list(numbers),)))
 
     def update_front(self, snapshot: FrontSnapshot) -> None:
@@ -111,17 +123,9 @@ class MlflowTracker(Tracker):
             except queue.Empty:
                 return news
 
-    def wait_opened(self, timeout: float = 120.0) -> TrackerNews:
-        news = TrackerNews()
-        deadline = time.monotonic() + timeout
-        while not self._opened and self.keeps_runs and time.monotonic() < deadline:
-            news.merge(self.poll(0.1))
-        return news
-
     def _absorb(self, message: tuple[Any, ...], news: TrackerNews) -> None:
         kind, *rest = message
         if kind == "study":
-            self._opened = True
             news.experiment_id, news.parent_run_id = rest
             self.experiment_id = news.experiment_id or self.experiment_id
         elif kind == "run":
@@ -146,14 +150,23 @@ class MlflowTracker(Tracker):
         return news
 
 
-def _send_all(outbox: queue.SimpleQueue[Job | None], jobs: Connection) -> None:
-    """Writer thread: send the driver's jobs in order; drop them if the process is gone."""
-    while (job := outbox.get()) is not None:
-        try:
-            jobs.send(job)
-        except (BrokenPipeError, OSError):
-            pass
-    jobs.close()
+def _send_all(
+    outbox: queue.SimpleQueue[Job | None],
+    jobs: Connection,
+    inbox: queue.SimpleQueue[tuple[Any, ...]],
+) -> None:
+    """Writer thread: send the driver's jobs in order; drop them if the process is gone,
+    and report a job that cannot be sent (say, a report that does not pickle)."""
+    try:
+        while (job := outbox.get()) is not None:
+            try:
+                jobs.send(job)
+            except (BrokenPipeError, OSError):
+                pass
+            except Exception as err:
+                inbox.put(("error", f"{job[0]}: not sent to MLflow: {type(err).__name__}: {err}"))
+    finally:
+        jobs.close()
 
 
 def _receive_all(news: Connection, inbox: queue.SimpleQueue[tuple[Any, ...]]) -> None:

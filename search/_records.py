@@ -15,6 +15,7 @@ from search._pareto import hypervolume, nondominated_ranks, normalized_losses
 
 OBJECTIVES_ATTR = "objectives"  # study user attr: {metric: direction}, in value order
 SPEC_ATTR = "spec"  # study user attr: the validated spec as a dict
+STUDY_UID_ATTR = "uid"  # study user attr: a random id, also a tag of the MLflow parent run
 PARENT_RUN_ATTR = "mlflow_parent_run_id"
 EXPERIMENT_ATTR = "mlflow_experiment_id"
 TRACKING_URI_ATTR = "mlflow_tracking_uri"

@@ -5,8 +5,8 @@ Invariants of every tracker:
 - All methods are called from the driver thread only, in this order: ``open_study``
   once, then any number of ``start_trial`` / ``finish_trial`` / ``update_front`` /
   ``poll``, then ``close`` once.
-- Every call but ``wait_opened`` and ``close`` returns at once; the work may happen
-  later (in another process), but in call order. Trials are named by their Optuna
+- Every call but ``close`` returns at once; the work may happen later (in another
+  process), but in call order. Trials are named by their Optuna
   number, never by a run id, so the driver never waits for the tracker to go on.
 - What the tracker learns (the parent run id, each trial's run id) comes back through
   ``poll``; the driver stores it in the Optuna storage. A tracker never writes there.
@@ -58,8 +58,16 @@ class Tracker(abc.ABC):
     keeps_runs: bool = False
 
     @abc.abstractmethod
-    def open_study(self, name: str, spec: dict[str, Any], parent_run_id: str | None) -> None:
-        """Open (or re-open, on resume) the study's parent record."""
+    def open_study(
+        self,
+        name: str,
+        spec: dict[str, Any],
+        parent_run_id: str | None,
+        study_uid: str | None = None,
+    ) -> None:
+        """Open (or re-open, on resume) the study's parent record: the one with id
+        ``parent_run_id``, else the one tagged with ``study_uid`` (a driver killed before
+        it stored the parent's id), else a new one."""
 
     @abc.abstractmethod
     def start_trial(self, number: int, params: dict[str, Any]) -> None:
@@ -81,13 +89,6 @@ class Tracker(abc.ABC):
         """What was learned since the last call; waits up to ``timeout`` s for news."""
         return TrackerNews()
 
-    def wait_opened(self, timeout: float = 120.0) -> TrackerNews:
-        """Wait (at most ``timeout`` s) until ``open_study`` is recorded; the news so far.
-
-        The driver waits before its first trial, so the parent run id is stored before
-        anything can be interrupted: a resumed study must find it, not open a second."""
-        return TrackerNews()
-
     def close(self, status: str = "FINISHED") -> TrackerNews:
         """Flush everything, close the parent record with ``status``; the last news."""
         return TrackerNews()
@@ -101,7 +102,13 @@ class Tracker(abc.ABC):
 class NullTracker(Tracker):
     """Records nothing: for benchmarks of the bare orchestration and for quick experiments."""
 
-    def open_study(self, name: str, spec: dict[str, Any], parent_run_id: str | None) -> None:
+    def open_study(
+        self,
+        name: str,
+        spec: dict[str, Any],
+        parent_run_id: str | None,
+        study_uid: str | None = None,
+    ) -> None:
         return None
 
     def start_trial(self, number: int, params: dict[str, Any]) -> None:

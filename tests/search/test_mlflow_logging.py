@@ -108,3 +108,30 @@ def test_logging_process_records_what_it_was_sent_after_the_driver_dies(tmp_path
         assert by_number[n].data.tags[STUDY_TAG] == "orphaned"
     # the trial still running when the driver died stays RUNNING for the resume to close
     assert by_number[5].info.status == "RUNNING"
+
+
+def test_resume_finds_the_parent_run_by_the_study_uid(workdir: Path):
+    """A driver killed before it stored the parent run id leaves the study without it;
+    the resume finds the parent by the study's uid tag instead of opening a second."""
+
+    def objective(params):
+        return {"accuracy": params["learning_rate"], "train_time_s": 1.0, "latency_ms": 1.0}
+
+    spec = {"name": "lost-parent", "space": SPACE, "budget": {"trials": 3}}
+    common = dict(
+        storage=storage_url(workdir),
+        tracking_uri=tracking_uri(workdir),
+        executor=InProcessExecutor(None, objective),
+        progress=False,
+    )
+    first = run_study(spec, objective, **common)
+    study = optuna.load_study(study_name="lost-parent", storage=open_storage(storage_url(workdir)))
+    study.set_user_attr("mlflow_parent_run_id", None)  # as if never stored
+    again = run_study({**spec, "budget": {"trials": 5}}, objective, **common)
+    assert again.trials_run == 2 and again.parent_run_id == first.parent_run_id
+    client = MlflowClient(tracking_uri(workdir))
+    parents = client.search_runs(
+        [first.experiment_id], filter_string="tags.`paretotune.role` = 'study'"
+    )
+    assert [run.info.run_id for run in parents] == [first.parent_run_id]
+    assert len(_child_runs(tracking_uri(workdir), "lost-parent")) == 5
