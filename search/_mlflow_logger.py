@@ -62,13 +62,19 @@ def serve(jobs: Connection, news: Connection, tracking_uri: str) -> None:
     """Run jobs until ``close`` or the end of the pipe; report what was learned."""
     from search._mlflow import MlflowRecorder
 
-    recorder = MlflowRecorder(tracking_uri)
+    try:
+        recorder = MlflowRecorder(tracking_uri)
+    except Exception as err:  # no store: say so, and end (the driver goes on without)
+        _send(news, ("error", f"MLflow at {tracking_uri}: {type(err).__name__}: {err}"))
+        news.close()
+        return
     backlog = Backlog()
     reported_errors = 0
     while True:
         if not backlog and recorder.has_trials and not jobs.poll(0):
             recorder.warm_up()  # idle between trials: get the final front's imports done
         if not _read_waiting(jobs, backlog, block=not backlog):
+            recorder.close("KILLED")  # the driver died: its study did not finish
             break
         name, args = backlog.pop()
         if name == "close":

@@ -38,6 +38,8 @@ class MlflowTracker(Tracker):
         self._started = 0
         self._recorded = 0
         self._numbers: set[int] = set()  # trials started by this tracker
+        self._closing = False
+        self._reported_end = False
         jobs_read, jobs_write = Pipe(duplex=False)
         news_read, news_write = Pipe(duplex=False)
         package_root = str(Path(__file__).resolve().parent.parent)
@@ -112,6 +114,13 @@ class MlflowTracker(Tracker):
 
     def poll(self, timeout: float = 0.0) -> TrackerNews:
         news = TrackerNews()
+        if not self._closing and not self._reader.is_alive() and self._inbox.empty():
+            if not self._reported_end:  # the process ended before close: say so once
+                self._reported_end = True
+                line = "the MLflow logging process ended early: trials are no longer recorded"
+                news.errors.append(line)
+                self.errors.append(line)
+            return news
         try:
             message = self._inbox.get(timeout=timeout) if timeout > 0 else self._inbox.get_nowait()
         except queue.Empty:
@@ -137,6 +146,7 @@ class MlflowTracker(Tracker):
             self.errors.append(rest[0])
 
     def close(self, status: str = "FINISHED") -> TrackerNews:
+        self._closing = True
         self._outbox.put(("close", (status,)))
         self._outbox.put(None)
         self._writer.join()

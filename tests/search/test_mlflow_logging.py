@@ -31,6 +31,16 @@ def _child_runs(uri: str, study: str) -> list:
     return [run for run in runs if TRIAL_TAG in run.data.tags]
 
 
+def _parent_status(uri: str, study: str) -> str:
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(study)
+    assert experiment is not None
+    runs = client.search_runs(
+        [experiment.experiment_id], filter_string="tags.`paretotune.role` = 'study'"
+    )
+    return runs[0].info.status
+
+
 def test_trials_faster_than_mlflow_are_all_recorded(workdir: Path):
     """No-op trials end long before the logging process has made their runs: none is
     lost, each is recorded whole, and readers link every trial to its run."""
@@ -94,12 +104,15 @@ def test_logging_process_records_what_it_was_sent_after_the_driver_dies(tmp_path
     )
     assert done.returncode == 9, done.stderr.decode()
     runs: list = []
+    parent_status = None
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         runs = _child_runs(uri, "orphaned") if (tmp_path / "mlflow.db").exists() else []
-        if len(runs) == 6 and sum(r.info.status == "FINISHED" for r in runs) == 5:
+        parent_status = _parent_status(uri, "orphaned") if runs else None
+        if len(runs) == 6 and parent_status == "KILLED":
             break
         time.sleep(0.5)
+    assert parent_status == "KILLED", "the study did not finish: its parent run says so"
     by_number = {int(r.data.tags[TRIAL_TAG]): r for r in runs}
     assert sorted(by_number) == [0, 1, 2, 3, 4, 5]
     for n in range(5):
@@ -135,3 +148,26 @@ def test_resume_finds_the_parent_run_by_the_study_uid(workdir: Path):
     )
     assert [run.info.run_id for run in parents] == [first.parent_run_id]
     assert len(_child_runs(tracking_uri(workdir), "lost-parent")) == 5
+
+
+def test_a_study_goes_on_when_mlflow_cannot_open_its_store(workdir: Path):
+    """The logging process cannot open the store: the trials still run and are stored in
+    Optuna, and the result says what went wrong, in one line, without waiting on MLflow."""
+
+    def objective(params):
+        return {"accuracy": params["learning_rate"], "train_time_s": 1.0, "latency_ms": 1.0}
+
+    (workdir / "not-a-folder").write_text("")
+    started = time.monotonic()
+    result = run_study(
+        {"name": "no-store", "space": SPACE, "budget": {"trials": 4}},
+        objective,
+        storage=storage_url(workdir),
+        tracking_uri=f"sqlite:///{workdir / 'not-a-folder' / 'mlflow.db'}",
+        executor=InProcessExecutor(None, objective),
+        progress=False,
+    )
+    assert result.n_complete == 4 and result.parent_run_id is None
+    assert result.tracking_errors[0].startswith("MLflow at sqlite:///"), result.tracking_errors
+    assert "not-a-folder" in result.tracking_errors[0]
+    assert time.monotonic() - started < 25, "no trial waited for a run id MLflow cannot make"
