@@ -72,6 +72,8 @@ class MlflowRecorder:
         self._known_ranks: dict[int, int] = {}
         self._expected_front: FrontSnapshot | None = None
         self._warm = {"plots": False, "models_seen": False, "models": False}
+        self._unavailable = False  # the study's record could not be opened
+        self._skipped = 0
         self.errors: list[str] = []
 
     # -- study -----------------------------------------------------------------------
@@ -84,6 +86,9 @@ class MlflowRecorder:
     ) -> None:
         self._study = name
         self._guarded(self._open_study, name, spec, parent_run_id, study_uid)
+        # Without the study's record (an unreachable server, say) every later call would
+        # fail too, each after MLflow's own retries: skip them and say so once, at close.
+        self._unavailable = self.parent_run_id is None
 
     def _open_study(
         self, name: str, spec: dict[str, Any], parent_run_id: str | None, study_uid: str | None
@@ -334,9 +339,17 @@ class MlflowRecorder:
     def close(self, status: str = "FINISHED") -> None:
         if self.parent_run_id is not None:
             self._guarded(self._client.set_terminated, self.parent_run_id, status)
+        if self._skipped:
+            self.errors.append(
+                f"MLflow: {self._skipped} calls skipped (trials, fronts) because the study's "
+                "record could not be opened"
+            )
 
     # -- plumbing ----------------------------------------------------------------------
     def _guarded(self, fn: Any, *args: Any) -> Any:
+        if self._unavailable:
+            self._skipped += 1
+            return None
         try:
             return fn(*args)
         except Exception as err:  # tracking trouble must not kill the study

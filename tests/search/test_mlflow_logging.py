@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import textwrap
@@ -9,6 +10,7 @@ import time
 from pathlib import Path
 
 import optuna
+import pytest
 from mlflow import MlflowClient
 
 from search import Client, InProcessExecutor, open_storage, run_study
@@ -171,3 +173,33 @@ def test_a_study_goes_on_when_mlflow_cannot_open_its_store(workdir: Path):
     assert result.tracking_errors[0].startswith("MLflow at sqlite:///"), result.tracking_errors
     assert "not-a-folder" in result.tracking_errors[0]
     assert time.monotonic() - started < 25, "no trial waited for a run id MLflow cannot make"
+
+
+def test_an_unreachable_tracking_server_costs_one_attempt(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Nothing listens at the tracking URI: the study's record cannot be opened, so no
+    trial tries again (each would wait out MLflow's retries); the result says so."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail fast in the test
+
+    def objective(params):
+        return {"accuracy": params["learning_rate"], "train_time_s": 1.0, "latency_ms": 1.0}
+
+    with socket.socket() as probe:  # a free port that nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = run_study(
+        {"name": "no-server", "space": SPACE, "budget": {"trials": 4}},
+        objective,
+        storage=storage_url(workdir),
+        tracking_uri=f"http://127.0.0.1:{port}",
+        executor=InProcessExecutor(None, objective),
+        progress=False,
+    )
+    assert result.n_complete == 4 and result.parent_run_id is None
+    assert result.tracking_errors[0].startswith("_open_study: "), result.tracking_errors
+    assert (
+        result.tracking_errors[-1].startswith("MLflow: ")
+        and "skipped" in (result.tracking_errors[-1])
+    )
+    assert len(result.tracking_errors) == 2
