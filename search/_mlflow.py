@@ -100,9 +100,11 @@ class MlflowRecorder:
             )
         else:
             self.experiment_id = experiment.experiment_id
-        if not (parent_run_id and self._run_exists(parent_run_id)) and study_uid:
+        if parent_run_id and not self._run_exists(parent_run_id):
+            parent_run_id = None
+        if parent_run_id is None and study_uid:
             parent_run_id = self._parent_tagged(study_uid)  # the driver died before storing it
-        if parent_run_id and self._run_exists(parent_run_id):
+        if parent_run_id:
             self._client.update_run(parent_run_id, status="RUNNING")
             self.parent_run_id = parent_run_id
             return

@@ -35,7 +35,6 @@ class MlflowTracker(Tracker):
         self.tracking_uri = tracking_uri
         self.experiment_id: str | None = None
         self.errors: list[str] = []
-        self._started = 0
         self._recorded = 0
         self._numbers: set[int] = set()  # trials started by this tracker
         self._closing = False
@@ -85,7 +84,7 @@ class MlflowTracker(Tracker):
     @property
     def backlog(self) -> int:
         """Trials started but not yet recorded as finished by MLflow."""
-        return self._started - self._recorded
+        return len(self._numbers) - self._recorded
 
     def open_study(
         self,
@@ -97,7 +96,6 @@ class MlflowTracker(Tracker):
         self._outbox.put(("open", (name, spec, parent_run_id, study_uid)))
 
     def start_trial(self, number: int, params: dict[str, Any]) -> None:
-        self._started += 1
         self._numbers.add(number)
         self._outbox.put(("start", (number, params)))
 

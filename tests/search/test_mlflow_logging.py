@@ -33,6 +33,23 @@ def _child_runs(uri: str, study: str) -> list:
     return [run for run in runs if TRIAL_TAG in run.data.tags]
 
 
+def _noop(params):
+    return {"accuracy": params["learning_rate"], "train_time_s": 1.0, "latency_ms": 1.0}
+
+
+def _run_noop(workdir: Path, spec: dict, tracking: str):
+    """A no-op study, in-process, with the journal in ``workdir`` and MLflow at
+    ``tracking``."""
+    return run_study(
+        spec,
+        _noop,
+        storage=storage_url(workdir),
+        tracking_uri=tracking,
+        executor=InProcessExecutor(None, _noop),
+        progress=False,
+    )
+
+
 def _parent_status(uri: str, study: str) -> str:
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(study)
@@ -47,18 +64,8 @@ def test_trials_faster_than_mlflow_are_all_recorded(workdir: Path):
     """No-op trials end long before the logging process has made their runs: none is
     lost, each is recorded whole, and readers link every trial to its run."""
 
-    def objective(params):
-        return {"accuracy": params["learning_rate"], "train_time_s": 1.0, "latency_ms": 1.0}
-
     spec = {"name": "fast", "space": SPACE, "budget": {"trials": 40}, "sampler": {"name": "random"}}
-    result = run_study(
-        spec,
-        objective,
-        storage=storage_url(workdir),
-        tracking_uri=tracking_uri(workdir),
-        executor=InProcessExecutor(None, objective),
-        progress=False,
-    )
+    result = _run_noop(workdir, spec, tracking_uri(workdir))
     assert result.n_complete == 40 and result.tracking_errors == []
     runs = _child_runs(tracking_uri(workdir), "fast")
     assert len(runs) == 40
@@ -129,20 +136,11 @@ def test_resume_finds_the_parent_run_by_the_study_uid(workdir: Path):
     """A driver killed before it stored the parent run id leaves the study without it;
     the resume finds the parent by the study's uid tag instead of opening a second."""
 
-    def objective(params):
-        return {"accuracy": params["learning_rate"], "train_time_s": 1.0, "latency_ms": 1.0}
-
     spec = {"name": "lost-parent", "space": SPACE, "budget": {"trials": 3}}
-    common = dict(
-        storage=storage_url(workdir),
-        tracking_uri=tracking_uri(workdir),
-        executor=InProcessExecutor(None, objective),
-        progress=False,
-    )
-    first = run_study(spec, objective, **common)
+    first = _run_noop(workdir, spec, tracking_uri(workdir))
     study = optuna.load_study(study_name="lost-parent", storage=open_storage(storage_url(workdir)))
     study.set_user_attr("mlflow_parent_run_id", None)  # as if never stored
-    again = run_study({**spec, "budget": {"trials": 5}}, objective, **common)
+    again = _run_noop(workdir, {**spec, "budget": {"trials": 5}}, tracking_uri(workdir))
     assert again.trials_run == 2 and again.parent_run_id == first.parent_run_id
     client = MlflowClient(tracking_uri(workdir))
     parents = client.search_runs(
@@ -156,18 +154,12 @@ def test_a_study_goes_on_when_mlflow_cannot_open_its_store(workdir: Path):
     """The logging process cannot open the store: the trials still run and are stored in
     Optuna, and the result says what went wrong, in one line, without waiting on MLflow."""
 
-    def objective(params):
-        return {"accuracy": params["learning_rate"], "train_time_s": 1.0, "latency_ms": 1.0}
-
     (workdir / "not-a-folder").write_text("")
     started = time.monotonic()
-    result = run_study(
+    result = _run_noop(
+        workdir,
         {"name": "no-store", "space": SPACE, "budget": {"trials": 4}},
-        objective,
-        storage=storage_url(workdir),
-        tracking_uri=f"sqlite:///{workdir / 'not-a-folder' / 'mlflow.db'}",
-        executor=InProcessExecutor(None, objective),
-        progress=False,
+        f"sqlite:///{workdir / 'not-a-folder' / 'mlflow.db'}",
     )
     assert result.n_complete == 4 and result.parent_run_id is None
     assert result.tracking_errors[0].startswith("MLflow at sqlite:///"), result.tracking_errors
@@ -182,19 +174,13 @@ def test_an_unreachable_tracking_server_costs_one_attempt(
     trial tries again (each would wait out MLflow's retries); the result says so."""
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail fast in the test
 
-    def objective(params):
-        return {"accuracy": params["learning_rate"], "train_time_s": 1.0, "latency_ms": 1.0}
-
     with socket.socket() as probe:  # a free port that nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    result = run_study(
+    result = _run_noop(
+        workdir,
         {"name": "no-server", "space": SPACE, "budget": {"trials": 4}},
-        objective,
-        storage=storage_url(workdir),
-        tracking_uri=f"http://127.0.0.1:{port}",
-        executor=InProcessExecutor(None, objective),
-        progress=False,
+        f"http://127.0.0.1:{port}",
     )
     assert result.n_complete == 4 and result.parent_run_id is None
     assert result.tracking_errors[0].startswith("_open_study: "), result.tracking_errors
