@@ -1,13 +1,43 @@
-"""How a study runs: the driver, executors, trackers, the Pareto utilities, API and CLI."""
+"""How a study runs: the driver, executors, trackers, the Pareto utilities, API and CLI.
 
-from search._client import Client, StudySummary
-from search._driver import StudyResult, run_study
-from search._executors import Executor, InProcessExecutor, RayExecutor
-from search._mlflow_process import MlflowTracker
-from search._pareto import dominates, hypervolume, nondominated_ranks, pareto_mask
-from search._records import TrialRecord
-from search._storage import open_storage
-from search._tracking import NullTracker, Tracker
+The names below load on first use (PEP 562), so a process that needs one small module
+(a Ray worker unpickling `search._worker`, the MLflow logging process) does not pay for
+importing Optuna, MLflow and the client with it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from search._client import Client, StudySummary
+    from search._driver import StudyResult, run_study
+    from search._executors import Executor, InProcessExecutor, RayExecutor
+    from search._mlflow_process import MlflowTracker
+    from search._pareto import dominates, hypervolume, nondominated_ranks, pareto_mask
+    from search._records import TrialRecord
+    from search._storage import open_storage
+    from search._tracking import NullTracker, Tracker
+
+_HOMES = {
+    "Client": "search._client",
+    "StudySummary": "search._client",
+    "StudyResult": "search._driver",
+    "run_study": "search._driver",
+    "Executor": "search._executors",
+    "InProcessExecutor": "search._executors",
+    "RayExecutor": "search._executors",
+    "MlflowTracker": "search._mlflow_process",
+    "dominates": "search._pareto",
+    "hypervolume": "search._pareto",
+    "nondominated_ranks": "search._pareto",
+    "pareto_mask": "search._pareto",
+    "TrialRecord": "search._records",
+    "open_storage": "search._storage",
+    "NullTracker": "search._tracking",
+    "Tracker": "search._tracking",
+}
 
 __all__ = [
     "Client",
@@ -27,3 +57,12 @@ __all__ = [
     "pareto_mask",
     "run_study",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'search' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value

@@ -72,6 +72,7 @@ class MlflowRecorder:
         self._known_ranks: dict[int, int] = {}
         self._expected_front: FrontSnapshot | None = None
         self._warm = {"plots": False, "models_seen": False, "models": False}
+        self._raw_models: set[str] = set()  # runs this recorder logged a raw model for
         self._unavailable = False  # the study's record could not be opened
         self._skipped = 0
         self.errors: list[str] = []
@@ -202,6 +203,7 @@ class MlflowRecorder:
         if report.model_bytes is not None:
             self._warm["models_seen"] = True
             self._log_raw_model(run_id, report)
+            self._raw_models.add(run_id)
             tags.append(RunTag(MODEL_URI_TAG, raw_model_uri(run_id)))
         # One transaction for params, tags and up to 1000 metrics (MLflow's batch limit).
         self._client.log_batch(
@@ -287,10 +289,13 @@ class MlflowRecorder:
 
     def _log_front_models(self, snapshot: FrontSnapshot) -> None:
         """Log every Pareto-optimal trial's raw model as an MLflow PyTorch model (once)."""
+        recorded_here = set(self._run_ids.values())
         for row in snapshot.rows:
             run_id = row.get("run_id")
             if row["rank"] != 0 or not run_id:
                 continue
+            if run_id in recorded_here and run_id not in self._raw_models:
+                continue  # its trial sent no model (a user objective): nothing to convert
             logged = self._client.get_run(run_id).data.tags.get(MODEL_URI_TAG, "")
             if logged.startswith("runs:/"):  # a raw model, not yet an MLflow model
                 with _quiet_model_logging():
@@ -346,6 +351,7 @@ class MlflowRecorder:
                 f"MLflow: {self._skipped} calls skipped (trials, fronts) because the study's "
                 "record could not be opened"
             )
+        _fold_wal(self.tracking_uri)
 
     # -- plumbing ----------------------------------------------------------------------
     def _guarded(self, fn: Any, *args: Any) -> Any:
@@ -382,10 +388,10 @@ def _schema_lock(tracking_uri: str) -> Iterator[None]:
     """Hold an exclusive lock beside a local SQLite store while MLflow opens it: two
     logging processes (a resumed study's, and one a killed driver left draining) must not
     both create its tables."""
-    if not tracking_uri.startswith("sqlite:///"):
+    path = _sqlite_path(tracking_uri)
+    if path is None:
         yield
         return
-    path = Path(tracking_uri.removeprefix("sqlite:///"))
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(f"{path}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -399,9 +405,9 @@ def _prefer_wal(tracking_uri: str) -> None:
     """Put a local SQLite store in write-ahead-log mode (it stays so): the MLflow UI can
     read while the study writes, and each commit syncs one file instead of two. Left as
     it is when the database is busy or not a local file."""
-    if not tracking_uri.startswith("sqlite:///"):
+    path = _sqlite_path(tracking_uri)
+    if path is None:
         return
-    path = Path(tracking_uri.removeprefix("sqlite:///"))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.closing(sqlite3.connect(path, timeout=1)) as database:
@@ -410,9 +416,30 @@ def _prefer_wal(tracking_uri: str) -> None:
         pass
 
 
-def _artifact_location(tracking_uri: str, experiment: str) -> str | None:
-    """``mlartifacts/<experiment>`` beside a local SQLite database; the store's default else."""
+def _fold_wal(tracking_uri: str) -> None:
+    """Copy a local SQLite store's write-ahead log into the database file and empty it,
+    so the ``.db`` file alone holds the whole study (a copy of it misses nothing), even
+    though the logging process exits without closing MLflow's connections."""
+    path = _sqlite_path(tracking_uri)
+    if path is None or not path.exists():
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(path, timeout=5)) as database:
+            database.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    except sqlite3.Error:
+        pass  # a reader holds the log: SQLite folds it in later
+
+
+def _sqlite_path(tracking_uri: str) -> Path | None:
+    """The database file of a local ``sqlite:///`` URI; None for any other store."""
     if not tracking_uri.startswith("sqlite:///"):
         return None
-    database = Path(tracking_uri.removeprefix("sqlite:///"))
+    return Path(tracking_uri.removeprefix("sqlite:///"))
+
+
+def _artifact_location(tracking_uri: str, experiment: str) -> str | None:
+    """``mlartifacts/<experiment>`` beside a local SQLite database; the store's default else."""
+    database = _sqlite_path(tracking_uri)
+    if database is None:
+        return None
     return (database.resolve().parent / "mlartifacts" / experiment).as_uri()

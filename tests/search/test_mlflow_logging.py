@@ -189,3 +189,21 @@ def test_an_unreachable_tracking_server_costs_one_attempt(
         and "skipped" in (result.tracking_errors[-1])
     )
     assert len(result.tracking_errors) == 2
+
+
+def test_the_database_file_alone_holds_the_finished_study(workdir: Path, tmp_path: Path):
+    """The logging process exits without MLflow's teardown; it first folds SQLite's
+    write-ahead log into the database, so a copy of ``mlflow.db`` alone misses nothing."""
+
+    spec = {"name": "folded", "space": SPACE, "budget": {"trials": 6}}
+    result = _run_noop(workdir, spec, tracking_uri(workdir))
+    assert result.tracking_errors == []
+    wal = workdir / "mlflow.db-wal"
+    assert not wal.exists() or wal.stat().st_size == 0
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "mlflow.db").write_bytes((workdir / "mlflow.db").read_bytes())
+    runs = _child_runs(f"sqlite:///{copy / 'mlflow.db'}", "folded")
+    assert sorted(int(run.data.tags[TRIAL_TAG]) for run in runs) == list(range(6))
+    assert all(run.info.status == "FINISHED" for run in runs)
+    assert _parent_status(f"sqlite:///{copy / 'mlflow.db'}", "folded") == "FINISHED"
