@@ -21,7 +21,7 @@ import optuna
 from optuna.trial import TrialState
 from pydantic import ValidationError
 
-from search._executors import Executor, RayExecutor
+from search._executors import Executor, RayExecutor, start_ray_in_background
 from search._mlflow_process import MlflowTracker
 from search._pareto import RunningFront
 from search._progress import StudyProgress, print_front
@@ -117,6 +117,8 @@ def run_study(
             study of that name exists with other objectives. Nothing is created then.
     """
     spec = _apply_overrides(load_spec(spec_or_path), overrides)
+    if executor is None:  # Ray starts while the dataset is checked and the study opens
+        start_ray_in_background(min_cpus=_ray_cpus(spec))
     objectives, context = _prepare(spec, objective)
     storage_url = resolve_storage_url(storage)
     study = _open_study(spec, objectives, storage_url)
@@ -152,6 +154,11 @@ def run_study(
     if progress:
         print_front(front, tracking_uri=tracker.location, experiment_id=result.experiment_id)
     return result
+
+
+def _ray_cpus(spec: StudySpec) -> float:
+    """The logical CPUs a local Ray needs for the spec's workers (as `RayExecutor` asks)."""
+    return spec.resources.workers * spec.resources.cpus_per_trial
 
 
 def _apply_overrides(spec: StudySpec, overrides: dict[str, Any]) -> StudySpec:

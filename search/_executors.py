@@ -12,8 +12,12 @@ Invariants of every executor:
 from __future__ import annotations
 
 import abc
+import logging
 import os
+import signal
 import sys
+import threading
+from concurrent.futures import Future
 from typing import Any
 
 from search._worker import TrialReport, TrialRunner, TrialTask, UserObjective
@@ -128,6 +132,55 @@ class RayExecutor(Executor):
         self._idle.clear()
 
 
+_background_start: Future[None] | None = None  # a `start_ray_in_background` not yet joined
+
+
+def start_ray_in_background(address: str | None = None, *, min_cpus: float = 1.0) -> None:
+    """Begin `ensure_ray` on a helper thread and return at once; the next `ensure_ray`
+    waits for it (and raises what it raised). Ray's start-up takes seconds, and so does
+    the driver's own (checking the dataset imports torch and scikit-learn): this lets
+    them overlap."""
+    global _background_start
+    import ray
+
+    if _background_start is not None or ray.is_initialized():
+        return
+    if threading.current_thread() is threading.main_thread():
+        # ray.init on the main thread makes SIGTERM exit through ``finally`` blocks (so the
+        # study closes in order); on a helper thread it cannot, so do it here.
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    logging.getLogger("ray._private.worker").addFilter(_NoSigtermWarning())
+    started: Future[None] = Future()
+
+    def start() -> None:
+        try:
+            _connect(address, min_cpus=min_cpus)
+        except BaseException as err:
+            started.set_exception(err)
+            return
+        started.set_result(None)
+        # A local Ray's processes are bound to the thread that started them (Linux's
+        # parent-death signal fires when that *thread* ends): keep it alive with the
+        # process, which is also when those processes should go.
+        threading.Event().wait()
+
+    threading.Thread(target=start, name="ray-start", daemon=True).start()
+    _background_start = started
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    sys.exit(128 + signum)
+
+
+class _NoSigtermWarning(logging.Filter):
+    """Drops Ray's warning that a helper thread cannot set its SIGTERM handler (the
+    caller of `start_ray_in_background` set one)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "SIGTERM handler is not set" not in record.getMessage()
+
+
 def ensure_ray(
     address: str | None = None,
     *,
@@ -140,8 +193,23 @@ def ensure_ray(
     ``address="local"`` always starts a fresh private Ray, never a ``ray start`` cluster
     found on disk. A local Ray gets ``num_cpus`` logical CPUs, or the core count but at
     least ``min_cpus``, so the requested concurrency is honoured even beyond the core
-    count (oversubscription is the user's explicit choice).
+    count (oversubscription is the user's explicit choice). A start begun by
+    `start_ray_in_background` is waited for instead.
     """
+    global _background_start
+    if _background_start is not None:
+        pending, _background_start = _background_start, None
+        pending.result()
+    _connect(address, min_cpus=min_cpus, num_cpus=num_cpus, log_to_driver=log_to_driver)
+
+
+def _connect(
+    address: str | None,
+    *,
+    min_cpus: float,
+    num_cpus: int | None = None,
+    log_to_driver: bool = True,
+) -> None:
     import ray
 
     if ray.is_initialized():

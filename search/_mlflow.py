@@ -59,6 +59,8 @@ class MlflowRecorder:
     def __init__(self, tracking_uri: str):
         from mlflow import MlflowClient
 
+        # "Creating initial MLflow database tables..." is not news on the user's terminal
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
         self.tracking_uri = tracking_uri
         with _schema_lock(tracking_uri):  # one process at a time creates the tables
             _prefer_wal(tracking_uri)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -291,5 +292,22 @@ _COMMANDS = {
     "retrain": _retrain,
 }
 
+
+
+def entry() -> None:
+    """The ``paretotune`` command: `main`, then a quick exit.
+
+    When `main` returns, everything is on disk: the journal syncs each write and the
+    MLflow logging process has exited. The interpreter's teardown would only wait for a
+    local Ray to stop its processes one by one (seconds); they stop by themselves when
+    their driver exits, so skip it.
+    """
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -17,8 +17,9 @@ def ray_cluster():
     """A real local Ray with 2 CPUs, shared by every test that needs one."""
     import ray
 
-    if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    from search._executors import ensure_ray
+
+    ensure_ray("local", num_cpus=2, log_to_driver=False)
     yield ray
     ray.shutdown()
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -94,3 +96,44 @@ def test_pareto_json_lists_the_front(ray_cluster, workdir: Path):
     assert missing.stderr.strip() == (
         "error: study 'no-such-study' not found in paretotune.journal (studies there: cli-front)"
     )
+
+
+def _ray_sessions_alive() -> set[str]:
+    """Session folders of the Ray GCS servers running now."""
+    done = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
+    return {
+        arg.split("=", 1)[1]
+        for line in done.stdout.splitlines()
+        if "gcs_server" in line
+        for arg in line.split()
+        if arg.startswith("--session-dir=") or arg.startswith("--session_dir=")
+    }
+
+
+@pytest.mark.slow
+def test_run_starts_its_own_ray_and_leaves_nothing_running(tmp_path: Path):
+    """`paretotune run` on the built-in objective: a fresh local Ray (started while the
+    dataset is checked), trained trials, the summary line, exit 0; it skips the slow
+    interpreter teardown, and the Ray it started still goes away with it."""
+    before = _ray_sessions_alive()
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(
+        "name: tiny\nbudget: {trials: 2, epochs: 1}\n"
+        "space: {architecture: mlp, compression: [none]}\nresources: {workers: 1}\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "search.cli", "run", str(spec), "--no-progress"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=os.environ | {"RAY_ADDRESS": ""},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "tiny: 2 trials run in" in done.stdout
+    assert "Traceback" not in done.stderr
+    assert "INFO mlflow" not in done.stderr
+    deadline = time.monotonic() + 30
+    while (left := _ray_sessions_alive() - before) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not left, f"Ray left running: {left}"
