@@ -44,7 +44,7 @@ from search._records import (
 )
 from search._samplers import AutoSampler
 from search._storage import open_storage, resolve_storage_url, resolve_tracking_uri
-from search._tracking import FrontSnapshot, Tracker, TrackerNews
+from search._tracking import FinishedTrial, FrontSnapshot, Tracker, TrackerNews
 from search._worker import TrialReport, TrialTask, UserObjective
 from spaces import (
     SpecError,
@@ -147,6 +147,7 @@ def run_study(
             driver.abandon_in_flight()
             if own_executor and executor is not None:
                 executor.shutdown()
+            driver.repair_records()
             front = driver.publish_front(final=True)
         finally:
             driver.close_tracker(status)
@@ -303,6 +304,7 @@ class _Driver:
         self.experiment_id: str | None = None
         self.front_size = RunningFront(list(objectives.values()))
         self._front_published_at = -math.inf
+        self._finished_before: list[int] = []  # trials an earlier driver finished
 
     # -- set-up ------------------------------------------------------------------------
     def open(self) -> None:
@@ -315,6 +317,37 @@ class _Driver:
             self.study.user_attrs.get(STUDY_UID_ATTR),
         )
         self._recover_interrupted()
+        self._finished_before = [t.number for t in self._finished_trials()]
+
+    def _finished_trials(self) -> list[optuna.trial.FrozenTrial]:
+        """COMPLETE, PRUNED and FAIL trials, but not those failed by an interruption."""
+        finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        return [
+            trial
+            for trial in self.study.get_trials(deepcopy=False, states=finished)
+            if not trial.user_attrs.get(INTERRUPTED_ATTR)
+        ]
+
+    def repair_records(self) -> None:
+        """On a resumed study, have the tracker record again the earlier trials whose
+        records a killed driver left missing or open. Done at the end, when a logging
+        process the killed driver left behind has long finished what it was sent."""
+        if not self._finished_before:
+            return
+        earlier = set(self._finished_before)
+        self.tracker.repair(
+            [
+                FinishedTrial(
+                    number=trial.number,
+                    state=trial.state.name,
+                    params=dict(trial.user_attrs.get(PARAMS_ATTR) or trial.params),
+                    metrics=dict(trial.user_attrs.get(METRICS_ATTR) or {}),
+                    error=trial.user_attrs.get(FAIL_REASON_ATTR),
+                )
+                for trial in self._finished_trials()
+                if trial.number in earlier
+            ]
+        )
 
     def _absorb(self, news: TrackerNews) -> None:
         """Store what the tracker learned: the study's MLflow ids, the trials' run ids."""

@@ -35,13 +35,14 @@ from search._models import (
     log_trial_model,
     raw_model_uri,
 )
-from search._tracking import FrontSnapshot
+from search._tracking import FinishedTrial, FrontSnapshot
 from search._worker import TrialReport
 
 STUDY_TAG = "paretotune.study"
 TRIAL_TAG = "paretotune.trial_number"
 STATE_TAG = "paretotune.state"
 STUDY_UID_TAG = "paretotune.study_uid"  # on the parent run: the Optuna study's uid attr
+RECOVERED_TAG = "paretotune.recovered"  # on a run recorded again from Optuna by `repair`
 _RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
 _DESCRIPTIVE_PARAMS = ("architecture", "optimizer", "compression")
 _MAX_TAG_CHARS = 5000
@@ -170,11 +171,12 @@ class MlflowRecorder:
         state: str,
         report: TrialReport,
         params: list[Any] | None = None,
+        extra_tags: Sequence[Any] = (),
     ) -> None:
         """Metrics, curves, tags, artifacts, then the run's end; the end even when some of
         the rest fails (the run is FAILED then, and the failure is one line in errors)."""
         try:
-            self._log_outcome(number, run_id, state, report, params)
+            self._log_outcome(number, run_id, state, report, params, extra_tags)
         except Exception:
             self._client.set_terminated(run_id, "FAILED")
             raise
@@ -187,6 +189,7 @@ class MlflowRecorder:
         state: str,
         report: TrialReport,
         params: list[Any] | None,
+        extra_tags: Sequence[Any],
     ) -> None:
         from mlflow.entities import Metric, RunTag
 
@@ -194,7 +197,7 @@ class MlflowRecorder:
         metrics = [Metric(k, v, now, 0) for k, v in report.metrics.items() if _finite(v)]
         for epoch, entry in enumerate(report.history):
             metrics += [Metric(k, v, now, epoch) for k, v in entry.items() if _finite(v)]
-        tags = [RunTag(STATE_TAG, state)]
+        tags = [RunTag(STATE_TAG, state), *extra_tags]
         pareto = []
         if number in self._known_ranks:  # a front is queued: tag now, not in a call later
             pareto = self._pareto_tags(self._known_ranks[number])
@@ -243,6 +246,54 @@ class MlflowRecorder:
             if run.data.tags.get(TRIAL_TAG) in wanted:
                 self._client.set_tag(run.info.run_id, STATE_TAG, "INTERRUPTED")
                 self._client.set_terminated(run.info.run_id, "KILLED")
+
+    def repair(self, finished: Sequence[FinishedTrial]) -> dict[int, str]:
+        """Record the ``finished`` trials whose runs are missing or still RUNNING (a driver
+        killed outright loses the jobs it had not handed over yet): params, final metrics
+        and state from Optuna, tagged ``paretotune.recovered``. Returns the runs it made."""
+        made: dict[int, str] = {}
+        if finished:
+            self._guarded(self._repair, list(finished), made)
+        return made
+
+    def _repair(self, finished: list[FinishedTrial], made: dict[int, str]) -> None:
+        from mlflow.entities import Param, RunTag
+
+        runs = self._trial_runs()
+        for trial in finished:
+            run = runs.get(trial.number)
+            if run is not None and run.info.status != "RUNNING":
+                continue
+            params = None
+            if run is None:
+                run_id = self._create_run(trial.number, trial.params)
+                params = [Param(key, str(value)) for key, value in trial.params.items()]
+                made[trial.number] = run_id
+            else:
+                run_id = run.info.run_id
+            self._run_ids[trial.number] = run_id
+            report = TrialReport(trial.number, metrics=dict(trial.metrics), error=trial.error)
+            recovered = [RunTag(RECOVERED_TAG, "true")]
+            self._record_outcome(trial.number, run_id, trial.state, report, params, recovered)
+
+    def _trial_runs(self) -> dict[int, Any]:
+        """The study's trial runs (children of its parent run), by trial number."""
+        found: dict[int, Any] = {}
+        token = None
+        while True:
+            page = self._client.search_runs(
+                [self.experiment_id],
+                filter_string=f"tags.`mlflow.parentRunId` = '{self.parent_run_id}'",
+                max_results=1000,
+                page_token=token,
+            )
+            for run in page:
+                number = run.data.tags.get(TRIAL_TAG)
+                if number is not None:
+                    found[int(number)] = run
+            token = page.token
+            if not token:
+                return found
 
     # -- the front -------------------------------------------------------------------
     def update_front(self, snapshot: FrontSnapshot, *, superseded: bool = False) -> None:

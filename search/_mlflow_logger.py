@@ -120,6 +120,9 @@ def _run_job(
         _send(news, ("recorded", args[0]))
     elif name == "interrupted":
         recorder.mark_interrupted(*args)
+    elif name == "repair":
+        for number, run_id in recorder.repair(*args).items():
+            _send(news, ("run", number, run_id))
     elif name == "front":
         recorder.update_front(*args, superseded=backlog.newest_front is not None)
 

@@ -19,7 +19,7 @@ from multiprocessing.connection import Connection, Pipe
 from pathlib import Path
 from typing import Any
 
-from search._tracking import FrontSnapshot, Tracker, TrackerNews
+from search._tracking import FinishedTrial, FrontSnapshot, Tracker, TrackerNews
 from search._worker import TrialReport
 
 Job = tuple[str, tuple[Any, ...]]  # (what, arguments), as `search._mlflow_logger` runs it
@@ -109,6 +109,10 @@ class MlflowTracker(Tracker):
 
     def update_front(self, snapshot: FrontSnapshot) -> None:
         self._outbox.put(("front", (snapshot,)))
+
+    def repair(self, finished: Sequence[FinishedTrial]) -> None:
+        if finished:
+            self._outbox.put(("repair", (list(finished),)))
 
     def poll(self, timeout: float = 0.0) -> TrackerNews:
         news = TrackerNews()

@@ -4,7 +4,7 @@ Invariants of every tracker:
 
 - All methods are called from the driver thread only, in this order: ``open_study``
   once, then any number of ``start_trial`` / ``finish_trial`` / ``update_front`` /
-  ``poll``, then ``close`` once.
+  ``repair`` / ``poll``, then ``close`` once.
 - Every call but ``close`` returns at once; the work may happen later (in another
   process), but in call order. Trials are named by their Optuna
   number, never by a run id, so the driver never waits for the tracker to go on.
@@ -32,6 +32,18 @@ class FrontSnapshot:
     hypervolume: float | None  # None while the study is too young to chart it
     step: int  # number of finished trials when the snapshot was taken
     final: bool = False
+
+
+@dataclass(frozen=True)
+class FinishedTrial:
+    """A trial Optuna holds as finished, as far as it can be recorded again from there
+    (its curves, artifacts and model lived only in the driver that ran it)."""
+
+    number: int
+    state: str  # COMPLETE, PRUNED or FAIL
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    error: str | None = None
 
 
 @dataclass
@@ -84,6 +96,11 @@ class Tracker(abc.ABC):
     @abc.abstractmethod
     def update_front(self, snapshot: FrontSnapshot) -> None:
         """Publish the current Pareto front (tags on trials, artifacts on the parent)."""
+
+    def repair(self, finished: Sequence[FinishedTrial]) -> None:
+        """Record again those of ``finished`` whose records are missing or still open: a
+        driver killed outright can lose the last jobs it had not yet handed over."""
+        return None
 
     def poll(self, timeout: float = 0.0) -> TrackerNews:
         """What was learned since the last call; waits up to ``timeout`` s for news."""

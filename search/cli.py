@@ -293,7 +293,6 @@ _COMMANDS = {
 }
 
 
-
 def entry() -> None:
     """The ``paretotune`` command: `main`, then a quick exit.
 

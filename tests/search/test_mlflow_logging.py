@@ -13,7 +13,7 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
-from search import Client, InProcessExecutor, open_storage, run_study
+from search import Client, InProcessExecutor, MlflowTracker, open_storage, run_study
 from search._mlflow import STATE_TAG, STUDY_TAG, TRIAL_TAG
 from tests.conftest import storage_url, tracking_uri
 
@@ -207,3 +207,56 @@ def test_the_database_file_alone_holds_the_finished_study(workdir: Path, tmp_pat
     assert sorted(int(run.data.tags[TRIAL_TAG]) for run in runs) == list(range(6))
     assert all(run.info.status == "FINISHED" for run in runs)
     assert _parent_status(f"sqlite:///{copy / 'mlflow.db'}", "folded") == "FINISHED"
+
+
+class _LosingTracker(MlflowTracker):
+    """Loses the jobs a driver killed outright had not handed over: all of trial 1's
+    (its run is never made) and trial 2's end (its run stays RUNNING, without results)."""
+
+    def start_trial(self, number: int, params: dict) -> None:
+        if number == 1:
+            self._inbox.put(("run", 1, None))  # MLflow made no run: do not wait for one
+        else:
+            super().start_trial(number, params)
+
+    def finish_trial(self, number: int, state: str, report) -> None:
+        if number not in (1, 2):
+            super().finish_trial(number, state, report)
+
+
+def test_a_resume_records_again_what_a_killed_driver_lost(workdir: Path):
+    """The next run of the study records the trials whose MLflow jobs were lost again,
+    from Optuna (params, final metrics, state), tagged as recovered."""
+
+    spec = {"name": "repaired", "space": SPACE, "budget": {"trials": 4}}
+    first = run_study(
+        spec,
+        _noop,
+        storage=storage_url(workdir),
+        tracker=_LosingTracker(tracking_uri(workdir)),
+        executor=InProcessExecutor(None, _noop),
+        progress=False,
+    )
+    lost = {int(r.data.tags[TRIAL_TAG]): r for r in _child_runs(tracking_uri(workdir), "repaired")}
+    assert sorted(lost) == [0, 2, 3] and lost[2].info.status == "RUNNING"
+    again = _run_noop(workdir, {**spec, "budget": {"trials": 5}}, tracking_uri(workdir))
+    assert again.trials_run == 1 and again.tracking_errors == []
+    runs = {int(r.data.tags[TRIAL_TAG]): r for r in _child_runs(tracking_uri(workdir), "repaired")}
+    assert sorted(runs) == [0, 1, 2, 3, 4]
+    study = optuna.load_study(study_name="repaired", storage=open_storage(storage_url(workdir)))
+    trials = {t.number: t for t in study.get_trials()}
+    for number in (1, 2):
+        run = runs[number]
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["paretotune.recovered"] == "true"
+        assert run.data.tags[STATE_TAG] == "COMPLETE"
+        assert run.data.tags["mlflow.parentRunId"] == first.parent_run_id
+        assert run.data.metrics["accuracy"] == trials[number].params["learning_rate"]
+        assert run.data.params["optimizer"] == trials[number].params["optimizer"]
+    assert runs[2].info.run_id == lost[2].info.run_id
+    for number in (0, 3, 4):
+        assert "paretotune.recovered" not in runs[number].data.tags
+    linked = Client(storage=storage_url(workdir), tracking_uri=tracking_uri(workdir))
+    assert {r.number: r.mlflow_run_id for r in linked.front("repaired").records} == {
+        n: r.info.run_id for n, r in runs.items()
+    }
