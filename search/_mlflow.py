@@ -76,7 +76,8 @@ class MlflowRecorder:
         self._expected_front: FrontSnapshot | None = None
         self._warm = {"plots": False, "models_seen": False, "models": False}
         self._raw_models: set[str] = set()  # runs this recorder logged a raw model for
-        self._unavailable = False  # the study's record could not be opened
+        self._unavailable = False  # no use trying: see _why_unavailable
+        self._why_unavailable = ""
         self._skipped = 0
         self.errors: list[str] = []
 
@@ -92,7 +93,9 @@ class MlflowRecorder:
         self._guarded(self._open_study, name, spec, parent_run_id, study_uid)
         # Without the study's record (an unreachable server, say) every later call would
         # fail too, each after MLflow's own retries: skip them and say so once, at close.
-        self._unavailable = self.parent_run_id is None
+        if self.parent_run_id is None and not self._unavailable:
+            self._unavailable = True
+            self._why_unavailable = "the study's record could not be opened"
 
     def _open_study(
         self, name: str, spec: dict[str, Any], parent_run_id: str | None, study_uid: str | None
@@ -401,8 +404,9 @@ class MlflowRecorder:
             self._guarded(self._client.set_terminated, self.parent_run_id, status)
         if self._skipped:
             self.errors.append(
-                f"MLflow: {self._skipped} calls skipped (trials, fronts) because the study's "
-                "record could not be opened"
+                f"MLflow: {self._skipped} calls skipped (trials, fronts) because "
+                f"{self._why_unavailable}; run the study again once MLflow answers to "
+                "record its finished trials"
             )
         _fold_wal(self.tracking_uri)
 
@@ -415,7 +419,17 @@ class MlflowRecorder:
             return fn(*args)
         except Exception as err:  # tracking trouble must not kill the study
             self.errors.append(f"{fn.__name__}: {type(err).__name__}: {err}")
+            if _lost_contact(err):  # each later call would wait out the retries too
+                self._unavailable = True
+                self._why_unavailable = "the tracking server did not answer"
             return None
+
+
+def _lost_contact(err: Exception) -> bool:
+    """Whether MLflow's REST client gave up reaching the server (after its own retries),
+    as opposed to the server answering with an error."""
+    text = str(err)
+    return text.startswith("API request to ") and " failed with exception " in text
 
 
 @contextlib.contextmanager

@@ -143,6 +143,9 @@ def _send(news: Connection, message: tuple[Any, ...]) -> None:
 def main(argv: list[str]) -> None:
     """The process's entry point: ``JOBS_FD NEWS_FD TRACKING_URI``."""
     jobs_fd, news_fd, uri = int(argv[0]), int(argv[1]), argv[2]
+    # MLflow prints "View run ... at: URL" for every run it ends on a tracking server: not
+    # for the user's terminal, which shows the study's progress. Errors go back as news.
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the life of the process)
     serve(Connection(jobs_fd, writable=False), Connection(news_fd, readable=False), uri)
     # Every MLflow call was synchronous, so all is committed: skip the interpreter's
     # teardown, which the driver's close() would wait for (MLflow's exit hooks alone take

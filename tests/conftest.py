@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,3 +48,64 @@ def storage_url(folder: Path) -> str:
 
 def tracking_uri(folder: Path) -> str:
     return f"sqlite:///{folder / 'mlflow.db'}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def mlflow_server(store: Path, log: Path, port: int | None = None) -> Iterator[Any]:
+    """A real ``mlflow server`` on 127.0.0.1 over the SQLite database ``store``, answering
+    ``/health``; yields the process (its URL is ``process.url``) and kills its whole
+    process group at the end."""
+    port = port or free_port()
+    with log.open("a") as output:
+        server: Any = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "mlflow", "server"),
+                *("--backend-store-uri", f"sqlite:///{store}"),
+                *("--host", "127.0.0.1", "--port", str(port), "--workers", "1"),
+            ],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        server.url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_healthy(server, log)
+            yield server
+        finally:
+            stop_server(server)
+
+
+def _wait_healthy(server: subprocess.Popen, log: Path, within_s: float = 90) -> None:
+    deadline = time.monotonic() + within_s
+    while True:
+        if server.poll() is not None:
+            pytest.fail(f"mlflow server exited: {log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{server.url}/health", timeout=2) as answer:  # type: ignore[attr-defined]
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"mlflow server did not answer /health within {within_s:.0f} s")
+        time.sleep(0.5)
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    """Kill a server started in its own session, whole process group, if still running."""
+    if server.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=15)

@@ -3,13 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +10,7 @@ import pytest
 
 from search import Client, run_study
 from spaces import EXAMPLES_DIR
+from tests.conftest import mlflow_server as serve_mlflow
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -26,51 +20,11 @@ WAIT_MS = 90_000  # a cold MLflow SPA on 2 busy cores can take a minute
 SHOWN_COLUMNS = ("accuracy", "train_time_s", "latency_ms", "pareto", "pareto_rank")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture()
 def mlflow_server(workdir: Path) -> Iterator[str]:
-    """``mlflow server`` over the study's SQLite store; killed (its whole group) at the end."""
-    port = _free_port()
-    log = (workdir / "mlflow-server.log").open("w")
-    server = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "mlflow", "server"),
-            *("--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}"),
-            *("--host", "127.0.0.1", "--port", str(port), "--workers", "1"),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"mlflow server exited: {(workdir / 'mlflow-server.log').read_text()}")
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("mlflow server did not answer /health within 90 s")
-            time.sleep(0.5)
-        yield url
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=15)
-        log.close()
+    """``mlflow server`` over the study's SQLite store, stopped at the end."""
+    with serve_mlflow(workdir / "mlflow.db", workdir / "mlflow-server.log") as server:
+        yield server.url
 
 
 @pytest.fixture()

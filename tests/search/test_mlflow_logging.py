@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 
 from search import Client, InProcessExecutor, MlflowTracker, open_storage, run_study
 from search._mlflow import STATE_TAG, STUDY_TAG, TRIAL_TAG
-from tests.conftest import storage_url, tracking_uri
+from tests.conftest import free_port, mlflow_server, stop_server, storage_url, tracking_uri
 
 SPACE = {
     "architecture": "mlp",
@@ -260,3 +260,57 @@ def test_a_resume_records_again_what_a_killed_driver_lost(workdir: Path):
     assert {r.number: r.mlflow_run_id for r in linked.front("repaired").records} == {
         n: r.info.run_id for n, r in runs.items()
     }
+
+
+def _runs_so_far(uri: str) -> list:
+    """The child runs of study ``server-died`` recorded so far (none before it exists)."""
+    if MlflowClient(uri).get_experiment_by_name("server-died") is None:
+        return []
+    return _child_runs(uri, "server-died")
+
+
+def test_a_server_that_dies_mid_study_costs_one_attempt_and_a_rerun_repairs(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The tracking server goes away while the study runs: the first call that cannot
+    reach it is one error line, every later call is skipped (instead of each waiting out
+    MLflow's retries), and the study finishes. Run again once the server is back, the
+    study records the trials MLflow missed."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail fast in the test
+    store, log, port = workdir / "server.db", workdir / "server.log", free_port()
+    spec = {"name": "server-died", "space": SPACE, "budget": {"trials": 8}}
+    calls = []
+
+    with mlflow_server(store, log, port) as server:
+
+        def objective(params):
+            calls.append(params)
+            if len(calls) == 4:  # once MLflow has recorded a couple of runs, stop it
+                deadline = time.monotonic() + 90
+                while len(_runs_so_far(server.url)) < 2:
+                    assert time.monotonic() < deadline, "MLflow recorded nothing in 90 s"
+                    time.sleep(0.2)
+                stop_server(server)
+            return _noop(params)
+
+        result = run_study(
+            spec,
+            objective,
+            storage=storage_url(workdir),
+            tracking_uri=server.url,
+            executor=InProcessExecutor(None, objective),
+            progress=False,
+        )
+    assert result.n_complete == 8
+    assert len(result.tracking_errors) == 2, result.tracking_errors
+    assert "failed with exception" in result.tracking_errors[0]
+    assert result.tracking_errors[1].startswith("MLflow: ")
+    assert "the tracking server did not answer; run the study again" in result.tracking_errors[1]
+
+    with mlflow_server(store, log, port) as server:
+        again = _run_noop(workdir, spec, server.url)
+        assert again.trials_run == 0 and again.tracking_errors == []
+        runs = _child_runs(server.url, "server-died")
+        assert sorted(int(r.data.tags[TRIAL_TAG]) for r in runs) == list(range(8))
+        assert all(r.info.status == "FINISHED" for r in runs)
+        assert _parent_status(server.url, "server-died") == "FINISHED"
