@@ -297,11 +297,16 @@ def entry() -> None:
     """The ``paretotune`` command: `main`, then a quick exit.
 
     When `main` returns, everything is on disk: the journal syncs each write and the
-    MLflow logging process has exited. The interpreter's teardown would only wait for a
-    local Ray to stop its processes one by one (seconds); they stop by themselves when
-    their driver exits, so skip it.
+    MLflow logging process has exited. Ray is stopped in order (a local Ray's agents
+    outlive a raylet that is simply killed, and macOS has no parent-death signal), then
+    the rest of the interpreter's teardown is skipped.
     """
     code = main()
+    if "ray" in sys.modules:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
             stream.flush()

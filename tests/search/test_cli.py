@@ -98,24 +98,25 @@ def test_pareto_json_lists_the_front(ray_cluster, workdir: Path):
     )
 
 
-def _ray_sessions_alive() -> set[str]:
-    """Session folders of the Ray GCS servers running now."""
-    done = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
-    return {
-        arg.split("=", 1)[1]
-        for line in done.stdout.splitlines()
-        if "gcs_server" in line
-        for arg in line.split()
-        if arg.startswith("--session-dir=") or arg.startswith("--session_dir=")
-    }
+def _ray_processes() -> set[str]:
+    """Ray's processes running now, as "pid args": its GCS servers (named by session
+    folder) and the processes Ray renames ``ray::…`` (agents, workers) that have lost
+    their parent (an agent outlives a raylet that was simply killed)."""
+    done = subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True, text=True)
+    found = set()
+    for line in done.stdout.splitlines()[1:]:
+        pid, ppid, args = line.split(None, 2)
+        if "gcs_server" in args or (ppid == "1" and args.startswith("ray::")):
+            found.add(f"{pid} {args[:80]}")
+    return found
 
 
 @pytest.mark.slow
 def test_run_starts_its_own_ray_and_leaves_nothing_running(tmp_path: Path):
     """`paretotune run` on the built-in objective: a fresh local Ray (started while the
     dataset is checked), trained trials, the summary line, exit 0; it skips the slow
-    interpreter teardown, and the Ray it started still goes away with it."""
-    before = _ray_sessions_alive()
+    interpreter teardown, and the Ray it started goes away with it, agents included."""
+    before = _ray_processes()
     spec = tmp_path / "tiny.yaml"
     spec.write_text(
         "name: tiny\nbudget: {trials: 2, epochs: 1}\n"
@@ -134,6 +135,6 @@ def test_run_starts_its_own_ray_and_leaves_nothing_running(tmp_path: Path):
     assert "Traceback" not in done.stderr
     assert "INFO mlflow" not in done.stderr
     deadline = time.monotonic() + 30
-    while (left := _ray_sessions_alive() - before) and time.monotonic() < deadline:
+    while (left := _ray_processes() - before) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not left, f"Ray left running: {left}"
