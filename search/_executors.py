@@ -12,6 +12,7 @@ Invariants of every executor:
 from __future__ import annotations
 
 import abc
+import contextlib
 import logging
 import os
 import signal
@@ -167,6 +168,22 @@ def start_ray_in_background(address: str | None = None, *, min_cpus: float = 1.0
 
     threading.Thread(target=start, name="ray-start", daemon=True).start()
     _background_start = started
+
+
+def stop_ray() -> None:
+    """Stop the Ray this process started or joined, in order (its agents outlive a
+    raylet that is simply killed). A start still under way on the helper thread is
+    waited for first, so none of its processes is left behind."""
+    global _background_start
+    pending, _background_start = _background_start, None
+    if pending is not None:
+        with contextlib.suppress(Exception):
+            pending.result()
+    if "ray" in sys.modules:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
 
 
 def _exit_on_sigterm(signum: int, frame: Any) -> None:

@@ -297,16 +297,14 @@ def entry() -> None:
     """The ``paretotune`` command: `main`, then a quick exit.
 
     When `main` returns, everything is on disk: the journal syncs each write and the
-    MLflow logging process has exited. Ray is stopped in order (a local Ray's agents
-    outlive a raylet that is simply killed, and macOS has no parent-death signal), then
-    the rest of the interpreter's teardown is skipped.
+    MLflow logging process has exited. Ray is stopped in order, a start still under way
+    included (a local Ray's agents outlive a raylet that is simply killed, and macOS has
+    no parent-death signal), then the rest of the interpreter's teardown is skipped.
     """
     code = main()
-    if "ray" in sys.modules:
-        import ray
+    from search._executors import stop_ray
 
-        if ray.is_initialized():
-            ray.shutdown()
+    stop_ray()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
             stream.flush()

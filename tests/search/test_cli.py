@@ -64,6 +64,8 @@ def test_bad_override_and_missing_file_exit_2(tmp_path: Path):
 
 
 def test_family_that_cannot_apply_is_a_spec_error(tmp_path: Path):
+    """Found by the dataset check, while Ray was already starting: Ray is still stopped."""
+    before = _ray_processes()
     spec = tmp_path / "wine.yaml"
     spec.write_text("name: wine-cnn\ndataset: {source: wine}\nspace: {architecture: [mlp, cnn]}\n")
     done = _cli("run", str(spec), cwd=tmp_path)
@@ -71,6 +73,7 @@ def test_family_that_cannot_apply_is_a_spec_error(tmp_path: Path):
     assert done.stderr.startswith("error: space.architecture: 'cnn' cannot apply to dataset 'wine'")
     assert "Traceback" not in done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["wine.yaml"]
+    _assert_no_ray_left(before)
 
 
 @pytest.mark.slow
@@ -134,6 +137,10 @@ def test_run_starts_its_own_ray_and_leaves_nothing_running(tmp_path: Path):
     assert "tiny: 2 trials run in" in done.stdout
     assert "Traceback" not in done.stderr
     assert "INFO mlflow" not in done.stderr
+    _assert_no_ray_left(before)
+
+
+def _assert_no_ray_left(before: set[str]) -> None:
     deadline = time.monotonic() + 30
     while (left := _ray_processes() - before) and time.monotonic() < deadline:
         time.sleep(0.5)
