@@ -43,22 +43,28 @@ def run_once(tree: Path, spec: Path, trials: int, epochs: int) -> dict[str, floa
     try:
         started = time.perf_counter()
         process = subprocess.Popen(
-            command, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            command,
+            cwd=folder,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         summary_at = None
         study_s = None
+        output: list[str] = []
         assert process.stdout is not None
         for line in process.stdout:
+            output.append(line)
             if match := SUMMARY.search(line):
                 summary_at = time.perf_counter()
                 study_s = float(match.group(2))
-        errors = process.stderr.read() if process.stderr else ""
         code = process.wait()
         ended = time.perf_counter()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     if code != 0 or summary_at is None or study_s is None:
-        raise RuntimeError(f"{tree}: exit {code}\n{errors[-2000:]}")
+        raise RuntimeError(f"{tree}: exit {code}\n{''.join(output)[-2000:]}")
     return {
         "wall_s": ended - started,
         "study_s": study_s,

@@ -21,7 +21,7 @@ import optuna
 from optuna.trial import TrialState
 from pydantic import ValidationError
 
-from search._executors import Executor, RayExecutor, start_ray_in_background
+from search._executors import Executor, RayExecutor, start_ray_in_background, stop_ray
 from search._mlflow_process import MlflowTracker
 from search._pareto import RunningFront
 from search._progress import StudyProgress, print_front
@@ -114,14 +114,21 @@ def run_study(
 
     Raises:
         SpecError: the spec or an override is invalid, the dataset does not fit it, or a
-            study of that name exists with other objectives. Nothing is created then.
+            study of that name exists with other objectives. Nothing is created then (a
+            local Ray started meanwhile is stopped again).
     """
     spec = _apply_overrides(load_spec(spec_or_path), overrides)
-    if executor is None:  # Ray starts while the dataset is checked and the study opens
-        start_ray_in_background(min_cpus=_ray_cpus(spec))
-    objectives, context = _prepare(spec, objective)
-    storage_url = resolve_storage_url(storage)
-    study = _open_study(spec, objectives, storage_url)
+    # Ray starts while the dataset is checked and the study opens; if either fails, the
+    # Ray started for it is stopped again (none of its processes is left behind).
+    ray_starting = executor is None and start_ray_in_background(min_cpus=_ray_cpus(spec))
+    try:
+        objectives, context = _prepare(spec, objective)
+        storage_url = resolve_storage_url(storage)
+        study = _open_study(spec, objectives, storage_url)
+    except BaseException:
+        if ray_starting:
+            stop_ray()
+        raise
     if tracker is None:
         tracker = MlflowTracker(resolve_tracking_uri(tracking_uri))
     own_executor = executor is None

@@ -136,16 +136,16 @@ class RayExecutor(Executor):
 _background_start: Future[None] | None = None  # a `start_ray_in_background` not yet joined
 
 
-def start_ray_in_background(address: str | None = None, *, min_cpus: float = 1.0) -> None:
+def start_ray_in_background(address: str | None = None, *, min_cpus: float = 1.0) -> bool:
     """Begin `ensure_ray` on a helper thread and return at once; the next `ensure_ray`
     waits for it (and raises what it raised). Ray's start-up takes seconds, and so does
     the driver's own (checking the dataset imports torch and scikit-learn): this lets
-    them overlap."""
+    them overlap. True when a start was begun (Ray was not already up or starting)."""
     global _background_start
     import ray
 
     if _background_start is not None or ray.is_initialized():
-        return
+        return False
     if threading.current_thread() is threading.main_thread():
         # ray.init on the main thread makes SIGTERM exit through ``finally`` blocks (so the
         # study closes in order); on a helper thread it cannot, so do it here.
@@ -168,6 +168,7 @@ def start_ray_in_background(address: str | None = None, *, min_cpus: float = 1.0
 
     threading.Thread(target=start, name="ray-start", daemon=True).start()
     _background_start = started
+    return True
 
 
 def stop_ray() -> None:

@@ -267,13 +267,13 @@ class MlflowRecorder:
             run = runs.get(trial.number)
             if run is not None and run.info.status != "RUNNING":
                 continue
-            params = None
             if run is None:
                 run_id = self._create_run(trial.number, trial.params)
-                params = [Param(key, str(value)) for key, value in trial.params.items()]
                 made[trial.number] = run_id
             else:
                 run_id = run.info.run_id
+            # params again on a run left open too: its own params call may have failed
+            params = [Param(key, str(value)) for key, value in trial.params.items()]
             self._run_ids[trial.number] = run_id
             report = TrialReport(trial.number, metrics=dict(trial.metrics), error=trial.error)
             recovered = [RunTag(RECOVERED_TAG, "true")]
@@ -429,7 +429,9 @@ def _lost_contact(err: Exception) -> bool:
     """Whether MLflow's REST client gave up reaching the server (after its own retries),
     as opposed to the server answering with an error."""
     text = str(err)
-    return text.startswith("API request to ") and " failed with exception " in text
+    return text.startswith("API request to ") and (
+        " failed with exception " in text or " failed with timeout exception " in text
+    )
 
 
 @contextlib.contextmanager
@@ -491,10 +493,14 @@ def _fold_wal(tracking_uri: str) -> None:
     if path is None or not path.exists():
         return
     try:
-        with contextlib.closing(sqlite3.connect(path, timeout=5)) as database:
-            database.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        # A short busy timeout: a checkpoint that waits for a reader (the MLflow UI, say)
+        # holds up other writers (another study in the same store) meanwhile.
+        with contextlib.closing(sqlite3.connect(path, timeout=0.1)) as database:
+            busy = database.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            if busy:  # copy what no reader needs; SQLite folds in the rest later
+                database.execute("PRAGMA wal_checkpoint(PASSIVE)")
     except sqlite3.Error:
-        pass  # a reader holds the log: SQLite folds it in later
+        pass
 
 
 def _sqlite_path(tracking_uri: str) -> Path | None:

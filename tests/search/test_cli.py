@@ -21,6 +21,7 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         timeout=120,
+        env=os.environ | {"PT_TEST_RUN": str(cwd)},  # marks what the command starts
     )
 
 
@@ -65,7 +66,6 @@ def test_bad_override_and_missing_file_exit_2(tmp_path: Path):
 
 def test_family_that_cannot_apply_is_a_spec_error(tmp_path: Path):
     """Found by the dataset check, while Ray was already starting: Ray is still stopped."""
-    before = _ray_processes()
     spec = tmp_path / "wine.yaml"
     spec.write_text("name: wine-cnn\ndataset: {source: wine}\nspace: {architecture: [mlp, cnn]}\n")
     done = _cli("run", str(spec), cwd=tmp_path)
@@ -73,7 +73,7 @@ def test_family_that_cannot_apply_is_a_spec_error(tmp_path: Path):
     assert done.stderr.startswith("error: space.architecture: 'cnn' cannot apply to dataset 'wine'")
     assert "Traceback" not in done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["wine.yaml"]
-    _assert_no_ray_left(before)
+    _assert_nothing_left(str(tmp_path))
 
 
 @pytest.mark.slow
@@ -101,17 +101,25 @@ def test_pareto_json_lists_the_front(ray_cluster, workdir: Path):
     )
 
 
-def _ray_processes() -> set[str]:
-    """Ray's processes running now, as "pid args": its GCS servers (named by session
-    folder) and the processes Ray renames ``ray::…`` (agents, workers) that have lost
-    their parent (an agent outlives a raylet that was simply killed)."""
-    done = subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True, text=True)
+def _processes_carrying(token: str) -> set[str]:
+    """Processes whose environment holds ``PT_TEST_RUN=<token>``: everything a command run
+    with it started (Ray's GCS, raylet, agents and workers inherit it), wherever it was
+    re-parented, and nothing another test or session started."""
     found = set()
-    for line in done.stdout.splitlines()[1:]:
-        pid, ppid, args = line.split(None, 2)
-        if "gcs_server" in args or (ppid == "1" and args.startswith("ray::")):
-            found.add(f"{pid} {args[:80]}")
+    for proc in Path("/proc").iterdir():
+        try:
+            if f"PT_TEST_RUN={token}".encode() in (proc / "environ").read_bytes().split(b"\0"):
+                found.add(f"{proc.name} {(proc / 'cmdline').read_bytes()[:80]!r}")
+        except OSError:  # gone meanwhile, or not a process folder
+            continue
     return found
+
+
+def _assert_nothing_left(token: str) -> None:
+    deadline = time.monotonic() + 30
+    while (left := _processes_carrying(token)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not left, f"left running: {left}"
 
 
 @pytest.mark.slow
@@ -119,7 +127,6 @@ def test_run_starts_its_own_ray_and_leaves_nothing_running(tmp_path: Path):
     """`paretotune run` on the built-in objective: a fresh local Ray (started while the
     dataset is checked), trained trials, the summary line, exit 0; it skips the slow
     interpreter teardown, and the Ray it started goes away with it, agents included."""
-    before = _ray_processes()
     spec = tmp_path / "tiny.yaml"
     spec.write_text(
         "name: tiny\nbudget: {trials: 2, epochs: 1}\n"
@@ -131,17 +138,10 @@ def test_run_starts_its_own_ray_and_leaves_nothing_running(tmp_path: Path):
         capture_output=True,
         text=True,
         timeout=240,
-        env=os.environ | {"RAY_ADDRESS": ""},
+        env=os.environ | {"RAY_ADDRESS": "", "PT_TEST_RUN": str(tmp_path)},
     )
     assert done.returncode == 0, done.stderr
     assert "tiny: 2 trials run in" in done.stdout
     assert "Traceback" not in done.stderr
     assert "INFO mlflow" not in done.stderr
-    _assert_no_ray_left(before)
-
-
-def _assert_no_ray_left(before: set[str]) -> None:
-    deadline = time.monotonic() + 30
-    while (left := _ray_processes() - before) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert not left, f"Ray left running: {left}"
+    _assert_nothing_left(str(tmp_path))
