@@ -380,7 +380,7 @@ class MlflowRecorder:
         elif self._warm["models_seen"] and not self._warm["models"]:
             import mlflow.pytorch  # noqa: F401
 
-            import objectives  # noqa: F401  (unpickling a built-in predictor needs it)
+            import objectives._models  # noqa: F401  (unpickling a built-in predictor needs it)
 
             self._warm["models"] = True
 
