@@ -175,11 +175,8 @@ def stop_ray() -> None:
     """Stop the Ray this process started or joined, in order (its agents outlive a
     raylet that is simply killed). A start still under way on the helper thread is
     waited for first, so none of its processes is left behind."""
-    global _background_start
-    pending, _background_start = _background_start, None
-    if pending is not None:
-        with contextlib.suppress(Exception):
-            pending.result()
+    with contextlib.suppress(Exception):
+        _join_background_start()
     if "ray" in sys.modules:
         import ray
 
@@ -214,11 +211,16 @@ def ensure_ray(
     count (oversubscription is the user's explicit choice). A start begun by
     `start_ray_in_background` is waited for instead.
     """
-    global _background_start
-    if _background_start is not None:
-        pending, _background_start = _background_start, None
-        pending.result()
+    _join_background_start()
     _connect(address, min_cpus=min_cpus, num_cpus=num_cpus, log_to_driver=log_to_driver)
+
+
+def _join_background_start() -> None:
+    """Wait for a start begun by `start_ray_in_background`, once; raise what it raised."""
+    global _background_start
+    pending, _background_start = _background_start, None
+    if pending is not None:
+        pending.result()
 
 
 def _connect(

@@ -76,8 +76,7 @@ class MlflowRecorder:
         self._expected_front: FrontSnapshot | None = None
         self._warm = {"plots": False, "models_seen": False, "models": False}
         self._raw_models: set[str] = set()  # runs this recorder logged a raw model for
-        self._unavailable = False  # no use trying: see _why_unavailable
-        self._why_unavailable = ""
+        self._unavailable_because = ""  # set: no use trying MLflow again, and why
         self._skipped = 0
         self.errors: list[str] = []
 
@@ -93,9 +92,8 @@ class MlflowRecorder:
         self._guarded(self._open_study, name, spec, parent_run_id, study_uid)
         # Without the study's record (an unreachable server, say) every later call would
         # fail too, each after MLflow's own retries: skip them and say so once, at close.
-        if self.parent_run_id is None and not self._unavailable:
-            self._unavailable = True
-            self._why_unavailable = "the study's record could not be opened"
+        if self.parent_run_id is None and not self._unavailable_because:
+            self._unavailable_because = "the study's record could not be opened"
 
     def _open_study(
         self, name: str, spec: dict[str, Any], parent_run_id: str | None, study_uid: str | None
@@ -405,14 +403,14 @@ class MlflowRecorder:
         if self._skipped:
             self.errors.append(
                 f"MLflow: {self._skipped} calls skipped (trials, fronts) because "
-                f"{self._why_unavailable}; run the study again once MLflow answers to "
+                f"{self._unavailable_because}; run the study again once MLflow answers to "
                 "record its finished trials"
             )
         _fold_wal(self.tracking_uri)
 
     # -- plumbing ----------------------------------------------------------------------
     def _guarded(self, fn: Any, *args: Any) -> Any:
-        if self._unavailable:
+        if self._unavailable_because:
             self._skipped += 1
             return None
         try:
@@ -420,8 +418,7 @@ class MlflowRecorder:
         except Exception as err:  # tracking trouble must not kill the study
             self.errors.append(f"{fn.__name__}: {type(err).__name__}: {err}")
             if _lost_contact(err):  # each later call would wait out the retries too
-                self._unavailable = True
-                self._why_unavailable = "the tracking server did not answer"
+                self._unavailable_because = "the tracking server did not answer"
             return None
 
 

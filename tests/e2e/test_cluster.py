@@ -15,6 +15,7 @@ import pytest
 from mlflow import MlflowClient
 
 from search import Client
+from tests.conftest import free_port
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -31,16 +32,10 @@ resources: {workers: 2}
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _free_port_block(size: int) -> int:
     """The first of ``size`` consecutive free ports."""
     for _ in range(50):
-        first = _free_port()
+        first = free_port()
         if first + size < 65536 and all(_is_free(first + i) for i in range(1, size)):
             return first
     raise RuntimeError("no block of free ports")
@@ -71,10 +66,10 @@ def local_cluster():
         pytest.skip("PostgreSQL server binaries are not installed (apt-get install postgresql)")
     folder = tempfile.mkdtemp(prefix="ptc.", dir="/tmp")  # short: Ray socket paths
     env = os.environ | {
-        "PG_PORT": str(_free_port()),
-        "MLFLOW_PORT": str(_free_port()),
-        "RAY_PORT": str(_free_port()),
-        "DASHBOARD_PORT": str(_free_port()),
+        "PG_PORT": str(free_port()),
+        "MLFLOW_PORT": str(free_port()),
+        "RAY_PORT": str(free_port()),
+        "DASHBOARD_PORT": str(free_port()),
         "AGENT_PORT": str(_free_port_block(4)),
         "VENV_BIN": str(Path(sys.executable).parent),
     }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import textwrap
@@ -174,9 +173,7 @@ def test_an_unreachable_tracking_server_costs_one_attempt(
     trial tries again (each would wait out MLflow's retries); the result says so."""
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail fast in the test
 
-    with socket.socket() as probe:  # a free port that nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # nobody listens on it
     result = _run_noop(
         workdir,
         {"name": "no-server", "space": SPACE, "budget": {"trials": 4}},
