@@ -18,14 +18,18 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	RAY_AUTH_MODE=disabled $(VENV)/bin/paretotune run spaces/examples/digits.yaml
 
-test: setup
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy
+test: lint
 	RAY_AUTH_MODE=disabled $(VENV)/bin/pytest
 
+# mypy reads the package as it is installed (`paretotune` = search/ with spaces/ and
+# objectives/ inside), from links to the sources under build/typecheck.
 lint: setup
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	rm -rf build/typecheck && mkdir -p build/typecheck/paretotune
+	for entry in search/*; do ln -s "$(CURDIR)/$$entry" build/typecheck/paretotune/; done
+	ln -s "$(CURDIR)/spaces" "$(CURDIR)/objectives" build/typecheck/paretotune/
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf mlflow.db mlartifacts paretotune.journal

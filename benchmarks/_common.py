@@ -56,7 +56,7 @@ def start_ray(num_cpus: int) -> None:
     cluster ``/tmp/ray/ray_current_cluster`` names (e.g. one a test started with
     ``ray start --head``).
     """
-    from search._executors import ensure_ray
+    from paretotune.execution import ensure_ray
 
     ensure_ray("local", num_cpus=num_cpus, log_to_driver=False)
 
@@ -137,10 +137,9 @@ def quiet() -> None:
 def tune_optuna_search(sampler: str) -> Any:
     """Ray Tune's ``OptunaSearch`` over the digits spec's space (define-by-run, the real
     ``spaces.sample_params``), 3 objectives, with the sampler ``run_study`` would build."""
+    from paretotune.spaces import load_spec
+    from paretotune.study._samplers import build_sampler as _sampler
     from ray.tune.search.optuna import OptunaSearch
-
-    from search._driver import _sampler
-    from spaces import load_spec
 
     spec = load_spec(str(DIGITS_SPEC)).with_overrides(sampler=sampler)
     return OptunaSearch(
@@ -153,6 +152,6 @@ def tune_optuna_search(sampler: str) -> Any:
 
 def _define_by_run(space: Any, trial: Any) -> None:
     """Module level, so Tune can pickle the searcher's state (it checkpoints it)."""
-    from spaces import sample_params
+    from paretotune.spaces import sample_params
 
     sample_params(trial, space)

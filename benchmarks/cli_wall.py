@@ -35,9 +35,13 @@ TIMINGS = ("wall_s", "study_s", "exit_after_summary_s")
 
 
 def run_once(tree: Path, spec: Path, trials: int, epochs: int) -> dict[str, float]:
-    """One cold ``python -m search.cli run`` of ``tree``'s code; its timings."""
+    """One cold ``python -m paretotune.cli run`` of ``tree``'s code; its timings.
+
+    ``tree`` must hold the code the venv's editable install maps to ``paretotune`` (the
+    package maps its folders, so another tree cannot simply go first on PYTHONPATH):
+    install each tree into a venv of its own to compare commits."""
     folder = Path(tempfile.mkdtemp(prefix="pt-cli-"))
-    command = [sys.executable, "-m", "search.cli", "run", str(spec), "--no-progress"]
+    command = [sys.executable, "-m", "paretotune.cli", "run", str(spec), "--no-progress"]
     command += ["--trials", str(trials), "--epochs", str(epochs)]
     env = os.environ | {"PYTHONPATH": str(tree.resolve()), "RAY_ADDRESS": ""}
     try:

@@ -24,7 +24,7 @@ from _common import DIGITS_SPEC, machine, quiet, save, start_ray, table
 
 
 def one_run(pack: int, trials: int, epochs: int, cpus_per_trial: float) -> dict[str, Any]:
-    from search import NullTracker, run_study
+    from paretotune import NullTracker, run_study
 
     spec = yaml.safe_load(DIGITS_SPEC.read_text())
     spec["name"] = f"gpu-pack-{pack}"

@@ -51,7 +51,7 @@ cpu = {cpu}
 if cpu is not None:
     os.sched_setaffinity(0, {{cpu}})
 torch.set_num_threads(1)
-import objectives
+from paretotune import objectives
 ctx = objectives.TrialContext(dataset={{"source": "digits"}}, epochs=50, num_threads=1)
 params = {{"architecture": "mlp", "mlp.depth": 3, "mlp.width": 512, "optimizer": "adam"}}
 print("ready", flush=True)
@@ -63,8 +63,7 @@ while True:
 def train_model(width: int, depth: int) -> tuple[Any, Any, dict[str, float], int]:
     import numpy as np
     import torch
-
-    import objectives
+    from paretotune import objectives
 
     context = objectives.TrialContext(dataset={"source": "digits"}, epochs=5, num_threads=1)
     params = {"architecture": "mlp", "mlp.depth": depth, "mlp.width": width}
@@ -94,7 +93,7 @@ def measure(
 ) -> tuple[list[float], list[float], list[float]]:
     """``n`` latency measurements; with ``reference``, each one divided by the reference
     model's latency measured just before it (a calibration against machine speed)."""
-    from objectives._measure import latency, pinned_threads
+    from paretotune.objectives._measure import latency, pinned_threads
 
     medians, inner_cv, ratios = [], [], []
     with pinned_threads(1):

@@ -8,7 +8,8 @@ Part A drives the MLflow code directly (no Optuna, no Ray), for N trials, two pa
 - ``built-in``: the same plus what the built-in objective sends: ~40 final metrics, two
   confusion-matrix JSON artifacts and a pickled model (~ a 64-wide digits MLP).
 
-Synchronous cost, `search._mlflow.MlflowRecorder` on this thread: ``start`` (create the
+Synchronous cost, `paretotune.tracking.mlflow.recorder.MlflowRecorder` on this thread:
+``start`` (create the
 nested run + log params) and ``finish`` (metrics, curves, tags, artifacts, end) as two
 jobs, and ``one go`` (the same trial recorded in one job, as the logging process does
 when a trial's result is already queued behind its start). Asynchronous, through the
@@ -42,8 +43,7 @@ EPOCHS = 15
 
 def digits_params() -> dict[str, Any]:
     import optuna
-
-    from spaces import load_spec, sample_params
+    from paretotune.spaces import load_spec, sample_params
 
     spec = load_spec(str(DIGITS_SPEC))
     study = optuna.create_study(directions=list(OBJECTIVES.values()))
@@ -54,7 +54,7 @@ def make_report(number: int, payload: str):
     import io
     import random
 
-    from search._worker import TrialReport
+    from paretotune.execution._worker import TrialReport
 
     rng = random.Random(number)
     metrics = {"accuracy": rng.random(), "train_time_s": rng.random(), "latency_ms": rng.random()}
@@ -88,8 +88,9 @@ def make_report(number: int, payload: str):
 
 
 def part_a(trials: int, payload: str) -> dict[str, Any]:
-    from search._mlflow import MlflowRecorder
-    from search._mlflow_process import MlflowTracker
+    from paretotune.tracking import StudyRef
+    from paretotune.tracking.mlflow.recorder import MlflowRecorder
+    from paretotune.tracking.mlflow.tracker import MlflowTracker
 
     folder = Path(tempfile.mkdtemp(prefix="pt-mlflow-"))
     try:
@@ -97,7 +98,7 @@ def part_a(trials: int, payload: str) -> dict[str, Any]:
         reports = [make_report(n, payload) for n in range(3 * trials)]
         # synchronous: each job timed on the calling thread
         recorder = MlflowRecorder(f"sqlite:///{folder}/sync.db")
-        recorder.open_study("sync", {"name": "sync"}, None)
+        recorder.open_study(StudyRef("sync", {"name": "sync"}))
         start_ms, finish_ms, one_go_ms = [], [], []
         for n in range(trials):
             t0 = time.perf_counter()
@@ -115,7 +116,7 @@ def part_a(trials: int, payload: str) -> dict[str, Any]:
             raise RuntimeError(recorder.errors[:3])
         # asynchronous: what the driver thread pays, and the logging process's throughput
         tracker = MlflowTracker(f"sqlite:///{folder}/async.db")
-        tracker.open_study("async", {"name": "async"}, None)
+        tracker.open_study(StudyRef("async", {"name": "async"}))
         submit_ms = []
         t_all = time.perf_counter()
         for n in range(trials):
@@ -147,7 +148,7 @@ def timed_tracker(uri: str, waits: list[float], end_waits: list[float]) -> Any:
     """An `MlflowTracker` that adds the time of every driver-thread call to ``waits``,
     except ``poll`` with a timeout: the driver makes those only when nothing is left to
     dispatch (waiting for the last run ids), and they go to ``end_waits``."""
-    from search._mlflow_process import MlflowTracker
+    from paretotune.tracking.mlflow.tracker import MlflowTracker
 
     class TimedTracker(MlflowTracker):
         pass
@@ -170,8 +171,7 @@ def timed_tracker(uri: str, waits: list[float], end_waits: list[float]) -> Any:
 def part_b(trials: int, executor: str, mlflow: bool) -> dict[str, Any]:
     import optuna
     from overhead import read_stamps, stamping_objective
-
-    from search import InProcessExecutor, NullTracker, open_storage, run_study
+    from paretotune import InProcessExecutor, NullTracker, open_storage, run_study
 
     waits: list[float] = []
     end_waits: list[float] = []

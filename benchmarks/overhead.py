@@ -68,7 +68,7 @@ def run_paretotune(
     mlflow: bool,
     in_process: bool,
 ) -> None:
-    from search import InProcessExecutor, NullTracker, run_study
+    from paretotune import InProcessExecutor, NullTracker, run_study
 
     objective = stamping_objective(stamps)
     result = run_study(
@@ -91,9 +91,8 @@ def run_paretotune(
 def run_optuna(folder: Path, stamps: str, trials: int, sampler: str, *, journal: bool) -> None:
     import optuna
     from optuna.storages.journal import JournalFileBackend, JournalStorage
-
-    from search._driver import _sampler
-    from spaces import load_spec, sample_params
+    from paretotune.spaces import load_spec, sample_params
+    from paretotune.study._samplers import build_sampler as _sampler
 
     spec = load_spec(str(DIGITS_SPEC)).with_overrides(sampler=sampler)
     storage = (

@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--executor", choices=("ray", "in-process"), default="ray")
     args = parser.parse_args()
     quiet()
-    from search import InProcessExecutor, NullTracker, run_study
+    from paretotune import InProcessExecutor, NullTracker, run_study
 
     if args.executor == "ray":
         start_ray(4)

@@ -1,6 +1,7 @@
 """Sampler scaling: the cost of one ask (+ sampling the spec's space) as a study grows.
 
-For each sampler offered (``search._driver._sampler``: auto, tpe, nsga2, random, configured
+For each sampler offered (``paretotune.study._samplers.build_sampler``: auto, tpe, nsga2,
+random, configured
 exactly as ``run_study`` configures them), 2,000 no-op trials with 3 objectives run on an
 in-memory Optuna study, so the figure is the sampler's own cost (no storage, no Ray, no
 MLflow). Each trial is ``study.ask()`` + ``spaces.sample_params`` (timed), then a tell
@@ -23,8 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import DIGITS_SPEC, OBJECTIVES, machine, median, percentile, quiet, save, table
-
-from spaces import SamplerSpec
+from paretotune.spaces import SamplerSpec
 
 WINDOW = 50
 TARGET_MS = 30.0
@@ -32,9 +32,8 @@ TARGET_MS = 30.0
 
 def run(sampler: str, trials: int, seed: int) -> dict[str, Any]:
     import optuna
-
-    from search._driver import _sampler
-    from spaces import load_spec, sample_params
+    from paretotune.spaces import load_spec, sample_params
+    from paretotune.study._samplers import build_sampler as _sampler
 
     spec = load_spec(str(DIGITS_SPEC)).with_overrides(sampler=sampler, seed=seed)
     study = optuna.create_study(directions=list(OBJECTIVES.values()), sampler=_sampler(spec))

@@ -77,8 +77,7 @@ def summarise(
 
 def one_run(sampler: str, seed: int, trials: int, epochs: int, workers: int) -> dict[str, Any]:
     import optuna
-
-    from search import NullTracker, open_storage, run_study
+    from paretotune import NullTracker, open_storage, run_study
 
     folder = Path(tempfile.mkdtemp(prefix="pt-quality-"))
     storage = str(folder / "study.journal")
@@ -130,7 +129,7 @@ def normalise(values: list[float], bounds: dict[str, float], scale: str) -> list
 def hv_at(
     run: dict[str, Any], fraction: float, trials: int, bounds: dict[str, float], scale: str
 ) -> float:
-    from search import hypervolume
+    from paretotune import hypervolume
 
     k = max(1, round(trials * fraction))
     points = [normalise(v, bounds, scale) for v in run["values"][:k] if v is not None]

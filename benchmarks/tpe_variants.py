@@ -3,7 +3,7 @@
 A study on the digits space (3 objectives, in-memory) is pre-filled with N trials drawn at
 random (seeded random objective values), then each TPE variant times ``--asks`` asks
 (+ ``spaces.sample_params``, each followed by a tell) at that size. The variants switch on,
-one by one, what ``search._driver._sampler`` uses (``multivariate``, ``group``,
+one by one, what ``paretotune.study._samplers.build_sampler`` uses (``multivariate``, ``group``,
 ``constant_liar``), then try cheaper settings. Finally cProfile runs the default
 (paretotune) variant's asks and prints the top functions by own time and by cumulative
 time.
@@ -87,8 +87,7 @@ def ints_as_floats(enabled: bool) -> Iterator[None]:
 
 def prefilled_study(n: int, seed: int):
     import optuna
-
-    from spaces import load_spec, sample_params
+    from paretotune.spaces import load_spec, sample_params
 
     spec = load_spec(str(DIGITS_SPEC)).with_overrides(sampler="random", seed=seed)
     study = optuna.create_study(
@@ -103,7 +102,7 @@ def prefilled_study(n: int, seed: int):
 
 
 def time_asks(study: Any, spec: Any, rng: random.Random, asks: int) -> list[float]:
-    from spaces import sample_params
+    from paretotune.spaces import sample_params
 
     times = []
     for _ in range(asks):
@@ -148,7 +147,7 @@ def main() -> None:
         )
     )
 
-    from search._driver import _sampler
+    from paretotune.study._samplers import build_sampler as _sampler
 
     study, spec, rng = prefilled_study(args.prefill, args.seed)
     study.sampler = _sampler(spec.with_overrides(sampler="tpe"))

@@ -56,7 +56,7 @@ def child(contender: str, workers: int, trials: int, seconds: float, sampler: st
     start_ray(num_cpus=max(8, workers))
     t_ray = time.time()
     if contender.startswith("paretotune"):
-        from search import NullTracker, run_study
+        from paretotune import NullTracker, run_study
 
         run_study(
             str(DIGITS_SPEC),

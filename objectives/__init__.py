@@ -1,7 +1,7 @@
 """What a trial measures: datasets, model families, training, compression and measurement.
 
 A plain function, config in and metrics out (:func:`evaluate`), with an optional per-epoch
-callback. Nothing here imports Optuna, Ray, MLflow or ``search``.
+callback. Nothing here imports Optuna, Ray, MLflow or the rest of ``paretotune`` (its errors aside).
 
 The names below load on first use (PEP 562): the driver checks a spec's dataset and
 objectives without importing torch, which only the workers need.
@@ -11,22 +11,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from objectives._lazy import lazy_exports
+from paretotune._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from objectives._context import StopTraining, TrialContext, TrialOutcome
-    from objectives._datasets import (
-        DatasetError,
+    from paretotune.errors import DatasetError
+    from paretotune.objectives._context import StopTraining, TrialContext, TrialOutcome
+    from paretotune.objectives._datasets import (
         DatasetInfo,
         Fold,
         Splits,
         dataset_info,
         load_dataset,
     )
-    from objectives._evaluate import evaluate
-    from objectives._metric_names import METRIC_NAMES, task_metrics
-    from objectives._models import Predictor
-    from objectives._params import (
+    from paretotune.objectives._evaluate import evaluate
+    from paretotune.objectives._metric_names import METRIC_NAMES, task_metrics
+    from paretotune.objectives._models import Predictor
+    from paretotune.objectives._params import (
         COMPRESSIONS,
         DEFAULTS,
         FAMILIES,
@@ -36,25 +36,25 @@ if TYPE_CHECKING:
     )
 
 _HOMES = {
-    "StopTraining": "objectives._context",
-    "TrialContext": "objectives._context",
-    "TrialOutcome": "objectives._context",
-    "DatasetError": "objectives._datasets",
-    "DatasetInfo": "objectives._datasets",
-    "Fold": "objectives._datasets",
-    "Splits": "objectives._datasets",
-    "dataset_info": "objectives._datasets",
-    "load_dataset": "objectives._datasets",
-    "evaluate": "objectives._evaluate",
-    "METRIC_NAMES": "objectives._metric_names",
-    "task_metrics": "objectives._metric_names",
-    "Predictor": "objectives._models",
-    "COMPRESSIONS": "objectives._params",
-    "DEFAULTS": "objectives._params",
-    "FAMILIES": "objectives._params",
-    "KNOWN_PARAM_NAMES": "objectives._params",
-    "OPTIMIZERS": "objectives._params",
-    "resolve_params": "objectives._params",
+    "StopTraining": "paretotune.objectives._context",
+    "TrialContext": "paretotune.objectives._context",
+    "TrialOutcome": "paretotune.objectives._context",
+    "DatasetError": "paretotune.errors",
+    "DatasetInfo": "paretotune.objectives._datasets",
+    "Fold": "paretotune.objectives._datasets",
+    "Splits": "paretotune.objectives._datasets",
+    "dataset_info": "paretotune.objectives._datasets",
+    "load_dataset": "paretotune.objectives._datasets",
+    "evaluate": "paretotune.objectives._evaluate",
+    "METRIC_NAMES": "paretotune.objectives._metric_names",
+    "task_metrics": "paretotune.objectives._metric_names",
+    "Predictor": "paretotune.objectives._models",
+    "COMPRESSIONS": "paretotune.objectives._params",
+    "DEFAULTS": "paretotune.objectives._params",
+    "FAMILIES": "paretotune.objectives._params",
+    "KNOWN_PARAM_NAMES": "paretotune.objectives._params",
+    "OPTIMIZERS": "paretotune.objectives._params",
+    "resolve_params": "paretotune.objectives._params",
 }
 
 __all__ = [

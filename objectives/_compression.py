@@ -28,9 +28,8 @@ from typing import Any, TypeVar, cast
 
 import torch
 import torch.nn.utils.prune as prune
+from paretotune.objectives._models import EncoderBlock, Predictor, RNNNet, TransformerNet
 from torch import nn
-
-from objectives._models import EncoderBlock, Predictor, RNNNet, TransformerNet
 
 _Layer = TypeVar("_Layer", nn.Linear, nn.Conv2d)
 

@@ -15,16 +15,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+from paretotune.errors import DatasetError
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
 Task = Literal["classification", "regression"]
 BUILTIN_SOURCES = ("digits", "wine", "breast_cancer", "diabetes")
 _KNOWN_KEYS = frozenset({"source", "path", "target", "task", "image_shape"})
 MAX_CLASSES = 50  # an integer-valued target with more distinct values is regression
-
-
-class DatasetError(ValueError):
-    """A dataset that cannot be used; the one-line message names the field and the value."""
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,10 @@ from collections.abc import Hashable
 from typing import Any
 
 import torch
-
-from objectives._datasets import DatasetInfo, Fold
-from objectives._models import Predictor, build_predictor
-from objectives._params import resolve_params
-from objectives._training import TensorFold, Trainer
+from paretotune.objectives._datasets import DatasetInfo, Fold
+from paretotune.objectives._models import Predictor, build_predictor
+from paretotune.objectives._params import resolve_params
+from paretotune.objectives._training import TensorFold, Trainer
 
 CACHE_ENV = "PARETOTUNE_CACHE_DIR"
 

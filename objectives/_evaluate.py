@@ -16,18 +16,17 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from objectives._compression import (
+from paretotune.objectives._compression import (
     cast_precision,
     prune_structured,
     prune_unstructured,
     quantize_int8,
     weight_sparsity,
 )
-from objectives._context import TrialContext, TrialOutcome
-from objectives._datasets import DatasetInfo, Fold, Splits, dataset_key, load_dataset
-from objectives._distill import get_teacher
-from objectives._measure import (
+from paretotune.objectives._context import TrialContext, TrialOutcome
+from paretotune.objectives._datasets import DatasetInfo, Fold, Splits, dataset_key, load_dataset
+from paretotune.objectives._distill import get_teacher
+from paretotune.objectives._measure import (
     PeakMemory,
     count_nonzero_params,
     count_params,
@@ -36,10 +35,15 @@ from objectives._measure import (
     serialized_size,
     throughput,
 )
-from objectives._metrics import classification_scores, confusion, predict, regression_scores
-from objectives._models import Predictor, build_predictor, transformer_width
-from objectives._params import resolve_params
-from objectives._training import Distillation, TensorFold, Trainer
+from paretotune.objectives._metrics import (
+    classification_scores,
+    confusion,
+    predict,
+    regression_scores,
+)
+from paretotune.objectives._models import Predictor, build_predictor, transformer_width
+from paretotune.objectives._params import resolve_params
+from paretotune.objectives._training import Distillation, TensorFold, Trainer
 
 OnEpoch = Callable[[int, Mapping[str, float]], None]
 FINETUNE_LR_FACTOR = 0.1  # structured-pruning fine-tune runs at a tenth of the learning rate

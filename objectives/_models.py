@@ -12,10 +12,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from paretotune.objectives._datasets import DatasetInfo
+from paretotune.objectives._params import owned
 from torch import nn
-
-from objectives._datasets import DatasetInfo
-from objectives._params import owned
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
 

@@ -13,10 +13,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from paretotune.objectives._measure import sync
+from paretotune.objectives._models import Predictor
 from torch import nn
-
-from objectives._measure import sync
-from objectives._models import Predictor
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,10 @@ import sys
 import time
 from pathlib import Path
 
+from paretotune.results.records import FrontSummary
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-
-from search._records import FrontSummary
 
 
 class StudyProgress:

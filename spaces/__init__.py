@@ -2,11 +2,12 @@
 
 from pathlib import Path
 
-from spaces._expressions import Comparison, Expression, ExpressionError, parse_expression
-from spaces._knobs import COMPRESSIONS, FAMILIES, OPTIMIZERS
-from spaces._loading import SpecError, format_validation_error, load_spec, validate_spec
-from spaces._sampling import covering_choices, replay_params, sample_params
-from spaces._spec import (
+from paretotune.errors import ExpressionError, SpecError
+from paretotune.spaces._expressions import Comparison, Expression, parse_expression
+from paretotune.spaces._knobs import COMPRESSIONS, FAMILIES, OPTIMIZERS
+from paretotune.spaces._loading import format_validation_error, load_spec, validate_spec
+from paretotune.spaces._sampling import covering_choices, replay_params, sample_params
+from paretotune.spaces._spec import (
     METRIC_NAMES,
     BudgetSpec,
     DatasetSpec,

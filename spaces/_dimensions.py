@@ -16,8 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import optuna
-
-from spaces._knobs import Knob
+from paretotune.spaces._knobs import Knob
 
 
 class DimensionError(ValueError):

@@ -22,6 +22,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from paretotune.errors import ExpressionError
+
 _TOKEN = re.compile(
     r"\s*(?:"
     r"(?P<number>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
@@ -40,10 +42,6 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "!=": operator.ne,
 }
 _MIRROR = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
-
-
-class ExpressionError(ValueError):
-    """A condition is malformed; the message quotes it and says where."""
 
 
 @dataclass(frozen=True)

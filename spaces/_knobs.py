@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from paretotune.objectives._params import COMPRESSIONS, FAMILIES, OPTIMIZERS
+
 KnobKind = Literal["int", "float", "categorical"]
 
 
@@ -27,17 +29,6 @@ class Knob:
     choices: tuple[Any, ...] | None = None  # allowed values of a categorical knob
 
 
-FAMILIES: tuple[str, ...] = ("mlp", "cnn", "rnn", "transformer")
-OPTIMIZERS: tuple[str, ...] = ("sgd", "adam", "adamw", "rmsprop")
-COMPRESSIONS: tuple[str, ...] = (
-    "none",
-    "int8_dynamic",
-    "fp16",
-    "bf16",
-    "prune_structured",
-    "prune_unstructured",
-    "distill",
-)
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine", "step")
 PREPROCESSING: tuple[str, ...] = ("standardize", "minmax")
 

@@ -7,20 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from paretotune.errors import SpecError
+from paretotune.spaces._spec import StudySpec
 from pydantic import ValidationError
-
-from spaces._spec import StudySpec
 
 # A validator that checks a mapping names the bad sub-field first: "width: low > high".
 _SUBFIELD = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*): (.*)$", re.DOTALL)
-
-
-class SpecError(ValueError):
-    """A spec is invalid. ``problems`` holds one line per problem, each naming the field."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("\n".join(problems))
 
 
 def load_spec(source: str | Path | dict[str, Any] | StudySpec) -> StudySpec:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import optuna
-
-from spaces._dimensions import suggest
-from spaces._knobs import OWNING_DIMENSIONS, TOP_KNOBS
-from spaces._spec import SearchSpace
+from paretotune.spaces._dimensions import suggest
+from paretotune.spaces._knobs import OWNING_DIMENSIONS, TOP_KNOBS
+from paretotune.spaces._spec import SearchSpace
 
 
 def sample_params(trial: optuna.trial.BaseTrial, space: SearchSpace) -> dict[str, Any]:

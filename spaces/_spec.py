@@ -5,6 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
+from paretotune.objectives._metric_names import METRICS, Direction
+from paretotune.spaces._dimensions import DimensionError, normalize
+from paretotune.spaces._expressions import ExpressionError, parse_expression
+from paretotune.spaces._knobs import OWNING_DEFAULTS, OWNING_DIMENSIONS, TOP_KNOBS
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -15,16 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from spaces._dimensions import DimensionError, normalize
-from spaces._expressions import ExpressionError, parse_expression
-from spaces._knobs import OWNING_DEFAULTS, OWNING_DIMENSIONS, TOP_KNOBS
-
-Direction = Literal["maximize", "minimize"]
-
-CLASSIFICATION_METRICS = ("accuracy", "f1_macro", "roc_auc")
-REGRESSION_METRICS = ("mse", "mae", "r2")
-COST_METRICS = ("train_time_s", "latency_ms", "size_bytes", "peak_mem_mb", "throughput_sps")
-METRIC_NAMES = CLASSIFICATION_METRICS + REGRESSION_METRICS + COST_METRICS
+METRIC_NAMES = tuple(METRICS)  # in the catalogue's order, for messages
 BUILTIN_DATASETS = ("digits", "wine", "breast_cancer", "diabetes")
 REGRESSION_DATASETS = ("diabetes",)
 
@@ -36,9 +31,10 @@ OPTION_DIMENSION = {
 }
 OPTION_NAMES = tuple(OPTION_DIMENSION)
 
+# The default objectives: the task's quality metric, training time and latency.
+DEFAULT_QUALITY = {"classification": "accuracy", "regression": "mse"}
 DEFAULT_COST_OBJECTIVES: dict[str, Direction] = {
-    "train_time_s": "minimize",
-    "latency_ms": "minimize",
+    name: METRICS[name].direction for name in ("train_time_s", "latency_ms")
 }
 
 
@@ -262,9 +258,8 @@ class StudySpec(_Strict):
         task = self.dataset.inferred_task()
         if self.objectives is None or task is None:
             return self
-        wrong = REGRESSION_METRICS if task == "classification" else CLASSIFICATION_METRICS
         for metric in self.objectives:
-            if metric in wrong:
+            if METRICS[metric].task not in (task, None):
                 raise ValueError(
                     f"objectives.{metric}: not produced by a {task} task "
                     f"(dataset.source={self.dataset.source!r})"
@@ -276,10 +271,8 @@ class StudySpec(_Strict):
         if self.objectives is not None:
             return dict(self.objectives)
         task = task or self.dataset.inferred_task() or "classification"
-        quality: dict[str, Direction] = (
-            {"mse": "minimize"} if task == "regression" else {"accuracy": "maximize"}
-        )
-        return quality | DEFAULT_COST_OBJECTIVES
+        quality = DEFAULT_QUALITY["regression" if task == "regression" else "classification"]
+        return {quality: METRICS[quality].direction} | DEFAULT_COST_OBJECTIVES
 
     def with_overrides(self, **overrides: Any) -> StudySpec:
         """A copy with CLI/API overrides applied: trials, epochs, workers, name, seed, sampler.

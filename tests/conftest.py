@@ -25,8 +25,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 def ray_cluster():
     """A real local Ray with 2 CPUs, shared by every test that needs one."""
     import ray
-
-    from search._executors import ensure_ray
+    from paretotune.execution._ray import ensure_ray
 
     ensure_ray("local", num_cpus=2, log_to_driver=False)
     yield ray

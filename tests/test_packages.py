@@ -1,4 +1,4 @@
-"""The `search` and `objectives` packages load their public names on first use."""
+"""The `paretotune` and `paretotune.objectives` packages load their public names on first use."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 HEAVY = ("optuna", "mlflow", "ray", "torch")
 
 
-@pytest.mark.parametrize("package", ["search", "objectives"])
+@pytest.mark.parametrize("package", ["paretotune", "paretotune.objectives"])
 def test_every_public_name_resolves(package: str) -> None:
     module = importlib.import_module(package)
     for name in module.__all__:
@@ -19,7 +19,7 @@ def test_every_public_name_resolves(package: str) -> None:
         assert getattr(value, "__name__", name) == name
 
 
-@pytest.mark.parametrize("package", ["search", "objectives"])
+@pytest.mark.parametrize("package", ["paretotune", "paretotune.objectives"])
 def test_an_unknown_name_is_an_attribute_error(package: str) -> None:
     module = importlib.import_module(package)
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
@@ -35,16 +35,17 @@ def _loaded_after(code: str) -> list[str]:
 
 
 def test_worker_and_logging_modules_load_without_optuna_or_mlflow() -> None:
-    """A Ray worker unpickles `search._worker`; the MLflow logging process starts from
-    `search._mlflow_logger`: neither should pay for importing Optuna or MLflow first."""
-    assert _loaded_after("import search._worker, search._mlflow_logger") == []
+    """A Ray worker unpickles the trial runner; the MLflow logging process starts from
+    its own module: neither should pay for importing Optuna or MLflow first."""
+    code = "import paretotune.execution._worker, paretotune.tracking.mlflow.process"
+    assert _loaded_after(code) == []
 
 
 def test_the_drivers_dataset_check_needs_no_torch() -> None:
     """The driver checks a spec against its dataset (shape, task, metrics) before any
     trial; only the workers train, so only they import torch."""
     code = (
-        "import objectives as o; o.dataset_info({'source': 'wine'}); "
+        "import paretotune.objectives as o; o.dataset_info({'source': 'wine'}); "
         "o.task_metrics('classification'); o.TrialContext; o.DatasetError"
     )
     assert "torch" not in _loaded_after(code)

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from paretotune import Client, run_study
+from paretotune.spaces import EXAMPLES_DIR
 
-from search import Client, run_study
-from spaces import EXAMPLES_DIR
 from tests.conftest import mlflow_server as serve_mlflow
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

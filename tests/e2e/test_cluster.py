@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
+from paretotune import Client
 
-from search import Client
 from tests.conftest import free_port
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -52,7 +52,7 @@ def _is_free(port: int) -> bool:
 
 def _submit(spec: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "search.cli", "submit", str(spec), *args],
+        [sys.executable, "-m", "paretotune.cli", "submit", str(spec), *args],
         capture_output=True,
         text=True,
         timeout=480,

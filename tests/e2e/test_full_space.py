@@ -9,10 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from mlflow import MlflowClient
+from paretotune import Client, run_study
+from paretotune.spaces import COMPRESSIONS, FAMILIES, OPTIMIZERS
 from sklearn.datasets import load_digits
-
-from search import Client, run_study
-from spaces import COMPRESSIONS, FAMILIES, OPTIMIZERS
 
 pytestmark = pytest.mark.slow
 

@@ -15,9 +15,9 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
-
-from search import Client, open_storage, run_study
-from spaces import EXAMPLES_DIR
+from paretotune import Client, open_storage, run_study
+from paretotune.spaces import EXAMPLES_DIR
+from paretotune.study._attrs import interrupted_numbers
 
 pytestmark = pytest.mark.slow
 
@@ -143,7 +143,7 @@ def test_objective_missing_a_metric_fails_that_trial(ray_cluster, workdir: Path)
 DRIVER = textwrap.dedent(
     """
     import sys, time
-    from search import run_study
+    from paretotune import run_study
 
     PAUSE_S = float(sys.argv[3])  # read here: workers have their own argv
 
@@ -193,7 +193,8 @@ def test_killed_driver_resumes_without_losing_or_duplicating(ray_cluster, workdi
     )
     study = optuna.load_study(study_name="crashy", storage=open_storage(storage))
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
-    interrupted = [t for t in study.trials if t.user_attrs.get("interrupted")]
+    # closed through Optuna's public API: listed on the study, told FAIL
+    interrupted = [t for t in study.trials if t.number in interrupted_numbers(study)]
     assert len(complete) == 6, "the budget is met after the resume"
     assert {t.number for t in interrupted} == {t.number for t in left_running}
     assert all(t.state == TrialState.FAIL for t in interrupted)
@@ -217,7 +218,7 @@ def test_killed_driver_resumes_without_losing_or_duplicating(ray_cluster, workdi
 
 
 def test_hypervolume_curve_only_rises(ray_cluster, workdir: Path, monkeypatch):
-    monkeypatch.setattr("search._driver.FRONT_EVERY_S", 0.0)  # publish after every trial
+    monkeypatch.setattr("paretotune._driver.FRONT_EVERY_S", 0.0)  # publish after every trial
     tracking = f"sqlite:///{workdir / 'mlflow.db'}"
     result = run_study(
         {"name": "rising", "budget": {"trials": 24}, "sampler": {"name": "random"}},

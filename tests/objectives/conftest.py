@@ -6,8 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
-
-from objectives import TrialContext, TrialOutcome, evaluate
+from paretotune.objectives import TrialContext, TrialOutcome, evaluate
 
 Run = Callable[..., TrialOutcome]
 

@@ -6,10 +6,9 @@ import io
 
 import pytest
 import torch
+from paretotune.objectives import COMPRESSIONS
+from paretotune.objectives._distill import CACHE_ENV
 from torch import nn
-
-from objectives import COMPRESSIONS
-from objectives._distill import CACHE_ENV
 
 BEFORE = ("accuracy_before_compression", "size_bytes_before_compression",
           "latency_ms_before_compression")  # fmt: skip
@@ -120,7 +119,7 @@ def test_distillation_caches_the_teacher(run, fast_mlp, tmp_path, monkeypatch):
     # the teacher is the bigger model: "before" is its size
     assert first.metrics["size_bytes_before_compression"] > first.metrics["size_bytes"]
     # a cached teacher does not change the student's result
-    from objectives import _distill
+    from paretotune.objectives import _distill
 
     _distill._MEMORY.clear()
     third = run(params, seed=11)  # teacher now loaded from disk
@@ -136,7 +135,7 @@ def test_distillation_for_regression(run):
 def _kill_units(model: nn.Module) -> None:
     """Zero the incoming weights and biases of the first half of every prunable unit set,
     so those units output exactly 0 and pruning them must not change the predictions."""
-    from objectives._models import RNNNet, TransformerNet
+    from paretotune.objectives._models import RNNNet, TransformerNet
 
     net = model.net
     with torch.no_grad():
@@ -169,9 +168,9 @@ def _kill_units(model: nn.Module) -> None:
     ids=["mlp", "cnn", "lstm", "gru", "transformer"],
 )
 def test_structured_pruning_of_dead_units_keeps_predictions(params):
-    from objectives import dataset_info, load_dataset, resolve_params
-    from objectives._compression import prune_structured
-    from objectives._models import build_predictor
+    from paretotune.objectives import dataset_info, load_dataset, resolve_params
+    from paretotune.objectives._compression import prune_structured
+    from paretotune.objectives._models import build_predictor
 
     fold = load_dataset({"source": "digits"}, seed=0).folds[0]
     torch.manual_seed(0)

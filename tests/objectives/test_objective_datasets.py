@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from objectives import DatasetError, DatasetInfo, dataset_info, load_dataset
+from paretotune.objectives import DatasetError, DatasetInfo, dataset_info, load_dataset
 
 
 def test_builtin_infos():
@@ -31,7 +30,7 @@ def test_family_check_names_family_and_dataset():
 
 
 def test_loading_is_cached_per_process():
-    from objectives._datasets import read_dataset
+    from paretotune.objectives._datasets import read_dataset
 
     assert read_dataset({"source": "wine"}) is read_dataset({"source": "wine"})
 

@@ -7,8 +7,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
-
-from objectives import (
+from paretotune.objectives import (
     METRIC_NAMES,
     StopTraining,
     TrialContext,

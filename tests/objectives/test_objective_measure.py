@@ -5,11 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from paretotune.objectives._measure import (
+    PeakMemory,
+    latency,
+    pinned_threads,
+    serialized_size,
+    throughput,
+)
+from paretotune.objectives._models import fit_scaler
+from paretotune.objectives._training import make_schedule, random_shift
 from torch import nn
-
-from objectives._measure import PeakMemory, latency, pinned_threads, serialized_size, throughput
-from objectives._models import fit_scaler
-from objectives._training import make_schedule, random_shift
 
 
 def test_latency_and_throughput_are_positive():

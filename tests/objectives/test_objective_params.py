@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
-
-from objectives import DEFAULTS, KNOWN_PARAM_NAMES, resolve_params
+from paretotune.objectives import DEFAULTS, KNOWN_PARAM_NAMES, resolve_params
 
 
 def _names_from_knob_tables() -> set[str]:
-    from spaces import _knobs
+    from paretotune.spaces import _knobs
 
     names = {"architecture", "optimizer", "compression", *_knobs.TOP_KNOBS}
     for table in (_knobs.FAMILY_KNOBS, _knobs.OPTIMIZER_KNOBS, _knobs.COMPRESSION_KNOBS):
@@ -21,8 +20,8 @@ def test_known_names_equal_the_knob_tables():
 
 
 def test_choices_equal_the_knob_tables():
-    from objectives import COMPRESSIONS, FAMILIES, OPTIMIZERS
-    from spaces import _knobs
+    from paretotune.objectives import COMPRESSIONS, FAMILIES, OPTIMIZERS
+    from paretotune.spaces import _knobs
 
     assert (FAMILIES, OPTIMIZERS, COMPRESSIONS) == (
         _knobs.FAMILIES,

@@ -10,13 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
-
-from search import run_study
+from paretotune import run_study
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "search.cli", *args],
+        [sys.executable, "-m", "paretotune.cli", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -133,7 +132,7 @@ def test_run_starts_its_own_ray_and_leaves_nothing_running(tmp_path: Path):
         "space: {architecture: mlp, compression: [none]}\nresources: {workers: 1}\n"
     )
     done = subprocess.run(
-        [sys.executable, "-m", "search.cli", "run", str(spec), "--no-progress"],
+        [sys.executable, "-m", "paretotune.cli", "run", str(spec), "--no-progress"],
         cwd=tmp_path,
         capture_output=True,
         text=True,

@@ -12,12 +12,11 @@ import pytest
 import torch
 from mlflow import MlflowClient
 from mlflow.models import Model
-
-import objectives
-from search import Client, run_study
-from search._selection import NoTrialMatchesError, UnknownMetricError, namespace
-from search.cli import main
-from spaces import parse_expression
+from paretotune import Client, objectives, run_study
+from paretotune.cli import main
+from paretotune.errors import NoTrialMatchesError, UnknownMetricError
+from paretotune.results.selection import namespace
+from paretotune.spaces import parse_expression
 
 pytestmark = pytest.mark.slow
 

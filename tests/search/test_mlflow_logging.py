@@ -11,9 +11,10 @@ from pathlib import Path
 import optuna
 import pytest
 from mlflow import MlflowClient
+from paretotune import Client, InProcessExecutor, MlflowTracker, open_storage, run_study
+from paretotune.tracking.mlflow.protocol import RunMade
+from paretotune.tracking.mlflow.schema import STATE_TAG, STUDY_TAG, TRIAL_TAG
 
-from search import Client, InProcessExecutor, MlflowTracker, open_storage, run_study
-from search._mlflow import STATE_TAG, STUDY_TAG, TRIAL_TAG
 from tests.conftest import free_port, mlflow_server, stop_server, storage_url, tracking_uri
 
 SPACE = {
@@ -87,11 +88,12 @@ def test_trials_faster_than_mlflow_are_all_recorded(workdir: Path):
 
 _DYING_DRIVER = """
 import os, sys
-from search._mlflow_process import MlflowTracker
-from search._worker import TrialReport
+from paretotune.tracking.mlflow.tracker import MlflowTracker
+from paretotune.execution import TrialReport
+from paretotune.tracking import StudyRef
 
 tracker = MlflowTracker(sys.argv[1])
-tracker.open_study("orphaned", {"name": "orphaned"}, None)
+tracker.open_study(StudyRef("orphaned", {"name": "orphaned"}))
 for n in range(5):
     tracker.start_trial(n, {"architecture": "mlp", "learning_rate": 0.01})
     tracker.finish_trial(n, "COMPLETE", TrialReport(n, metrics={"accuracy": n / 10}))
@@ -212,7 +214,7 @@ class _LosingTracker(MlflowTracker):
 
     def start_trial(self, number: int, params: dict) -> None:
         if number == 1:
-            self._inbox.put(("run", 1, None))  # MLflow made no run: do not wait for one
+            self._inbox.put(RunMade(1, None))  # MLflow made no run: do not wait for one
         else:
             super().start_trial(number, params)
 

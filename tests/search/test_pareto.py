@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from search import dominates, hypervolume, nondominated_ranks, pareto_mask
-from search._pareto import RunningFront
+from paretotune import dominates, hypervolume, nondominated_ranks, pareto_mask
+from paretotune.results.pareto import RunningFront
 
 MAX_MIN_MIN = ["maximize", "minimize", "minimize"]
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import optuna
 import pytest
-
-from search._driver import _sampler
-from spaces import sample_params, validate_spec
+from paretotune.spaces import sample_params, validate_spec
+from paretotune.study._samplers import build_sampler
 
 GENERATION = "NSGAIISampler:generation"
 
@@ -20,7 +19,7 @@ def test_every_offered_sampler_drives_the_conditional_space(name):
             "sampler": {"name": name, "switch_at": 15, "population_size": 4},
         }
     )
-    study = optuna.create_study(directions=["maximize", "minimize"], sampler=_sampler(spec))
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=build_sampler(spec))
     for i in range(30):
         trial = study.ask()
         params = sample_params(trial, spec.space)

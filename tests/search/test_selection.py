@@ -9,9 +9,8 @@ from types import MappingProxyType
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from search._records import TrialRecord, TrialSet
-from search._selection import (
+from paretotune.results.records import TrialRecord, TrialSet
+from paretotune.results.selection import (
     NoTrialMatchesError,
     UnknownMetricError,
     best,
@@ -21,7 +20,7 @@ from search._selection import (
     parse_constraints,
     weighted,
 )
-from spaces import ExpressionError, SpecError, parse_expression, validate_spec
+from paretotune.spaces import ExpressionError, SpecError, parse_expression, validate_spec
 
 OBJECTIVES = {"accuracy": "maximize", "latency_ms": "minimize"}
 

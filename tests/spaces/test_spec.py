@@ -6,8 +6,14 @@ from pathlib import Path
 
 import optuna
 import pytest
-
-from spaces import EXAMPLES_DIR, SpecError, StudySpec, load_spec, sample_params, validate_spec
+from paretotune.spaces import (
+    EXAMPLES_DIR,
+    SpecError,
+    StudySpec,
+    load_spec,
+    sample_params,
+    validate_spec,
+)
 
 
 def test_example_digits_spec_loads_as_written():

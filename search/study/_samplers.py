@@ -9,12 +9,38 @@ own generations at the switch (its first population is drawn at random).
 
 from __future__ import annotations
 
-from typing import Any
+import warnings
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial
+
+if TYPE_CHECKING:
+    from paretotune.spaces import StudySpec
+
+
+def build_sampler(spec: StudySpec) -> BaseSampler:
+    """The sampler the spec names, seeded with the study's seed."""
+    settings = spec.sampler
+    if settings.name == "random":
+        return optuna.samplers.RandomSampler(seed=spec.seed)
+    nsga2 = optuna.samplers.NSGAIISampler(population_size=settings.population_size, seed=spec.seed)
+    if settings.name == "nsga2":
+        return nsga2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        tpe = optuna.samplers.TPESampler(
+            n_startup_trials=settings.startup_trials,
+            multivariate=True,
+            group=True,  # the space is conditional: each family/optimizer its own group
+            constant_liar=True,  # concurrent workers: don't sample the same point twice
+            seed=spec.seed,
+        )
+    if settings.name == "tpe":
+        return tpe
+    return AutoSampler(tpe, nsga2, switch_at=settings.switch_at)
 
 
 class AutoSampler(BaseSampler):

@@ -8,24 +8,12 @@ from types import MappingProxyType
 from typing import Any
 
 import numpy as np
-import optuna
 from optuna.trial import FrozenTrial, TrialState
+from paretotune.results.pareto import hypervolume, nondominated_ranks, normalized_losses
+from paretotune.study._attrs import METRICS_ATTR, PARAMS_ATTR, RUN_ID_ATTR
 
-from search._pareto import hypervolume, nondominated_ranks, normalized_losses
-
-OBJECTIVES_ATTR = "objectives"  # study user attr: {metric: direction}, in value order
-SPEC_ATTR = "spec"  # study user attr: the validated spec as a dict
-STUDY_UID_ATTR = "uid"  # study user attr: a random id, also a tag of the MLflow parent run
-PARENT_RUN_ATTR = "mlflow_parent_run_id"
-EXPERIMENT_ATTR = "mlflow_experiment_id"
-TRACKING_URI_ATTR = "mlflow_tracking_uri"
 HV_BOUND_TRIALS = 10  # the first trials to complete fix the hypervolume's normalisation
 _NEVER = datetime.max
-RUN_ID_ATTR = "mlflow_run_id"  # trial user attr
-METRICS_ATTR = "metrics"  # trial user attr: every final metric the trial reported
-PARAMS_ATTR = "config"  # trial user attr: the full flat params, fixed ones included
-INTERRUPTED_ATTR = "interrupted"
-FAIL_REASON_ATTR = "fail_reason"
 
 
 @dataclass(frozen=True)
@@ -98,14 +86,6 @@ class FrontSummary:
     @property
     def pareto(self) -> list[TrialRecord]:
         return [r for r in self.records if r.pareto_rank == 0]
-
-
-def study_objectives(study: optuna.Study) -> dict[str, str]:
-    """The study's objective names and directions, as stored when it was created."""
-    stored = study.user_attrs.get(OBJECTIVES_ATTR)
-    if stored:
-        return dict(stored)
-    return {f"value_{i}": d.name.lower() for i, d in enumerate(study.directions)}
 
 
 def record_of(trial: FrozenTrial, objectives: dict[str, str], rank: int | None = None):

@@ -9,15 +9,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from search._storage import resolve_storage_url, resolve_tracking_uri
-from spaces import load_spec
+from paretotune.errors import ClusterError
+from paretotune.spaces import load_spec
+from paretotune.study import resolve_storage_url, resolve_tracking_uri
+from paretotune.study._prepare import apply_overrides
 
 _TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 _AGENT_WAIT_S = 90.0
-
-
-class ClusterError(RuntimeError):
-    """The cluster could not be reached or refused the job; the message says which."""
 
 
 _LOCAL_SCHEMES = ("sqlite:", "file:")
@@ -44,9 +42,7 @@ def submit_study(
 
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     spec = load_spec(spec_path)
-    from search._driver import _apply_overrides
-
-    _apply_overrides(spec, overrides)
+    apply_overrides(spec, overrides)
     storage_url = resolve_storage_url(storage)
     tracking = resolve_tracking_uri(tracking_uri)
     arguments = [

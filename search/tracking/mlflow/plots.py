@@ -8,7 +8,7 @@ import itertools
 import json
 from typing import Any
 
-from search._tracking import FrontSnapshot
+from paretotune.tracking._base import FrontSnapshot
 
 
 def front_table_csv(snapshot: FrontSnapshot) -> str:

@@ -1,28 +1,29 @@
 """`MlflowTracker`: the driver's side of the MLflow logging process; it never waits.
 
-Each call puts a job on a queue and returns; a writer thread sends the jobs down a pipe
-to the logging process (`search._mlflow_logger`), and a reader thread collects what it
-sends back (the parent run id, each trial's run id, errors) for ``poll``. Running MLflow
-in its own process takes its CPU work (SQLAlchemy, artifact writes) off the driver's
-interpreter lock.
+Each call puts a typed job (`protocol`) on a queue and returns; a writer thread sends the
+jobs down a pipe to the logging process (`process`), and a reader thread collects what
+it sends back (the parent run id, each trial's run id, errors) for ``poll``. Running
+MLflow in its own process takes its CPU work (SQLAlchemy, artifact writes) off the
+driver's interpreter lock.
 """
 
 from __future__ import annotations
 
-import os
 import queue
 import subprocess
 import sys
 import threading
 from collections.abc import Sequence
 from multiprocessing.connection import Connection, Pipe
-from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
-from search._tracking import FinishedTrial, FrontSnapshot, Tracker, TrackerNews
-from search._worker import TrialReport
+from paretotune.execution import TrialReport
+from paretotune.tracking._base import FinishedTrial, FrontSnapshot, StudyRef, Tracker, TrackerNews
+from paretotune.tracking.mlflow import protocol
 
-Job = tuple[str, tuple[Any, ...]]  # (what, arguments), as `search._mlflow_logger` runs it
+_LOGGING_PROCESS = (
+    "import sys; from paretotune.tracking.mlflow.process import main; main(sys.argv[1:])"
+)
 
 
 class MlflowTracker(Tracker):
@@ -34,32 +35,28 @@ class MlflowTracker(Tracker):
     def __init__(self, tracking_uri: str):
         self.tracking_uri = tracking_uri
         self.experiment_id: str | None = None
-        self.errors: list[str] = []
         self._recorded = 0
         self._numbers: set[int] = set()  # trials started by this tracker
         self._closing = False
         self._reported_end = False
         jobs_read, jobs_write = Pipe(duplex=False)
         news_read, news_write = Pipe(duplex=False)
-        package_root = str(Path(__file__).resolve().parent.parent)
-        path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
         self._process = subprocess.Popen(
             [
                 sys.executable,
                 "-c",
-                "import sys; from search._mlflow_logger import main; main(sys.argv[1:])",
+                _LOGGING_PROCESS,
                 str(jobs_read.fileno()),
                 str(news_write.fileno()),
                 tracking_uri,
             ],
             pass_fds=(jobs_read.fileno(), news_write.fileno()),
-            env=os.environ | {"PYTHONPATH": path},
             start_new_session=True,  # Ctrl-C stops the driver, which then closes MLflow
         )
         jobs_read.close()
         news_write.close()
-        self._outbox: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
-        self._inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._outbox: queue.SimpleQueue[protocol.Job | None] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[protocol.News] = queue.SimpleQueue()
         self._writer = threading.Thread(
             target=_send_all,
             args=(self._outbox, jobs_write, self._inbox),
@@ -77,7 +74,7 @@ class MlflowTracker(Tracker):
         return self.tracking_uri
 
     @property
-    def keeps_runs(self) -> bool:  # type: ignore[override]
+    def keeps_runs(self) -> bool:
         """True while the logging process can still answer with run ids."""
         return self._reader.is_alive() or not self._inbox.empty()
 
@@ -86,42 +83,36 @@ class MlflowTracker(Tracker):
         """Trials started but not yet recorded as finished by MLflow."""
         return len(self._numbers) - self._recorded
 
-    def open_study(
-        self,
-        name: str,
-        spec: dict[str, Any],
-        parent_run_id: str | None,
-        study_uid: str | None = None,
-    ) -> None:
-        self._outbox.put(("open", (name, spec, parent_run_id, study_uid)))
+    def open_study(self, study: StudyRef) -> None:
+        self._outbox.put(protocol.OpenStudy(study))
 
     def start_trial(self, number: int, params: dict[str, Any]) -> None:
         self._numbers.add(number)
-        self._outbox.put(("start", (number, params)))
+        self._outbox.put(protocol.StartTrial(number, params))
 
     def finish_trial(self, number: int, state: str, report: TrialReport) -> None:
-        self._outbox.put(("finish", (number, state, report)))
+        self._outbox.put(protocol.FinishTrial(number, state, report))
 
     def mark_interrupted(self, numbers: Sequence[int]) -> None:
         if numbers:
             self._recorded += sum(1 for n in numbers if n in self._numbers)
-            self._outbox.put(("interrupted", (list(numbers),)))
+            self._outbox.put(protocol.MarkInterrupted(list(numbers)))
 
     def update_front(self, snapshot: FrontSnapshot) -> None:
-        self._outbox.put(("front", (snapshot,)))
+        self._outbox.put(protocol.PublishFront(snapshot))
 
     def repair(self, finished: Sequence[FinishedTrial]) -> None:
         if finished:
-            self._outbox.put(("repair", (list(finished),)))
+            self._outbox.put(protocol.RepairTrials(list(finished)))
 
     def poll(self, timeout: float = 0.0) -> TrackerNews:
         news = TrackerNews()
         if not self._closing and not self._reader.is_alive() and self._inbox.empty():
             if not self._reported_end:  # the process ended before close: say so once
                 self._reported_end = True
-                line = "the MLflow logging process ended early: trials are no longer recorded"
-                news.errors.append(line)
-                self.errors.append(line)
+                news.errors.append(
+                    "the MLflow logging process ended early: trials are no longer recorded"
+                )
             return news
         try:
             message = self._inbox.get(timeout=timeout) if timeout > 0 else self._inbox.get_nowait()
@@ -134,38 +125,37 @@ class MlflowTracker(Tracker):
             except queue.Empty:
                 return news
 
-    def _absorb(self, message: tuple[Any, ...], news: TrackerNews) -> None:
-        kind, *rest = message
-        if kind == "study":
-            news.experiment_id, news.parent_run_id = rest
-            self.experiment_id = news.experiment_id or self.experiment_id
-        elif kind == "run":
-            news.run_ids[rest[0]] = rest[1]
-        elif kind == "recorded":
-            self._recorded += 1
-        elif kind == "error":
-            news.errors.append(rest[0])
-            self.errors.append(rest[0])
+    def _absorb(self, message: protocol.News, news: TrackerNews) -> None:
+        match message:
+            case protocol.StudyOpened(experiment_id, parent_run_id):
+                news.experiment_id, news.parent_run_id = experiment_id, parent_run_id
+                self.experiment_id = experiment_id or self.experiment_id
+            case protocol.RunMade(number, run_id):
+                news.run_ids[number] = run_id
+            case protocol.TrialRecorded():
+                self._recorded += 1
+            case protocol.TrackingFailed(line):
+                news.errors.append(line)
+            case _:
+                assert_never(message)
 
     def close(self, status: str = "FINISHED") -> TrackerNews:
         self._closing = True
-        self._outbox.put(("close", (status,)))
+        self._outbox.put(protocol.CloseStudy(status))
         self._outbox.put(None)
         self._writer.join()
         code = self._process.wait()
         self._reader.join()
         news = self.poll()
         if code != 0:
-            line = f"the MLflow logging process exited with code {code}"
-            news.errors.append(line)
-            self.errors.append(line)
+            news.errors.append(f"the MLflow logging process exited with code {code}")
         return news
 
 
 def _send_all(
-    outbox: queue.SimpleQueue[Job | None],
+    outbox: queue.SimpleQueue[protocol.Job | None],
     jobs: Connection,
-    inbox: queue.SimpleQueue[tuple[Any, ...]],
+    inbox: queue.SimpleQueue[protocol.News],
 ) -> None:
     """Writer thread: send the driver's jobs in order; drop them if the process is gone,
     and report a job that cannot be sent (say, a report that does not pickle)."""
@@ -176,12 +166,17 @@ def _send_all(
             except (BrokenPipeError, OSError):
                 pass
             except Exception as err:
-                inbox.put(("error", f"{job[0]}: not sent to MLflow: {type(err).__name__}: {err}"))
+                what = type(job).__name__
+                inbox.put(
+                    protocol.TrackingFailed(
+                        f"{what}: not sent to MLflow: {type(err).__name__}: {err}"
+                    )
+                )
     finally:
         jobs.close()
 
 
-def _receive_all(news: Connection, inbox: queue.SimpleQueue[tuple[Any, ...]]) -> None:
+def _receive_all(news: Connection, inbox: queue.SimpleQueue[protocol.News]) -> None:
     """Reader thread: pass the process's news on until it closes the pipe."""
     while True:
         try:

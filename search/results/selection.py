@@ -19,30 +19,18 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
-
-from search._pareto import nondominated_ranks, normalized_losses
-from search._records import TrialRecord, TrialSet
-from spaces import Expression, parse_expression
-
-MAXIMIZED_METRICS = frozenset(
-    {"accuracy", "f1_macro", "precision_macro", "recall_macro", "roc_auc", "r2", "throughput_sps"}
-)
-
-
-class UnknownMetricError(LookupError):
-    """A query names a metric the study's trials do not have; the message lists the real ones."""
-
-
-class NoTrialMatchesError(LookupError):
-    """No complete trial satisfies a query; the message says how close the trials came."""
+from paretotune.errors import NoTrialMatchesError, UnknownMetricError
+from paretotune.objectives._metric_names import metric_direction as _catalogue_direction
+from paretotune.results.pareto import nondominated_ranks, normalized_losses
+from paretotune.results.records import TrialRecord, TrialSet
+from paretotune.spaces import Expression, parse_expression
 
 
 def metric_direction(name: str, objectives: Mapping[str, str]) -> str:
     """``"maximize"`` or ``"minimize"`` for a metric (see the module docstring)."""
     if name in objectives:
         return objectives[name]
-    base = name.removeprefix("test_").removesuffix("_before_compression")
-    return "maximize" if base in MAXIMIZED_METRICS else "minimize"
+    return _catalogue_direction(name)
 
 
 def namespace(record: TrialRecord) -> dict[str, Any]:
@@ -241,7 +229,6 @@ def _rank(record: TrialRecord) -> int:
 
 
 __all__ = [
-    "MAXIMIZED_METRICS",
     "NoTrialMatchesError",
     "UnknownMetricError",
     "best",

@@ -1,4 +1,6 @@
-"""The `paretotune` command line. User mistakes get one line each and exit code 2."""
+"""The `paretotune` command line. A user's mistake (a `ParetotuneError`) gets one line per
+problem and exit code 2 (a cluster that cannot be reached: 1); a bug exits 1 with its
+traceback."""
 
 from __future__ import annotations
 
@@ -7,15 +9,17 @@ import contextlib
 import json
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from search._submit import ClusterError
-from spaces import ExpressionError, SpecError
+from paretotune.errors import ClusterError, ParetotuneError
 
 if TYPE_CHECKING:
-    from search._client import Client
-    from search._records import TrialRecord
+    from paretotune.results.client import Client
+    from paretotune.results.records import TrialRecord
+
+EXIT_BUG = 1
 
 EXIT_USAGE = 2
 
@@ -117,23 +121,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return _COMMANDS[args.command](args)
-    except SpecError as err:
-        for line in err.problems:
+    except ParetotuneError as err:
+        for line in err.lines():
             print(f"error: {line}", file=sys.stderr)
-        return EXIT_USAGE
-    except (LookupError, ExpressionError) as err:
-        print(f"error: {err.args[0] if err.args else err}", file=sys.stderr)
-        return EXIT_USAGE
-    except ClusterError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+        return 1 if isinstance(err, ClusterError) else EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted: run the same command again to resume the study", file=sys.stderr)
         return 130
 
 
 def _run(args: argparse.Namespace) -> int:
-    from search._driver import run_study
+    from paretotune._run import run_study
 
     result = run_study(
         args.spec,
@@ -158,8 +156,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _submit(args: argparse.Namespace) -> int:
-    from search._storage import resolve_storage_url, resolve_tracking_uri
-    from search._submit import is_local_only, submit_study, wait_for_job
+    from paretotune.cli._submit import is_local_only, submit_study, wait_for_job
+    from paretotune.study import resolve_storage_url, resolve_tracking_uri
 
     for what, url in (
         ("--storage", resolve_storage_url(args.storage)),
@@ -197,14 +195,14 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def _pareto(args: argparse.Namespace) -> int:
-    from search._client import Client
+    from paretotune.results.client import Client
 
     client = Client(storage=args.storage)
     front = client.front(args.study)
     if args.json:
         print(json.dumps([r.as_dict() for r in front.pareto], indent=2, default=str))
         return 0
-    from search._progress import print_front
+    from paretotune._progress import print_front
 
     print_front(front, tracking_uri=None, experiment_id=None)
     return 0
@@ -213,7 +211,7 @@ def _pareto(args: argparse.Namespace) -> int:
 def _studies(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from search._client import Client
+    from paretotune.results.client import Client
 
     summaries = Client(storage=args.storage).studies()
     if args.json:
@@ -246,7 +244,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _retrain(args: argparse.Namespace) -> int:
-    from search._models import retrain
+    from paretotune.cli._retrain import retrain
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     result = retrain(args.spec, storage=args.storage, tracking_uri=args.tracking_uri)
@@ -261,7 +259,7 @@ def _retrain(args: argparse.Namespace) -> int:
 
 
 def _client(args: argparse.Namespace) -> Client:
-    from search._client import Client
+    from paretotune.results.client import Client
 
     return Client(storage=args.storage, tracking_uri=getattr(args, "tracking_uri", None))
 
@@ -301,15 +299,15 @@ def entry() -> None:
     included (a local Ray's agents outlive a raylet that is simply killed, and macOS has
     no parent-death signal), then the rest of the interpreter's teardown is skipped.
     """
-    code = main()
-    from search._executors import stop_ray
+    try:
+        code = main()
+    except Exception:  # a bug: its traceback, exit 1, and Ray still stopped in order
+        traceback.print_exc()
+        code = EXIT_BUG
+    from paretotune.execution import stop_ray
 
     stop_ray()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
             stream.flush()
     os._exit(code)
-
-
-if __name__ == "__main__":
-    entry()

@@ -1,6 +1,6 @@
 """The Python API for finished and running studies: list them, read their fronts, choose
-a trial, and get its model back. Selection logic lives in `search._selection`, model
-handling in `search._models`; this class only finds the study and wires them."""
+a trial, and get its model back. Selection logic lives in `results.selection`, model
+handling in `tracking.mlflow.models`; this class only finds the study and wires them."""
 
 from __future__ import annotations
 
@@ -13,31 +13,30 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import optuna
-from optuna.trial import TrialState
-
-from search import _models, _selection
-from search._mlflow import TRIAL_TAG
-from search._records import (
-    EXPERIMENT_ATTR,
-    PARENT_RUN_ATTR,
-    SPEC_ATTR,
-    TRACKING_URI_ATTR,
+from paretotune.errors import NoModelError, StudyNotFoundError, TrialNotFoundError
+from paretotune.results import export as _export
+from paretotune.results import selection as _selection
+from paretotune.results.records import (
     FrontSummary,
     TrialRecord,
     TrialSet,
     rank_trials,
     record_of,
+)
+from paretotune.study import open_storage, resolve_storage_url, resolve_tracking_uri
+from paretotune.study._attrs import (
+    EXPERIMENT_ATTR,
+    PARENT_RUN_ATTR,
+    SPEC_ATTR,
+    TRACKING_URI_ATTR,
     study_objectives,
 )
-from search._storage import open_storage, resolve_storage_url, resolve_tracking_uri
+from paretotune.tracking.mlflow import models as _models
+from paretotune.tracking.mlflow.schema import MODEL_URI_TAG, PARENT_RUN_TAG, TRIAL_TAG
 
 if TYPE_CHECKING:
     import torch
     from mlflow.entities.model_registry import ModelVersion
-
-
-class StudyNotFoundError(LookupError):
-    """No study of that name in the storage; the message lists the ones that exist."""
 
 
 @dataclass(frozen=True)
@@ -190,10 +189,10 @@ class Client:
         trial's model, with ``alias`` set on it."""
         from mlflow import MlflowClient
 
-        self._model_uri(record)
+        model_uri = self._model_uri(record)
         uri = self._tracking_uri_of(record)
         client = MlflowClient(uri, registry_uri=uri)
-        return _models.register_model(client, record, name, alias)
+        return _models.register_model(client, record.mlflow_run_id or "", model_uri, name, alias)
 
     def export(self, record: TrialRecord, path: str | Path) -> Path:
         """Write a YAML spec that re-trains exactly this trial (``paretotune retrain``).
@@ -202,12 +201,12 @@ class Client:
             SpecError: the trial's params do not form a spec (a custom-objective study).
         """
         study = self._study(self._study_of(record))
-        spec = _models.export_spec(dict(study.user_attrs[SPEC_ATTR]), record, study.study_name)
+        spec = _export.export_spec(dict(study.user_attrs[SPEC_ATTR]), record, study.study_name)
         comment = (
             f"re-trains trial {record.number} of study {study.study_name!r}: "
             f"paretotune retrain {Path(path).name}"
         )
-        return _models.write_spec(spec, path, comment)
+        return _export.write_spec(spec, path, comment)
 
     # -- plumbing ----------------------------------------------------------------------
     def _records(self, study: optuna.Study) -> list[TrialRecord]:
@@ -241,7 +240,7 @@ class Client:
         """The records with ``model_uri`` set from their runs' ``paretotune.model_uri`` tag
         (and run ids linked, see `_linked`)."""
         runs = self._child_runs(study) if records else []
-        uris = {run.info.run_id: run.data.tags.get(_models.MODEL_URI_TAG) for run in runs}
+        uris = {run.info.run_id: run.data.tags.get(MODEL_URI_TAG) for run in runs}
         linked = self._linked(study, records, runs)
         return TrialSet(replace(r, model_uri=uris.get(r.mlflow_run_id or "")) for r in linked)
 
@@ -274,7 +273,7 @@ class Client:
             return list(
                 MlflowClient(self._tracking_uri_of(study)).search_runs(
                     [experiment],
-                    filter_string=f"tags.`mlflow.parentRunId` = '{parent}'",
+                    filter_string=f"tags.`{PARENT_RUN_TAG}` = '{parent}'",
                     max_results=50_000,
                 )
             )
@@ -285,7 +284,7 @@ class Client:
     @staticmethod
     def _study_of(record: TrialRecord) -> str:
         if not record.study:
-            raise LookupError(
+            raise TrialNotFoundError(
                 f"trial {record.number} has no study name; take records from this Client"
             )
         return record.study
@@ -293,7 +292,7 @@ class Client:
     @staticmethod
     def _model_uri(record: TrialRecord) -> str:
         if not record.model_uri or not record.mlflow_run_id:
-            raise LookupError(
+            raise NoModelError(
                 f"trial {record.number} of study {record.study!r} has no model in MLflow "
                 "(custom objectives and untracked studies keep none)"
             )
@@ -311,7 +310,7 @@ class Client:
         for record in self.trials(name):
             if record.number == number:
                 return self._with_models(self._study(name), [record])[0]
-        raise LookupError(f"study {name!r} has no trial {number}")
+        raise TrialNotFoundError(f"study {name!r} has no trial {number}")
 
 
-__all__ = ["Client", "StudyNotFoundError", "StudySummary", "TrialState"]
+__all__ = ["Client", "StudySummary"]

@@ -11,6 +11,8 @@ Invariants of every tracker:
 - What the tracker learns (the parent run id, each trial's run id) comes back through
   ``poll``; the driver stores it in the Optuna storage. A tracker never writes there.
 - ``close`` waits until everything asked before it is recorded.
+- Tracking trouble never raises: it comes back as lines in ``TrackerNews.errors`` (from
+  ``poll`` or ``close``), the one channel for it. The study goes on.
 """
 
 from __future__ import annotations
@@ -20,7 +22,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from search._worker import TrialReport
+from paretotune.execution._worker import TrialReport
+
+
+@dataclass(frozen=True)
+class StudyRef:
+    """The study a tracker records: its name and spec, the parent record an earlier driver
+    stored (``parent_run_id``), and the study's random ``uid`` (to find a parent record
+    whose id a killed driver never stored)."""
+
+    name: str
+    spec: dict[str, Any]
+    parent_run_id: str | None = None
+    uid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,21 +79,22 @@ class TrackerNews:
 class Tracker(abc.ABC):
     """Records studies and trials. See the module docstring for the invariants."""
 
-    #: Whether ``poll`` reports a run id for every started trial. The driver then tells
-    #: Optuna a trial's result only once its run id is stored with it.
-    keeps_runs: bool = False
+    @property
+    def keeps_runs(self) -> bool:
+        """Whether ``poll`` will report a run id for every started trial (now). The driver
+        then tells Optuna a trial's result only once its run id is stored with it."""
+        return False
+
+    @property
+    def backlog(self) -> int:
+        """Trials started but not yet recorded as finished (0 for a synchronous tracker)."""
+        return 0
 
     @abc.abstractmethod
-    def open_study(
-        self,
-        name: str,
-        spec: dict[str, Any],
-        parent_run_id: str | None,
-        study_uid: str | None = None,
-    ) -> None:
+    def open_study(self, study: StudyRef) -> None:
         """Open (or re-open, on resume) the study's parent record: the one with id
-        ``parent_run_id``, else the one tagged with ``study_uid`` (a driver killed before
-        it stored the parent's id), else a new one."""
+        ``study.parent_run_id``, else the one tagged with ``study.uid`` (a driver killed
+        before it stored the parent's id), else a new one."""
 
     @abc.abstractmethod
     def start_trial(self, number: int, params: dict[str, Any]) -> None:
@@ -119,13 +134,7 @@ class Tracker(abc.ABC):
 class NullTracker(Tracker):
     """Records nothing: for benchmarks of the bare orchestration and for quick experiments."""
 
-    def open_study(
-        self,
-        name: str,
-        spec: dict[str, Any],
-        parent_run_id: str | None,
-        study_uid: str | None = None,
-    ) -> None:
+    def open_study(self, study: StudyRef) -> None:
         return None
 
     def start_trial(self, number: int, params: dict[str, Any]) -> None:

@@ -1,5 +1,4 @@
-"""A trial's model in MLflow: log it as an MLflow PyTorch model, load it, register it; and a
-trial's config as a spec that re-trains it.
+"""A trial's model in MLflow: log it as an MLflow PyTorch model, load it, register it.
 
 Every child run of a built-in-objective trial carries its pickled predictor as the artifact
 ``model/model.pt`` (with ``model/input_example.npy``, a few raw validation rows) and the
@@ -13,29 +12,20 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import yaml
-
-from search._records import TrialRecord
+from paretotune.tracking.mlflow.schema import (
+    EXAMPLE_FILE,
+    LOGGED_MODEL_NAME,
+    MODEL_DIR,
+    MODEL_URI_TAG,
+    RAW_MODEL_FILE,
+)
 
 if TYPE_CHECKING:
     import torch
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
-
-    from search._driver import StudyResult
-
-MODEL_URI_TAG = "paretotune.model_uri"
-MODEL_DIR = "model"  # artifact folder of the raw model on every child run
-RAW_MODEL_FILE = "model.pt"
-EXAMPLE_FILE = "input_example.npy"
-LOGGED_MODEL_NAME = "model"
-
-
-def raw_model_uri(run_id: str) -> str:
-    """Where the raw pickled predictor of a run is."""
-    return f"runs:/{run_id}/{MODEL_DIR}/{RAW_MODEL_FILE}"
 
 
 def log_trial_model(client: MlflowClient, run_id: str) -> str:
@@ -111,16 +101,15 @@ def load_model(tracking_uri: str, model_uri: str) -> torch.nn.Module:
 
 
 def register_model(
-    client: MlflowClient, record: TrialRecord, name: str, alias: str | None
+    client: MlflowClient, run_id: str, model_uri: str, name: str, alias: str | None
 ) -> ModelVersion:
-    """A new version of registered model ``name`` from the trial's model (logging it as an
+    """A new version of registered model ``name`` from a trial's model (logging it as an
     MLflow model first if it is only a raw artifact), with ``alias`` pointing at it."""
     from mlflow.exceptions import MlflowException
 
-    assert record.mlflow_run_id is not None and record.model_uri is not None
-    uri = record.model_uri
+    uri = model_uri
     if not uri.startswith("models:/"):
-        uri = log_trial_model(client, record.mlflow_run_id)
+        uri = log_trial_model(client, run_id)
     try:
         client.create_registered_model(name)
     except MlflowException as err:
@@ -130,72 +119,8 @@ def register_model(
     # The store resolves a models:/ source through the *global* tracking URI (an MLflow
     # TODO), so hand it the artifact location it would resolve to.
     version = client.create_model_version(
-        name, source=logged.artifact_location, run_id=record.mlflow_run_id, model_id=logged.model_id
+        name, source=logged.artifact_location, run_id=run_id, model_id=logged.model_id
     )
     if alias:
         client.set_registered_model_alias(name, alias, version.version)
     return version
-
-
-def export_spec(spec: dict[str, Any], record: TrialRecord, study: str) -> dict[str, Any]:
-    """A spec that re-trains exactly ``record``: every dimension fixed to the trial's value,
-    same dataset, epochs, validation and seed, a budget of one trial on one worker.
-
-    Raises:
-        SpecError: the trial's params do not form a valid space (a custom-objective study).
-    """
-    from spaces import validate_spec
-
-    space: dict[str, Any] = {}
-    for key, value in record.params.items():
-        option, dot, knob = key.partition(".")
-        if dot:
-            space.setdefault(option, {})[knob] = value
-        else:
-            space[key] = value
-    exported = {
-        **spec,
-        "name": f"{study}-trial-{record.number}",
-        "space": space,
-        "budget": {**spec.get("budget", {}), "trials": 1, "timeout_s": None},
-        "resources": {**spec.get("resources", {}), "workers": 1},
-    }
-    return validate_spec(exported).model_dump(mode="json", exclude_none=True)
-
-
-def write_spec(spec: dict[str, Any], path: str | Path, comment: str) -> Path:
-    """Write ``spec`` as YAML with a leading comment line."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"# {comment}\n" + yaml.safe_dump(spec, sort_keys=False))
-    return path
-
-
-def retrain(
-    spec_path: str | Path,
-    *,
-    storage: str | None = None,
-    tracking_uri: str | None = None,
-    progress: bool = False,
-) -> StudyResult:
-    """Train an exported one-trial spec in this process (no Ray needed for one trial).
-
-    It is an ordinary study named after the trial, so it is tracked and resumed like any
-    other: running it again when its trial is done trains nothing.
-
-    Raises:
-        SpecError: the spec is invalid.
-    """
-    from search._driver import _prepare, run_study
-    from search._executors import InProcessExecutor
-    from spaces import load_spec
-
-    spec = load_spec(spec_path)
-    _, context = _prepare(spec, None)
-    return run_study(
-        spec,
-        storage=storage,
-        tracking_uri=tracking_uri,
-        executor=InProcessExecutor(context),
-        progress=progress,
-    )

@@ -77,7 +77,7 @@ class TrialRunner:
         return report
 
     def _run_builtin(self, task: TrialTask, report: TrialReport) -> None:
-        import objectives
+        from paretotune import objectives
 
         outcome = objectives.evaluate(task.params, self.context, keep_model=self.keep_models)
         report.metrics = _as_metrics(outcome.metrics)
@@ -94,7 +94,7 @@ class TrialRunner:
     def _input_example(self) -> Any:
         """The first validation rows of the study's split, as the dataset gives them."""
         if self._example is None:
-            import objectives
+            from paretotune import objectives
 
             c = self.context
             splits = objectives.load_dataset(

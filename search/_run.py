@@ -1,0 +1,157 @@
+"""`run_study`: a spec in, a study run (or resumed) on an executor, its result out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from paretotune._clock import Clock, SystemClock
+from paretotune._driver import Driver
+from paretotune._progress import print_front
+from paretotune.execution import Executor, UserObjective
+from paretotune.results.records import FrontSummary, TrialRecord
+from paretotune.spaces import StudySpec, load_spec
+from paretotune.study import resolve_storage_url, resolve_tracking_uri
+from paretotune.study._open import open_study
+from paretotune.study._prepare import apply_overrides, prepare
+from paretotune.tracking import Tracker
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    """What `run_study` returns: where the study lives and its front when it stopped."""
+
+    name: str
+    storage: str
+    tracking_uri: str | None
+    objectives: dict[str, str]
+    pareto: list[TrialRecord]
+    n_complete: int
+    n_failed: int
+    n_pruned: int
+    trials_run: int  # trials finished by this call (not by earlier runs of the study)
+    wall_time_s: float
+    hypervolume: float
+    experiment_id: str | None = None
+    parent_run_id: str | None = None
+    tracking_errors: list[str] = field(default_factory=list)
+
+
+def run_study(
+    spec_or_path: str | Path | dict[str, Any] | StudySpec,
+    objective: UserObjective | None = None,
+    *,
+    storage: str | None = None,
+    tracking_uri: str | None = None,
+    executor: Executor | None = None,
+    tracker: Tracker | None = None,
+    progress: bool = True,
+    clock: Clock | None = None,
+    **overrides: Any,
+) -> StudyResult:
+    """Run (or resume) the study a spec describes, and return its result.
+
+    Args:
+        spec_or_path: a YAML path, a mapping, or a `StudySpec`.
+        objective: replaces the built-in training objective; it takes the sampled params
+            (a flat dict) and returns a dict of metric values holding every objective.
+        storage: Optuna storage URL (default ``$PARETOTUNE_STORAGE`` or
+            ``paretotune.journal``).
+        tracking_uri: MLflow URI (default ``$MLFLOW_TRACKING_URI`` or
+            ``sqlite:///mlflow.db``); ignored when ``tracker`` is given.
+        executor: where trials run (default: a pool of Ray actors, one per worker).
+        tracker: where trials are recorded (default: MLflow at ``tracking_uri``).
+        progress: show the live progress bar and the closing table.
+        clock: the driver's time (default: the system's monotonic clock); tests pass
+            `paretotune.testing.SimulatedClock`.
+        overrides: ``trials``, ``epochs``, ``workers``, ``timeout_s``, ``device``, ``name``,
+            ``seed``, ``sampler`` replace the spec's values.
+
+    Raises:
+        SpecError: the spec or an override is invalid, the dataset does not fit it, or a
+            study of that name exists with other objectives. Nothing is created then (a
+            local Ray started meanwhile is stopped again).
+    """
+    spec = apply_overrides(load_spec(spec_or_path), overrides)
+    # Ray starts while the dataset is checked and the study opens; if either fails, the
+    # Ray started for it is stopped again (none of its processes is left behind).
+    ray_starting = executor is None and _start_ray(spec)
+    try:
+        objectives, context = prepare(spec, custom_objective=objective is not None)
+        storage_url = resolve_storage_url(storage)
+        study = open_study(spec, objectives, storage_url)
+    except BaseException:
+        if ray_starting:
+            from paretotune.execution import stop_ray
+
+            stop_ray()
+        raise
+    if tracker is None:
+        from paretotune.tracking.mlflow import MlflowTracker
+
+        tracker = MlflowTracker(resolve_tracking_uri(tracking_uri))
+    own_executor = executor is None
+    driver = Driver(spec, study, objectives, tracker, clock or SystemClock(), progress)
+    status = "FAILED"
+    try:
+        if executor is None:  # actors start in the background while MLflow opens
+            from paretotune.execution import RayExecutor
+
+            executor = RayExecutor(
+                spec.resources.workers,
+                context,
+                objective,
+                cpus_per_worker=spec.resources.cpus_per_trial,
+                gpus_per_worker=spec.resources.gpus_per_trial,
+            )
+        driver.open()
+        driver.loop(executor)
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        try:
+            driver.abandon_in_flight()
+            if own_executor and executor is not None:
+                executor.shutdown()
+            driver.repair_records()
+            front = driver.publish_front(final=True)
+        finally:
+            driver.close_tracker(status)
+    result = _result(driver, storage_url, front)
+    if progress:
+        print_front(front, tracking_uri=tracker.location, experiment_id=result.experiment_id)
+    return result
+
+
+def _start_ray(spec: StudySpec) -> bool:
+    """Begin starting a local Ray with the logical CPUs the spec's workers ask for."""
+    from paretotune.execution import start_ray_in_background
+
+    return start_ray_in_background(min_cpus=spec.resources.workers * spec.resources.cpus_per_trial)
+
+
+def _result(driver: Driver, storage_url: str, front: FrontSummary) -> StudyResult:
+    counts = driver.counts()
+    pareto = [
+        r if r.mlflow_run_id else replace(r, mlflow_run_id=driver.run_ids.get(r.number))
+        for r in front.pareto
+    ]
+    return StudyResult(
+        name=driver.spec.name,
+        storage=storage_url,
+        tracking_uri=driver.tracker.location,
+        objectives=driver.objectives,
+        pareto=pareto,
+        n_complete=counts.complete,
+        n_failed=counts.failed,
+        n_pruned=counts.pruned,
+        trials_run=driver.finished_here,
+        wall_time_s=driver.elapsed_s,
+        hypervolume=front.hypervolume,
+        experiment_id=driver.experiment_id,
+        parent_run_id=driver.parent_run_id,
+        tracking_errors=list(driver.tracking_errors),
+    )

@@ -1,0 +1,63 @@
+"""Every error paretotune raises for a user's mistake, under one root.
+
+Catch `ParetotuneError` to handle them all. Each also inherits the builtin it stands in
+for (``ValueError``, ``LookupError``, ``RuntimeError``), so code written against those
+keeps working. The CLI turns these, and only these, into one line and exit code 2 (a
+cluster that cannot be reached: 1); anything else is a bug and keeps its traceback.
+
+This module imports nothing of paretotune's: every room may raise these.
+"""
+
+from __future__ import annotations
+
+
+class ParetotuneError(Exception):
+    """The root of paretotune's errors: the user's input or environment, not a bug."""
+
+    def lines(self) -> list[str]:
+        """The one-line messages the CLI prints for this error."""
+        return [str(self.args[0]) if self.args else type(self).__name__]
+
+
+class SpecError(ParetotuneError, ValueError):
+    """A spec is invalid. ``problems`` holds one line per problem, each naming the field."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+    def lines(self) -> list[str]:
+        return list(self.problems)
+
+
+class ExpressionError(ParetotuneError, ValueError):
+    """A condition (``where``, ``constraints``) is malformed; the message quotes it and
+    says where."""
+
+
+class DatasetError(ParetotuneError, ValueError):
+    """A dataset that cannot be used; the one-line message names the field and the value."""
+
+
+class StudyNotFoundError(ParetotuneError, LookupError):
+    """No study of that name in the storage; the message lists the ones that exist."""
+
+
+class TrialNotFoundError(ParetotuneError, LookupError):
+    """No trial of that number in the study, or a record that names no study."""
+
+
+class NoModelError(ParetotuneError, LookupError):
+    """The trial kept no model in MLflow (a custom objective, an untracked study)."""
+
+
+class UnknownMetricError(ParetotuneError, LookupError):
+    """A query names a metric the study's trials do not have; the message lists the real ones."""
+
+
+class NoTrialMatchesError(ParetotuneError, LookupError):
+    """No complete trial satisfies a query; the message says how close the trials came."""
+
+
+class ClusterError(ParetotuneError, RuntimeError):
+    """The cluster could not be reached or refused the job; the message says which."""

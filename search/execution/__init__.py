@@ -1,0 +1,26 @@
+"""Execution: where trials run. A worker turns a task into a report; executors place
+tasks on workers (in this process, or on Ray actors); the Ray connection starts or
+joins a cluster. Nothing here touches the Optuna storage or MLflow."""
+
+from paretotune.execution._base import Executor
+from paretotune.execution._in_process import InProcessExecutor
+from paretotune.execution._ray import RayExecutor
+from paretotune.execution._ray_connection import (
+    ensure_ray,
+    start_ray_in_background,
+    stop_ray,
+)
+from paretotune.execution._worker import TrialReport, TrialRunner, TrialTask, UserObjective
+
+__all__ = [
+    "Executor",
+    "InProcessExecutor",
+    "RayExecutor",
+    "TrialReport",
+    "TrialRunner",
+    "TrialTask",
+    "UserObjective",
+    "ensure_ray",
+    "start_ray_in_background",
+    "stop_ray",
+]

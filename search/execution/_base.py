@@ -1,0 +1,34 @@
+"""Executors place trials on workers. The driver submits tasks and collects reports.
+
+Invariants of every executor:
+
+- ``capacity`` tasks may be in flight at once; ``submit`` is only called below it.
+- ``wait`` returns the reports of finished tasks (possibly none before ``timeout``);
+  each submitted task is reported exactly once, a trial that raised as a report with
+  ``error`` set. A worker that dies is reported as an error report for its task.
+- Workers never touch the Optuna storage or MLflow.
+"""
+
+from __future__ import annotations
+
+import abc
+
+from paretotune.execution._worker import TrialReport, TrialTask
+
+
+class Executor(abc.ABC):
+    """Runs trials somewhere. See the module docstring for the invariants."""
+
+    capacity: int
+
+    @abc.abstractmethod
+    def submit(self, task: TrialTask) -> None:
+        """Start ``task`` on a free worker. Raises RuntimeError when none is free."""
+
+    @abc.abstractmethod
+    def wait(self, timeout: float) -> list[TrialReport]:
+        """Reports of finished tasks, waiting at most ``timeout`` seconds for the first."""
+
+    def shutdown(self) -> None:
+        """Release the workers (nothing to release by default)."""
+        return None

@@ -1,0 +1,26 @@
+"""Trials run one at a time in the driver's own process: for debugging and baselines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from paretotune.execution._base import Executor
+from paretotune.execution._worker import TrialReport, TrialRunner, TrialTask, UserObjective
+
+
+class InProcessExecutor(Executor):
+    """Runs each trial synchronously in the driver's process: for debugging and baselines."""
+
+    def __init__(self, context: Any = None, objective: UserObjective | None = None):
+        self.capacity = 1
+        self._runner = TrialRunner(context, objective)
+        self._done: list[TrialReport] = []
+
+    def submit(self, task: TrialTask) -> None:
+        if self._done:
+            raise RuntimeError("InProcessExecutor: collect the previous report first")
+        self._done.append(self._runner.run(task))
+
+    def wait(self, timeout: float) -> list[TrialReport]:
+        done, self._done = self._done, []
+        return done

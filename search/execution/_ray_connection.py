@@ -1,0 +1,127 @@
+"""The connection to Ray: an address, ``$RAY_ADDRESS``, or a local Ray started on demand
+(in the background while the driver prepares), and its orderly stop."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+from concurrent.futures import Future
+from typing import Any
+
+_background_start: Future[None] | None = None  # a `start_ray_in_background` not yet joined
+
+
+def start_ray_in_background(address: str | None = None, *, min_cpus: float = 1.0) -> bool:
+    """Begin `ensure_ray` on a helper thread and return at once; the next `ensure_ray`
+    waits for it (and raises what it raised). Ray's start-up takes seconds, and so does
+    the driver's own (checking the dataset imports torch and scikit-learn): this lets
+    them overlap. True when a start was begun (Ray was not already up or starting)."""
+    global _background_start
+    import ray
+
+    if _background_start is not None or ray.is_initialized():
+        return False
+    if threading.current_thread() is threading.main_thread():
+        # ray.init on the main thread makes SIGTERM exit through ``finally`` blocks (so the
+        # study closes in order); on a helper thread it cannot, so do it here.
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    logging.getLogger("ray._private.worker").addFilter(_NoSigtermWarning())
+    started: Future[None] = Future()
+
+    def start() -> None:
+        try:
+            _connect(address, min_cpus=min_cpus)
+        except BaseException as err:
+            started.set_exception(err)
+            return
+        started.set_result(None)
+        # A local Ray's processes are bound to the thread that started them (Linux's
+        # parent-death signal fires when that *thread* ends): keep it alive with the
+        # process, which is also when those processes should go.
+        threading.Event().wait()
+
+    threading.Thread(target=start, name="ray-start", daemon=True).start()
+    _background_start = started
+    return True
+
+
+def stop_ray() -> None:
+    """Stop the Ray this process started or joined, in order (its agents outlive a
+    raylet that is simply killed). A start still under way on the helper thread is
+    waited for first, so none of its processes is left behind."""
+    with contextlib.suppress(Exception):
+        _join_background_start()
+    if "ray" in sys.modules:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    sys.exit(128 + signum)
+
+
+class _NoSigtermWarning(logging.Filter):
+    """Drops Ray's warning that a helper thread cannot set its SIGTERM handler (the
+    caller of `start_ray_in_background` set one)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "SIGTERM handler is not set" not in record.getMessage()
+
+
+def ensure_ray(
+    address: str | None = None,
+    *,
+    min_cpus: float = 1.0,
+    num_cpus: int | None = None,
+    log_to_driver: bool = True,
+) -> None:
+    """Connect to Ray: the given address, ``$RAY_ADDRESS``, or a local Ray started on demand.
+
+    ``address="local"`` always starts a fresh private Ray, never a ``ray start`` cluster
+    found on disk. A local Ray gets ``num_cpus`` logical CPUs, or the core count but at
+    least ``min_cpus``, so the requested concurrency is honoured even beyond the core
+    count (oversubscription is the user's explicit choice). A start begun by
+    `start_ray_in_background` is waited for instead.
+    """
+    _join_background_start()
+    _connect(address, min_cpus=min_cpus, num_cpus=num_cpus, log_to_driver=log_to_driver)
+
+
+def _join_background_start() -> None:
+    """Wait for a start begun by `start_ray_in_background`, once; raise what it raised."""
+    global _background_start
+    pending, _background_start = _background_start, None
+    if pending is not None:
+        pending.result()
+
+
+def _connect(
+    address: str | None,
+    *,
+    min_cpus: float,
+    num_cpus: int | None = None,
+    log_to_driver: bool = True,
+) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address and address != "local":
+        ray.init(address=address, log_to_driver=log_to_driver)
+        return
+    cpus = num_cpus or max(os.cpu_count() or 1, int(min_cpus + 0.999))
+    ray.init(
+        address="local",
+        num_cpus=cpus,
+        include_dashboard=False,
+        log_to_driver=log_to_driver,
+        configure_logging=False,
+    )

@@ -1,0 +1,61 @@
+"""What paretotune keeps in the Optuna storage beside params and values: the names of
+its study and trial user attributes, and the readers that know their older forms.
+
+The objectives are Optuna's own: ``study.metric_names`` with ``study.directions``.
+Studies written before that kept them in the ``objectives`` user attribute, which is
+still read.
+"""
+
+from __future__ import annotations
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+# study user attributes
+LEGACY_OBJECTIVES_ATTR = "objectives"  # {metric: direction}: studies before metric names
+SPEC_ATTR = "spec"  # the validated spec as a dict
+STUDY_UID_ATTR = "uid"  # a random id, also a tag of the MLflow parent run
+PARENT_RUN_ATTR = "mlflow_parent_run_id"
+EXPERIMENT_ATTR = "mlflow_experiment_id"
+TRACKING_URI_ATTR = "mlflow_tracking_uri"
+INTERRUPTED_TRIALS_ATTR = "interrupted_trials"  # numbers of trials closed as interrupted
+
+# trial user attributes
+RUN_ID_ATTR = "mlflow_run_id"
+METRICS_ATTR = "metrics"  # every final metric the trial reported
+PARAMS_ATTR = "config"  # the full flat params, fixed ones included
+FAIL_REASON_ATTR = "fail_reason"
+CURVE_ATTR_PREFIX = "curve."  # "curve.<metric>": its per-epoch values (multi-objective)
+LEGACY_INTERRUPTED_ATTR = "interrupted"  # older studies marked the trial itself
+
+FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+
+def study_objectives(study: optuna.Study) -> dict[str, str]:
+    """The study's objective names and directions, in value order."""
+    directions = [d.name.lower() for d in study.directions]
+    if study.metric_names is not None:
+        return dict(zip(study.metric_names, directions, strict=True))
+    stored = study.user_attrs.get(LEGACY_OBJECTIVES_ATTR)
+    if stored:
+        return dict(stored)
+    return {f"value_{i}": d for i, d in enumerate(directions)}
+
+
+def interrupted_numbers(study: optuna.Study) -> set[int]:
+    """The trials a driver closed as interrupted (FAIL, queued again, not counted)."""
+    return {int(n) for n in study.user_attrs.get(INTERRUPTED_TRIALS_ATTR) or ()}
+
+
+def was_interrupted(trial: FrozenTrial, interrupted: set[int]) -> bool:
+    return trial.number in interrupted or bool(trial.user_attrs.get(LEGACY_INTERRUPTED_ATTR))
+
+
+def finished_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """COMPLETE, PRUNED and FAIL trials, but not those failed by an interruption."""
+    interrupted = interrupted_numbers(study)
+    return [
+        trial
+        for trial in study.get_trials(deepcopy=False, states=FINISHED_STATES)
+        if not was_interrupted(trial, interrupted)
+    ]

@@ -1,0 +1,93 @@
+"""Opening a study: create it, or load it to resume; close what a dead driver left open."""
+
+from __future__ import annotations
+
+import uuid
+import warnings
+from collections.abc import Iterable, Mapping
+from typing import Any, cast
+
+import optuna
+from optuna.trial import TrialState
+from paretotune.errors import SpecError
+from paretotune.spaces import StudySpec, covering_choices
+from paretotune.study._attrs import (
+    INTERRUPTED_TRIALS_ATTR,
+    SPEC_ATTR,
+    STUDY_UID_ATTR,
+    interrupted_numbers,
+    study_objectives,
+)
+from paretotune.study._samplers import build_sampler
+from paretotune.study._storage import open_storage
+
+
+def open_study(spec: StudySpec, objectives: dict[str, str], storage_url: str) -> optuna.Study:
+    """Create the study, or load it to resume; refuse a resume with other objectives.
+
+    A study is created with Optuna's metric names set to the objectives; an older study
+    that lacks them gains them on resume.
+
+    Raises:
+        SpecError: a study of that name exists with other objectives.
+    """
+    storage = open_storage(storage_url)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if spec.name in optuna.get_all_study_names(storage):
+        study = optuna.load_study(
+            study_name=spec.name, storage=storage, sampler=build_sampler(spec)
+        )
+        stored = study_objectives(study)
+        if stored != objectives:
+            raise SpecError(
+                [
+                    f"name: study {spec.name!r} already exists in {storage_url} with objectives "
+                    f"{stored}, but the spec asks for {objectives}; choose another name"
+                ]
+            )
+        if study.metric_names is None:
+            _set_metric_names(study, objectives)
+        return study
+    study = optuna.create_study(
+        study_name=spec.name,
+        storage=storage,
+        sampler=build_sampler(spec),
+        directions=cast(list[Any], list(objectives.values())),  # validated by spaces
+    )
+    _set_metric_names(study, objectives)
+    study.set_user_attr(SPEC_ATTR, spec.model_dump(mode="json"))
+    study.set_user_attr(STUDY_UID_ATTR, uuid.uuid4().hex)
+    if spec.sampler.cover_choices:
+        for partial in covering_choices(spec.space)[: spec.budget.trials]:
+            study.enqueue_trial(partial, skip_if_exists=False)
+    return study
+
+
+def _set_metric_names(study: optuna.Study, objectives: dict[str, str]) -> None:
+    """Name the values after the objectives, so Optuna's own tools (optuna-dashboard,
+    ``plot_pareto_front``) label their axes; experimental in Optuna, stable in use."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(list(objectives))
+
+
+def close_interrupted(study: optuna.Study, trials: Mapping[int, dict[str, Any]]) -> None:
+    """Close running trials as interrupted and queue their params again.
+
+    ``trials`` maps trial numbers to their params. Each is first added to the study's
+    interrupted list (so it never counts toward the budget), then told FAIL, then queued
+    again: a crash between the steps leaves the trial RUNNING, and the next resume closes
+    it once more, so nothing is lost or counted twice.
+    """
+    if not trials:
+        return
+    study.set_user_attr(INTERRUPTED_TRIALS_ATTR, sorted(interrupted_numbers(study) | set(trials)))
+    for number, params in trials.items():
+        study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+        study.enqueue_trial(params, skip_if_exists=False)
+
+
+def running_trials(study: optuna.Study) -> dict[int, dict[str, Any]]:
+    """The trials the storage holds as RUNNING, by number, with their params."""
+    stale: Iterable[Any] = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    return {trial.number: dict(trial.params) for trial in stale}

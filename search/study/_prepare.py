@@ -1,0 +1,77 @@
+"""Checking a spec against its dataset before any trial, and the trials' shared context."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from paretotune.errors import DatasetError, SpecError
+from paretotune.spaces import StudySpec, format_validation_error
+from pydantic import ValidationError
+
+
+def apply_overrides(spec: StudySpec, overrides: dict[str, Any]) -> StudySpec:
+    """The spec with CLI/API overrides applied.
+
+    Raises:
+        SpecError: an override is out of range (one line per problem).
+    """
+    try:
+        return spec.with_overrides(**overrides)
+    except ValidationError as err:
+        raise SpecError(format_validation_error(err)) from None
+
+
+def prepare(spec: StudySpec, custom_objective: bool) -> tuple[dict[str, str], Any]:
+    """The study's objectives and the built-in objective's context (None for a custom
+    objective); checks that the dataset loads and fits the spec.
+
+    Raises:
+        SpecError: the dataset cannot be used, an architecture cannot apply to it, or an
+            objective is not a metric its task produces.
+    """
+    if custom_objective:
+        return dict(spec.resolved_objectives()), None
+    from paretotune import objectives as builtin
+
+    dataset = spec.dataset.model_dump(exclude_none=True)
+    try:
+        info = builtin.dataset_info(dataset)
+    except DatasetError as err:
+        raise SpecError([str(err)]) from None
+    problems = [
+        f"space.architecture: {family!r} cannot apply to dataset {_dataset_name(spec)} "
+        f"({_shape_words(info)})"
+        for family in spec.space.architecture
+        if not info.supports(family)
+    ]
+    chosen: dict[str, str] = dict(spec.resolved_objectives(info.task))
+    produced = builtin.task_metrics(info.task)
+    problems += [
+        f"objectives.{metric}: not produced by a {info.task} task "
+        f"(dataset {_dataset_name(spec)}); it produces: {', '.join(sorted(produced))}"
+        for metric in chosen
+        if metric not in produced
+    ]
+    if problems:
+        raise SpecError(problems)
+    context = builtin.TrialContext(
+        dataset=dataset,
+        epochs=spec.budget.epochs,
+        seed=spec.seed,
+        device=spec.resources.device,
+        kfold=spec.validation.kfold,
+        val_fraction=spec.validation.holdout,
+        test_fraction=spec.validation.test,
+        num_threads=max(1, int(spec.resources.cpus_per_trial)),
+    )
+    return chosen, context
+
+
+def _dataset_name(spec: StudySpec) -> str:
+    return repr(spec.dataset.path or spec.dataset.source)
+
+
+def _shape_words(info: Any) -> str:
+    if info.image_shape:
+        return f"images {info.image_shape}"
+    return f"tabular, {info.n_features} features, no image or sequence shape"

@@ -1,0 +1,213 @@
+"""A testing kit for the driver's policies: time and trials scripted, nothing real to wait for.
+
+- `SimulatedClock`: the driver's clock, moved only by the executor and the tracker below
+  (in the manner of Syne Tune's simulated time keeper).
+- `ScriptedExecutor`: an `Executor` whose trials take scripted simulated seconds and
+  return scripted metrics or errors.
+- `RecordingTracker`: a `Tracker` that records every call and answers run ids after a
+  scripted simulated delay (or never).
+
+With these, budget, timeout, resume, re-queue after interruption, failures and the wait
+for run ids run in milliseconds, with no Ray and no MLflow process::
+
+    clock = SimulatedClock()
+    run_study(spec, objective, executor=ScriptedExecutor(script, clock, capacity=2),
+              tracker=RecordingTracker(clock), clock=clock, progress=False)
+"""
+
+from __future__ import annotations
+
+import math
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from paretotune.execution import Executor, TrialReport, TrialTask
+from paretotune.tracking import FinishedTrial, FrontSnapshot, StudyRef, Tracker, TrackerNews
+
+
+class SimulatedClock:
+    """A clock that stands still until told to move."""
+
+    def __init__(self, start: float = 0.0):
+        self._now = start
+
+    def now(self) -> float:
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        self._now += max(0.0, seconds)
+
+    def advance_to(self, moment: float) -> None:
+        self._now = max(self._now, moment)
+
+
+@dataclass
+class Outcome:
+    """What a scripted trial does: runs ``seconds`` of simulated time, then reports
+    ``metrics`` and ``history`` or, with ``error`` set, fails."""
+
+    seconds: float = 1.0
+    metrics: dict[str, float] = field(default_factory=dict)
+    history: list[dict[str, float]] = field(default_factory=list)
+    error: str | None = None
+
+
+Script = Callable[[TrialTask], Outcome]
+
+
+class ScriptedExecutor(Executor):
+    """Runs each task as ``script(task)`` says, on simulated time.
+
+    ``wait`` moves ``clock`` to the next scripted end within ``timeout`` (or by
+    ``timeout``) and reports what has ended by then. A script that raises fails its
+    trial, as a worker would report it. ``interrupt_after`` raises KeyboardInterrupt
+    from ``wait`` once that many trials were reported (a user's Ctrl-C).
+    """
+
+    def __init__(
+        self,
+        script: Script,
+        clock: SimulatedClock,
+        *,
+        capacity: int = 1,
+        interrupt_after: int | None = None,
+    ):
+        self.capacity = capacity
+        self.script = script
+        self.clock = clock
+        self.interrupt_after = interrupt_after
+        self.submitted: list[TrialTask] = []
+        self.reported: list[TrialReport] = []
+        self.shut_down = False
+        self._running: list[tuple[float, TrialReport]] = []  # (end, report)
+
+    def submit(self, task: TrialTask) -> None:
+        if len(self._running) >= self.capacity:
+            raise RuntimeError("ScriptedExecutor: no idle worker")
+        self.submitted.append(task)
+        report = TrialReport(number=task.number)
+        try:
+            outcome = self.script(task)
+        except Exception as err:
+            outcome = Outcome(seconds=0.0, error=f"{type(err).__name__}: {err}")
+            outcome.error = (outcome.error or "") + "\n" + traceback.format_exc(limit=2)
+        report.metrics = dict(outcome.metrics)
+        report.history = [dict(entry) for entry in outcome.history]
+        report.error = outcome.error
+        report.worker_time_s = outcome.seconds
+        self._running.append((self.clock.now() + outcome.seconds, report))
+
+    def wait(self, timeout: float) -> list[TrialReport]:
+        if self.interrupt_after is not None and len(self.reported) >= self.interrupt_after:
+            raise KeyboardInterrupt
+        if not self._running:
+            return []
+        first_end = min(end for end, _ in self._running)
+        if first_end > self.clock.now() + timeout:
+            self.clock.advance(timeout)
+            return []
+        self.clock.advance_to(first_end)
+        done = [report for end, report in self._running if end <= self.clock.now()]
+        self._running = [(end, r) for end, r in self._running if end > self.clock.now()]
+        self.reported += done
+        return done
+
+    def shutdown(self) -> None:
+        self.shut_down = True
+
+
+class RecordingTracker(Tracker):
+    """Records every call; answers each started trial's run id ``run_id_delay_s``
+    simulated seconds later (``math.inf``: never), as ``run-<number>``.
+
+    With ``keeps_runs=False`` it makes no promise of run ids (as `NullTracker`).
+    """
+
+    def __init__(
+        self,
+        clock: SimulatedClock,
+        *,
+        keeps_runs: bool = True,
+        run_id_delay_s: float = 0.0,
+        errors: Sequence[str] = (),
+    ):
+        self.clock = clock
+        self._keeps_runs = keeps_runs
+        self.run_id_delay_s = run_id_delay_s
+        self.calls: list[str] = []
+        self.opened: list[StudyRef] = []
+        self.started: list[int] = []
+        self.finished: dict[int, str] = {}  # trial number -> state
+        self.reports: dict[int, TrialReport] = {}
+        self.interrupted: list[int] = []
+        self.repaired: list[FinishedTrial] = []
+        self.fronts: list[FrontSnapshot] = []
+        self.closed_with: str | None = None
+        self._answers: list[tuple[float, int]] = []  # (when, trial number)
+        self._errors = list(errors)
+
+    @property
+    def keeps_runs(self) -> bool:
+        return self._keeps_runs
+
+    @property
+    def backlog(self) -> int:
+        return len(self.started) - len(self.finished) - len(set(self.interrupted))
+
+    @property
+    def location(self) -> str | None:
+        return "recording://"
+
+    def open_study(self, study: StudyRef) -> None:
+        self.calls.append("open_study")
+        self.opened.append(study)
+
+    def start_trial(self, number: int, params: dict[str, Any]) -> None:
+        self.calls.append("start_trial")
+        self.started.append(number)
+        if self._keeps_runs and math.isfinite(self.run_id_delay_s):
+            self._answers.append((self.clock.now() + self.run_id_delay_s, number))
+
+    def finish_trial(self, number: int, state: str, report: TrialReport) -> None:
+        self.calls.append("finish_trial")
+        self.finished[number] = state
+        self.reports[number] = report
+
+    def mark_interrupted(self, numbers: Sequence[int]) -> None:
+        self.calls.append("mark_interrupted")
+        self.interrupted += list(numbers)
+
+    def update_front(self, snapshot: FrontSnapshot) -> None:
+        self.calls.append("update_front")
+        self.fronts.append(snapshot)
+
+    def repair(self, finished: Sequence[FinishedTrial]) -> None:
+        self.calls.append("repair")
+        self.repaired += list(finished)
+
+    def poll(self, timeout: float = 0.0) -> TrackerNews:
+        news = self._due()
+        if not news.run_ids and not news.errors and timeout > 0:
+            upcoming = [when for when, _ in self._answers]
+            self.clock.advance(min([timeout, *(w - self.clock.now() for w in upcoming)]))
+            news = self._due()
+        return news
+
+    def close(self, status: str = "FINISHED") -> TrackerNews:
+        self.calls.append("close")
+        self.closed_with = status
+        return self._due()
+
+    def _due(self) -> TrackerNews:
+        news = TrackerNews(experiment_id="0", parent_run_id="run-study")
+        news.errors, self._errors = self._errors, []
+        now = self.clock.now()
+        for _, number in [a for a in self._answers if a[0] <= now]:
+            news.run_ids[number] = f"run-{number}"
+        self._answers = [a for a in self._answers if a[0] > now]
+        return news
+
+
+__all__ = ["Outcome", "RecordingTracker", "ScriptedExecutor", "SimulatedClock"]

@@ -1,0 +1,136 @@
+"""Publishing a study's front in MLflow: the Pareto tags of the trial runs, and on the
+parent run the front's size and hypervolume curves and its table, JSON, page and
+picture; at the end, the Pareto trials' models as MLflow models."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from paretotune.tracking._base import FrontSnapshot
+from paretotune.tracking.mlflow.models import log_trial_model
+from paretotune.tracking.mlflow.schema import (
+    FRONT_DIR,
+    MODEL_URI_TAG,
+    PARETO_RANK_TAG,
+    PARETO_TAG,
+)
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from paretotune.tracking.mlflow.guard import Guard
+    from paretotune.tracking.mlflow.runs import StudyRecord
+
+
+class ParetoTags:
+    """Which Pareto rank each run is tagged with, and the ranks of the newest front
+    snapshot still queued: trials recorded before it is published get their tags with
+    their results, instead of in one call each later."""
+
+    def __init__(self) -> None:
+        self._logged: dict[str, int] = {}  # run id -> Pareto rank it is tagged with
+        self._known: dict[int, int] = {}  # trial number -> rank in the expected snapshot
+        self._expected: FrontSnapshot | None = None
+
+    def expect(self, snapshot: FrontSnapshot | None) -> None:
+        if snapshot is not self._expected:
+            self._expected = snapshot
+            rows = snapshot.rows if snapshot is not None else []
+            self._known = {row["number"]: row["rank"] for row in rows}
+
+    def known_rank(self, number: int) -> int | None:
+        return self._known.get(number)
+
+    def logged(self, run_id: str, rank: int) -> None:
+        self._logged[run_id] = rank
+
+    def is_logged(self, run_id: str, rank: int) -> bool:
+        return self._logged.get(run_id) == rank
+
+    @staticmethod
+    def tags(rank: int) -> list[Any]:
+        """The ``pareto`` (``true``/``false``) and ``pareto_rank`` tags for ``rank``."""
+        from mlflow.entities import RunTag
+
+        return [RunTag(PARETO_TAG, str(rank == 0).lower()), RunTag(PARETO_RANK_TAG, str(rank))]
+
+
+class FrontPublisher:
+    """Publishes front snapshots of ``study``; calls raise, the recorder guards them."""
+
+    def __init__(self, client: MlflowClient, study: StudyRecord, pareto: ParetoTags, guard: Guard):
+        self._client = client
+        self._study = study
+        self._pareto = pareto
+        self._guard = guard
+
+    def publish(self, snapshot: FrontSnapshot, superseded: bool) -> None:
+        """Tag the runs with their Pareto rank and publish the front on the parent run;
+        a ``superseded`` snapshot (a newer one is queued) only adds its metric points."""
+        from mlflow.entities import Metric
+        from paretotune.tracking.mlflow.plots import front_figure_png, front_html, front_table_csv
+
+        for row in [] if superseded else snapshot.rows:
+            run_id = row.get("run_id")
+            if run_id and not self._pareto.is_logged(run_id, row["rank"]):
+                self._client.log_batch(run_id, tags=self._pareto.tags(row["rank"]))
+                self._pareto.logged(run_id, row["rank"])
+        parent = self._study.parent_run_id
+        if parent is None:
+            return  # the parent run could not be made: already one line in errors
+        now = int(time.time() * 1000)
+        front_size = sum(1 for row in snapshot.rows if row["rank"] == 0)
+        metrics = [Metric("pareto_size", float(front_size), now, snapshot.step)]
+        if snapshot.hypervolume is not None:
+            metrics.append(Metric("hypervolume", snapshot.hypervolume, now, snapshot.step))
+        self._client.log_batch(parent, metrics=metrics)
+        if superseded:
+            return
+        self._client.log_text(parent, front_table_csv(snapshot), f"{FRONT_DIR}/pareto_front.csv")
+        front = [row for row in snapshot.rows if row["rank"] == 0]
+        self._client.log_text(
+            parent, json.dumps(front, indent=2, default=str), f"{FRONT_DIR}/pareto_front.json"
+        )
+        if snapshot.rows:
+            self._client.log_text(parent, front_html(snapshot), f"{FRONT_DIR}/pareto_front.html")
+            with tempfile.TemporaryDirectory() as folder:
+                path = Path(folder) / "pareto_front.png"
+                path.write_bytes(front_figure_png(snapshot))
+                self._client.log_artifact(parent, str(path), FRONT_DIR)
+        if snapshot.final:
+            self._log_front_models(snapshot)
+
+    def _log_front_models(self, snapshot: FrontSnapshot) -> None:
+        """Log every Pareto-optimal trial's raw model as an MLflow PyTorch model (once)."""
+        recorded_here = set(self._study.run_ids.values())
+        for row in snapshot.rows:
+            run_id = row.get("run_id")
+            if row["rank"] != 0 or not run_id:
+                continue
+            if run_id in recorded_here and run_id not in self._study.raw_models:
+                continue  # its trial sent no model (a user objective): nothing to convert
+            logged = self._client.get_run(run_id).data.tags.get(MODEL_URI_TAG, "")
+            if logged.startswith("runs:/"):  # a raw model, not yet an MLflow model
+                with _quiet_model_logging():
+                    self._guard.call(log_trial_model, self._client, run_id)
+
+
+@contextlib.contextmanager
+def _quiet_model_logging() -> Iterator[None]:
+    """No download progress bars or pickle-format warnings on the user's terminal: the
+    pickle format is a deliberate choice (int8 models do not export to pt2)."""
+    logger = logging.getLogger("mlflow.pytorch")
+    previous = logger.level
+    logger.setLevel(logging.ERROR)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)

@@ -1,0 +1,172 @@
+"""The MLflow logging process, started by `paretotune.tracking.mlflow.MlflowTracker`.
+
+It runs an `MlflowRecorder` on the jobs the driver's tracker sends, in order, and sends
+back what it learns. Jobs already waiting when the process gets to a trial are looked
+through: a trial whose result is already queued is recorded in one go (run, params,
+metrics, tags, end), which saves MLflow a transaction per short trial.
+
+If the driver dies, the process still records every job it was sent, then exits: the
+end of the pipe is its signal.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections import deque
+from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING, assert_never
+
+from paretotune.tracking.mlflow.protocol import (
+    CloseStudy,
+    FinishTrial,
+    Job,
+    MarkInterrupted,
+    News,
+    OpenStudy,
+    PublishFront,
+    RepairTrials,
+    RunMade,
+    StartTrial,
+    StudyOpened,
+    TrackingFailed,
+    TrialRecorded,
+)
+
+if TYPE_CHECKING:
+    from paretotune.tracking._base import FrontSnapshot
+    from paretotune.tracking.mlflow.recorder import MlflowRecorder
+
+
+class Backlog:
+    """Jobs received and not yet run, in order, with two shortcuts: a trial's finish
+    that arrives while its start still waits is set aside and joined to the start (the
+    trial is recorded in one go), and the newest queued front snapshot is at hand
+    (trials recorded before it get their Pareto tags with their results)."""
+
+    def __init__(self) -> None:
+        self.jobs: deque[Job] = deque()
+        self.newest_front: FrontSnapshot | None = None
+        self._waiting_starts: set[int] = set()
+        self._finishes: dict[int, FinishTrial] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.jobs)
+
+    def add(self, job: Job) -> None:
+        if isinstance(job, FinishTrial) and job.number in self._waiting_starts:
+            self._finishes[job.number] = job
+            return
+        if isinstance(job, StartTrial):
+            self._waiting_starts.add(job.number)
+        elif isinstance(job, PublishFront):
+            self.newest_front = job.snapshot
+        self.jobs.append(job)
+
+    def pop(self) -> Job:
+        job = self.jobs.popleft()
+        if isinstance(job, StartTrial):
+            self._waiting_starts.discard(job.number)
+        elif isinstance(job, PublishFront) and job.snapshot is self.newest_front:
+            self.newest_front = None
+        return job
+
+    def take_finish(self, number: int) -> FinishTrial | None:
+        """Trial ``number``'s finish if it came before its start ran."""
+        return self._finishes.pop(number, None)
+
+
+def serve(jobs: Connection, news: Connection, tracking_uri: str) -> None:
+    """Run jobs until `CloseStudy` or the end of the pipe; report what was learned."""
+    from paretotune.tracking.mlflow.recorder import MlflowRecorder
+
+    try:
+        recorder = MlflowRecorder(tracking_uri)
+    except Exception as err:  # no store: say so, and end (the driver goes on without)
+        _send(news, TrackingFailed(f"MLflow at {tracking_uri}: {type(err).__name__}: {err}"))
+        news.close()
+        return
+    backlog = Backlog()
+    reported_errors = 0
+    while True:
+        if not backlog and recorder.has_trials and not jobs.poll(0):
+            recorder.warm_up()  # idle between trials: get the final front's imports done
+        if not _read_waiting(jobs, backlog, block=not backlog):
+            recorder.close("KILLED")  # the driver died: its study did not finish
+            break
+        job = backlog.pop()
+        _run_job(recorder, job, backlog, news)
+        reported_errors = _tell_errors(news, recorder, reported_errors)
+        if isinstance(job, CloseStudy):
+            break
+    news.close()
+
+
+def _read_waiting(jobs: Connection, backlog: Backlog, *, block: bool) -> bool:
+    """Move every job already sent into ``backlog`` (waiting for one when ``block``).
+    False when nothing is left to do: the pipe ended and the backlog is empty."""
+    try:
+        if block:
+            backlog.add(jobs.recv())
+        while jobs.poll(0):
+            backlog.add(jobs.recv())
+    except (EOFError, OSError):
+        pass
+    return bool(backlog)
+
+
+def _run_job(recorder: MlflowRecorder, job: Job, backlog: Backlog, news: Connection) -> None:
+    match job:
+        case OpenStudy(study):
+            recorder.open_study(study)
+            _send(news, StudyOpened(recorder.experiment_id or None, recorder.parent_run_id))
+        case StartTrial(number, params):
+            recorder.expect_front(backlog.newest_front)
+            finish = backlog.take_finish(number)
+            outcome = None if finish is None else (finish.state, finish.report)
+            _send(news, RunMade(number, recorder.start_trial(number, params, outcome)))
+            if finish is not None:
+                _send(news, TrialRecorded(number))
+        case FinishTrial(number, state, report):
+            recorder.expect_front(backlog.newest_front)
+            recorder.finish_trial(number, state, report)
+            _send(news, TrialRecorded(number))
+        case MarkInterrupted(numbers):
+            recorder.mark_interrupted(numbers)
+        case RepairTrials(trials):
+            for number, run_id in recorder.repair(trials).items():
+                _send(news, RunMade(number, run_id))
+        case PublishFront(snapshot):
+            recorder.update_front(snapshot, superseded=backlog.newest_front is not None)
+        case CloseStudy(status):
+            recorder.close(status)
+        case _:
+            assert_never(job)
+
+
+def _tell_errors(news: Connection, recorder: MlflowRecorder, reported: int) -> int:
+    for line in recorder.errors[reported:]:
+        _send(news, TrackingFailed(line))
+    return len(recorder.errors)
+
+
+def _send(news: Connection, message: News) -> None:
+    try:
+        news.send(message)
+    except (BrokenPipeError, OSError):
+        pass  # the driver is gone: keep recording what it sent
+
+
+def main(argv: list[str]) -> None:
+    """The process's entry point: ``JOBS_FD NEWS_FD TRACKING_URI``."""
+    jobs_fd, news_fd, uri = int(argv[0]), int(argv[1]), argv[2]
+    # MLflow prints "View run ... at: URL" for every run it ends on a tracking server: not
+    # for the user's terminal, which shows the study's progress. Errors go back as news.
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the life of the process)
+    serve(Connection(jobs_fd, writable=False), Connection(news_fd, readable=False), uri)
+    # Every MLflow call was synchronous, so all is committed: skip the interpreter's
+    # teardown, which the driver's close() would wait for (MLflow's exit hooks alone take
+    # over a second).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -1,0 +1,87 @@
+"""What the driver's `MlflowTracker` and the logging process send each other, typed.
+
+Jobs go down one pipe in call order; news comes back up another. Both ends dispatch with
+``match`` over these unions, so mypy checks that each side handles every message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from paretotune.execution import TrialReport
+from paretotune.tracking._base import FinishedTrial, FrontSnapshot, StudyRef
+
+
+@dataclass(frozen=True)
+class OpenStudy:
+    study: StudyRef
+
+
+@dataclass(frozen=True)
+class StartTrial:
+    number: int
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FinishTrial:
+    number: int
+    state: str
+    report: TrialReport
+
+
+@dataclass(frozen=True)
+class MarkInterrupted:
+    numbers: list[int]
+
+
+@dataclass(frozen=True)
+class RepairTrials:
+    trials: list[FinishedTrial]
+
+
+@dataclass(frozen=True)
+class PublishFront:
+    snapshot: FrontSnapshot
+
+
+@dataclass(frozen=True)
+class CloseStudy:
+    status: str
+
+
+Job = (
+    OpenStudy
+    | StartTrial
+    | FinishTrial
+    | MarkInterrupted
+    | RepairTrials
+    | PublishFront
+    | CloseStudy
+)
+
+
+@dataclass(frozen=True)
+class StudyOpened:
+    experiment_id: str | None
+    parent_run_id: str | None
+
+
+@dataclass(frozen=True)
+class RunMade:
+    number: int
+    run_id: str | None  # None: MLflow could not make the run
+
+
+@dataclass(frozen=True)
+class TrialRecorded:
+    number: int
+
+
+@dataclass(frozen=True)
+class TrackingFailed:
+    line: str
+
+
+News = StudyOpened | RunMade | TrialRecorded | TrackingFailed

@@ -1,0 +1,198 @@
+"""`MlflowRecorder`: the MLflow calls of a study, made synchronously in the logging
+process (`paretotune.tracking.mlflow.process`), so a slow tracking store never stalls
+the dispatch of trials and MLflow's CPU work runs beside the driver's.
+
+One parent run per study, one nested child run per trial. The trial -> run mapping:
+every child run carries the tags ``paretotune.study`` and ``paretotune.trial_number``,
+and the driver also stores the run id as the trial's ``mlflow_run_id`` user attribute
+when it arrives before the trial ends.
+
+Models: every child run gets its raw predictor (``model/model.pt``, plus a few raw input
+rows) and the tag ``paretotune.model_uri``; when the final front is published, each
+Pareto-optimal trial is also logged as an MLflow PyTorch model (see `models`).
+
+The work is split by job: `runs` (trial runs), `front` (front publishing), `guard`
+(failures and the circuit breaker), `sqlite` (a local store's files).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from paretotune.execution import TrialReport
+from paretotune.tracking._base import FinishedTrial, FrontSnapshot, StudyRef
+from paretotune.tracking.mlflow import sqlite
+from paretotune.tracking.mlflow.front import FrontPublisher, ParetoTags
+from paretotune.tracking.mlflow.guard import Guard
+from paretotune.tracking.mlflow.runs import StudyRecord, TrialRuns
+from paretotune.tracking.mlflow.schema import ROLE_TAG, SPEC_ARTIFACT, STUDY_TAG, STUDY_UID_TAG
+
+
+class MlflowRecorder:
+    """Does the MLflow work of a study, synchronously, in the logging process.
+
+    Trials are named by their Optuna number; the recorder keeps the number -> run id map.
+    For a local ``sqlite:///path.db`` URI, artifacts go to ``mlartifacts/`` beside the
+    database file, so the whole study lives in one folder. MLflow trouble never raises:
+    each failure after set-up becomes one line in ``errors``.
+    """
+
+    def __init__(self, tracking_uri: str):
+        from mlflow import MlflowClient
+
+        # "Creating initial MLflow database tables..." is not news on the user's terminal
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+        self.tracking_uri = tracking_uri
+        with sqlite.schema_lock(tracking_uri):  # one process at a time creates the tables
+            sqlite.prefer_wal(tracking_uri)
+            self._client = MlflowClient(tracking_uri=tracking_uri)
+        self.study = StudyRecord()
+        self._guard = Guard()
+        self._pareto = ParetoTags()
+        self._runs = TrialRuns(self._client, self.study, self._pareto)
+        self._front = FrontPublisher(self._client, self.study, self._pareto, self._guard)
+        self._warm = {"plots": False, "models": False}
+
+    @property
+    def errors(self) -> list[str]:
+        return self._guard.errors
+
+    @property
+    def experiment_id(self) -> str:
+        return self.study.experiment_id
+
+    @property
+    def parent_run_id(self) -> str | None:
+        return self.study.parent_run_id
+
+    @property
+    def has_trials(self) -> bool:
+        """Whether a trial's run was made by this recorder."""
+        return bool(self.study.run_ids)
+
+    # -- study -----------------------------------------------------------------------
+    def open_study(self, study: StudyRef) -> None:
+        self.study.name = study.name
+        self._guard.call(self._open_study, study.name, study.spec, study.parent_run_id, study.uid)
+        # Without the study's record (an unreachable server, say) every later call would
+        # fail too, each after MLflow's own retries: skip them and say so once, at close.
+        if self.study.parent_run_id is None:
+            self._guard.give_up("the study's record could not be opened")
+
+    def _open_study(
+        self, name: str, spec: dict[str, Any], parent_run_id: str | None, study_uid: str | None
+    ) -> None:
+        experiment = self._client.get_experiment_by_name(name)
+        if experiment is None:
+            self.study.experiment_id = self._client.create_experiment(
+                name, artifact_location=sqlite.artifact_location(self.tracking_uri, name)
+            )
+        else:
+            self.study.experiment_id = experiment.experiment_id
+        if parent_run_id and not self._run_exists(parent_run_id):
+            parent_run_id = None
+        if parent_run_id is None and study_uid:
+            parent_run_id = self._parent_tagged(study_uid)  # the driver died before storing it
+        if parent_run_id:
+            self._client.update_run(parent_run_id, status="RUNNING")
+            self.study.parent_run_id = parent_run_id
+            return
+        tags = {STUDY_TAG: name, ROLE_TAG: "study"}
+        if study_uid:
+            tags[STUDY_UID_TAG] = study_uid
+        run = self._client.create_run(self.study.experiment_id, run_name=name, tags=tags)
+        self.study.parent_run_id = run.info.run_id
+        self._client.log_dict(run.info.run_id, spec, SPEC_ARTIFACT)
+
+    def _parent_tagged(self, study_uid: str) -> str | None:
+        runs = self._client.search_runs(
+            [self.study.experiment_id], filter_string=f"tags.`{STUDY_UID_TAG}` = '{study_uid}'"
+        )
+        return runs[0].info.run_id if runs else None
+
+    def _run_exists(self, run_id: str) -> bool:
+        try:
+            self._client.get_run(run_id)
+        except Exception:
+            return False
+        return True
+
+    # -- trials ----------------------------------------------------------------------
+    def start_trial(
+        self, number: int, params: dict[str, Any], outcome: tuple[str, TrialReport] | None = None
+    ) -> str | None:
+        """Create the trial's nested run and log its params; with ``outcome`` (the trial
+        already finished) record the result in the same calls. Returns the run id."""
+        run_id = self._guard.call(self._runs.create, number, params)
+        if run_id is None:
+            return None
+        if outcome is None:
+            self._guard.call(self._runs.log_params, run_id, params)
+        else:
+            state, report = outcome
+            self._guard.call(self._runs.record_outcome, number, run_id, state, report, params)
+        return run_id
+
+    def finish_trial(self, number: int, state: str, report: TrialReport) -> None:
+        run_id = self.study.run_ids.get(number)
+        if run_id is not None:
+            self._guard.call(self._runs.record_outcome, number, run_id, state, report)
+
+    def mark_interrupted(self, numbers: Sequence[int]) -> None:
+        if numbers:
+            self._guard.call(self._runs.mark_interrupted, list(numbers))
+
+    def repair(self, finished: Sequence[FinishedTrial]) -> dict[int, str]:
+        """Record the ``finished`` trials whose runs are missing or still RUNNING (a driver
+        killed outright loses the jobs it had not handed over yet). Returns the runs it
+        made."""
+        made: dict[int, str] = {}
+        if finished:
+            self._guard.call(self._runs.repair, list(finished), made)
+        return made
+
+    # -- the front -------------------------------------------------------------------
+    def expect_front(self, snapshot: FrontSnapshot | None) -> None:
+        """Say which front snapshot waits to be published after the trials recorded next,
+        so their Pareto tags go with their results instead of in one call each later."""
+        self._pareto.expect(snapshot)
+
+    def update_front(self, snapshot: FrontSnapshot, *, superseded: bool = False) -> None:
+        rows = [
+            row | {"run_id": row.get("run_id") or self.study.run_ids.get(row["number"])}
+            for row in snapshot.rows
+        ]
+        self._guard.call(self._front.publish, replace(snapshot, rows=rows), superseded)
+
+    # -- idle time and the end -----------------------------------------------------------
+    def warm_up(self) -> None:
+        """Import what publishing the final front needs, while there is nothing else to
+        do: the plotting libraries, and torch once trials have sent models (the Pareto
+        trials' models are logged as MLflow models at the end). Cheap once done."""
+        self._guard.call(self._warm_up)
+
+    def _warm_up(self) -> None:
+        if not self._warm["plots"]:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot  # noqa: F401
+            import plotly.graph_objects  # noqa: F401
+
+            self._warm["plots"] = True
+        elif self.study.raw_models and not self._warm["models"]:
+            import mlflow.pytorch  # noqa: F401
+
+            # unpickling a built-in predictor needs it
+            import paretotune.objectives._models  # noqa: F401
+
+            self._warm["models"] = True
+
+    def close(self, status: str = "FINISHED") -> None:
+        if self.study.parent_run_id is not None:
+            self._guard.call(self._client.set_terminated, self.study.parent_run_id, status)
+        self._guard.close()
+        sqlite.fold_wal(self.tracking_uri)

@@ -1,0 +1,201 @@
+"""The trial runs of one study: made, filled with a trial's outcome, closed as
+interrupted, and made again from Optuna by `repair`."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from paretotune.execution import TrialReport
+from paretotune.tracking._base import FinishedTrial
+from paretotune.tracking.mlflow.schema import (
+    DESCRIPTIVE_PARAMS,
+    ERROR_TAG,
+    EXAMPLE_FILE,
+    MAX_TAG_CHARS,
+    MODEL_DIR,
+    MODEL_URI_TAG,
+    PARENT_RUN_TAG,
+    RAW_MODEL_FILE,
+    RECOVERED_TAG,
+    RUN_STATUS,
+    STATE_TAG,
+    STUDY_TAG,
+    TRIAL_TAG,
+    raw_model_uri,
+)
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from paretotune.tracking.mlflow.front import ParetoTags
+
+MLFLOW_BATCH = 1000  # metrics per log_batch (MLflow's limit)
+
+
+@dataclass
+class StudyRecord:
+    """The study's MLflow ids and its trials' runs, as the logging process knows them."""
+
+    name: str = ""
+    experiment_id: str = ""
+    parent_run_id: str | None = None
+    run_ids: dict[int, str] = field(default_factory=dict)  # trial number -> run id
+    raw_models: set[str] = field(default_factory=set)  # runs given a raw model here
+
+
+class TrialRuns:
+    """Writes the trial runs of ``study``; calls raise, the recorder guards them."""
+
+    def __init__(self, client: MlflowClient, study: StudyRecord, pareto: ParetoTags):
+        self._client = client
+        self._study = study
+        self._pareto = pareto
+
+    def create(self, number: int, params: dict[str, Any]) -> str:
+        """A nested run for trial ``number``, tagged with the study, trial and choices."""
+        tags = {STUDY_TAG: self._study.name, TRIAL_TAG: str(number), STATE_TAG: "RUNNING"}
+        if self._study.parent_run_id:
+            tags[PARENT_RUN_TAG] = self._study.parent_run_id
+        tags |= {key: str(params[key]) for key in DESCRIPTIVE_PARAMS if key in params}
+        run = self._client.create_run(
+            self._study.experiment_id, run_name=f"trial-{number:04d}", tags=tags
+        )
+        self._study.run_ids[number] = run.info.run_id
+        return run.info.run_id
+
+    def log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        self._client.log_batch(run_id, params=param_list(params))
+
+    def record_outcome(
+        self,
+        number: int,
+        run_id: str,
+        state: str,
+        report: TrialReport,
+        params: dict[str, Any] | None = None,
+        extra_tags: Sequence[Any] = (),
+    ) -> None:
+        """Metrics, curves, tags, artifacts, then the run's end; the end even when some of
+        the rest fails (the run is FAILED then, and the failure is raised)."""
+        try:
+            self._log_outcome(number, run_id, state, report, params, extra_tags)
+        except Exception:
+            self._client.set_terminated(run_id, "FAILED")
+            raise
+        self._client.set_terminated(run_id, RUN_STATUS.get(state, "FAILED"))
+
+    def _log_outcome(
+        self,
+        number: int,
+        run_id: str,
+        state: str,
+        report: TrialReport,
+        params: dict[str, Any] | None,
+        extra_tags: Sequence[Any],
+    ) -> None:
+        from mlflow.entities import Metric, RunTag
+
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, v, now, 0) for k, v in report.metrics.items() if _finite(v)]
+        for epoch, entry in enumerate(report.history):
+            metrics += [Metric(k, v, now, epoch) for k, v in entry.items() if _finite(v)]
+        tags = [RunTag(STATE_TAG, state), *extra_tags]
+        rank = self._pareto.known_rank(number)  # a front is queued: tag now, not later
+        pareto = [] if rank is None else self._pareto.tags(rank)
+        if report.error:
+            tags.append(RunTag(ERROR_TAG, report.error[:MAX_TAG_CHARS]))
+        for name, value in report.artifacts.items():
+            self._client.log_dict(run_id, {name: value}, f"{name}.json")
+        if report.model_bytes is not None:
+            self._log_raw_model(run_id, report)
+            self._study.raw_models.add(run_id)
+            tags.append(RunTag(MODEL_URI_TAG, raw_model_uri(run_id)))
+        # One transaction for params, tags and up to 1000 metrics (MLflow's batch limit).
+        self._client.log_batch(
+            run_id,
+            metrics=metrics[:MLFLOW_BATCH],
+            params=param_list(params or {}),
+            tags=tags + pareto,
+        )
+        if rank is not None:
+            self._pareto.logged(run_id, rank)
+        for start in range(MLFLOW_BATCH, len(metrics), MLFLOW_BATCH):
+            self._client.log_batch(run_id, metrics=metrics[start : start + MLFLOW_BATCH])
+
+    def _log_raw_model(self, run_id: str, report: TrialReport) -> None:
+        """``model/model.pt`` (the pickled predictor) and ``model/input_example.npy``."""
+        import numpy as np
+
+        with tempfile.TemporaryDirectory() as folder:
+            assert report.model_bytes is not None  # checked by the caller
+            (Path(folder) / RAW_MODEL_FILE).write_bytes(report.model_bytes)
+            if report.input_example is not None:
+                np.save(Path(folder) / EXAMPLE_FILE, np.asarray(report.input_example))
+            self._client.log_artifacts(run_id, folder, MODEL_DIR)
+
+    def mark_interrupted(self, numbers: list[int]) -> None:
+        """End the study's runs of ``numbers`` still RUNNING as KILLED, state INTERRUPTED."""
+        wanted = {str(n) for n in numbers}
+        running = self._client.search_runs(
+            [self._study.experiment_id],
+            filter_string=f"tags.`{PARENT_RUN_TAG}` = '{self._study.parent_run_id}' "
+            "AND attributes.status = 'RUNNING'",
+            max_results=10_000,
+        )
+        for run in running:
+            if run.data.tags.get(TRIAL_TAG) in wanted:
+                self._client.set_tag(run.info.run_id, STATE_TAG, "INTERRUPTED")
+                self._client.set_terminated(run.info.run_id, "KILLED")
+
+    def repair(self, finished: list[FinishedTrial], made: dict[int, str]) -> None:
+        """Record the ``finished`` trials whose runs are missing or still RUNNING: params,
+        final metrics and state from Optuna, tagged ``paretotune.recovered``; the runs
+        made go into ``made``."""
+        from mlflow.entities import RunTag
+
+        runs = self.trial_runs()
+        for trial in finished:
+            run = runs.get(trial.number)
+            if run is not None and run.info.status != "RUNNING":
+                continue
+            if run is None:
+                run_id = made[trial.number] = self.create(trial.number, trial.params)
+            else:
+                run_id = self._study.run_ids[trial.number] = run.info.run_id
+            # params again on a run left open too: its own params call may have failed
+            report = TrialReport(trial.number, metrics=dict(trial.metrics), error=trial.error)
+            recovered = [RunTag(RECOVERED_TAG, "true")]
+            self.record_outcome(trial.number, run_id, trial.state, report, trial.params, recovered)
+
+    def trial_runs(self) -> dict[int, Any]:
+        """The study's trial runs (children of its parent run), by trial number."""
+        found: dict[int, Any] = {}
+        token = None
+        while True:
+            page = self._client.search_runs(
+                [self._study.experiment_id],
+                filter_string=f"tags.`{PARENT_RUN_TAG}` = '{self._study.parent_run_id}'",
+                max_results=1000,
+                page_token=token,
+            )
+            for run in page:
+                number = run.data.tags.get(TRIAL_TAG)
+                if number is not None:
+                    found[int(number)] = run
+            token = page.token
+            if not token:
+                return found
+
+
+def param_list(params: dict[str, Any]) -> list[Any]:
+    from mlflow.entities import Param
+
+    return [Param(key, str(value)) for key, value in params.items()]
+
+
+def _finite(value: float) -> bool:
+    return value == value and value not in (float("inf"), float("-inf"))

@@ -1,0 +1,36 @@
+"""Every name paretotune writes into MLflow, in one place: run tags, artifact paths and
+run states. Readers (the `Client`, the MLflow UI filters in the README) use these."""
+
+from __future__ import annotations
+
+# tags of every run of a study
+STUDY_TAG = "paretotune.study"
+ROLE_TAG = "paretotune.role"  # "study" on the parent run
+STUDY_UID_TAG = "paretotune.study_uid"  # on the parent run: the Optuna study's uid attr
+# tags of a trial's run
+TRIAL_TAG = "paretotune.trial_number"
+STATE_TAG = "paretotune.state"  # the Optuna state: COMPLETE, FAIL, PRUNED, INTERRUPTED
+ERROR_TAG = "paretotune.error"
+RECOVERED_TAG = "paretotune.recovered"  # recorded again from Optuna by `repair`
+MODEL_URI_TAG = "paretotune.model_uri"
+PARETO_TAG = "pareto"  # "true" / "false"
+PARETO_RANK_TAG = "pareto_rank"
+PARENT_RUN_TAG = "mlflow.parentRunId"  # MLflow's own nesting tag
+DESCRIPTIVE_PARAMS = ("architecture", "optimizer", "compression")  # also set as tags
+MAX_TAG_CHARS = 5000
+
+# the MLflow run status of each Optuna trial state
+RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
+
+# artifacts
+MODEL_DIR = "model"  # artifact folder of the raw model on every child run
+RAW_MODEL_FILE = "model.pt"
+EXAMPLE_FILE = "input_example.npy"
+LOGGED_MODEL_NAME = "model"
+FRONT_DIR = "pareto"  # on the parent run: pareto_front.{csv,json,html,png}
+SPEC_ARTIFACT = "spec.json"
+
+
+def raw_model_uri(run_id: str) -> str:
+    """Where the raw pickled predictor of a run is."""
+    return f"runs:/{run_id}/{MODEL_DIR}/{RAW_MODEL_FILE}"

@@ -1,0 +1,229 @@
+"""The driver's policies on a simulated clock: budget, timeout, failures, resume, re-queue
+after an interruption, and the wait for run ids. No Ray, no MLflow; milliseconds each."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+from paretotune import run_study
+from paretotune._driver import RUN_ID_WAIT_S
+from paretotune.execution import TrialTask
+from paretotune.study import open_storage
+from paretotune.study._attrs import (
+    FAIL_REASON_ATTR,
+    RUN_ID_ATTR,
+    interrupted_numbers,
+    study_objectives,
+)
+from paretotune.testing import Outcome, RecordingTracker, ScriptedExecutor, SimulatedClock
+
+SPEC = {
+    "name": "policies",
+    "objectives": {"accuracy": "maximize", "train_time_s": "minimize"},
+    "space": {
+        "architecture": "mlp",
+        "mlp": {"depth": [1, 2, 3], "width": [16, 32, 64]},
+        "optimizer": ["adam", "sgd"],
+        "compression": ["none"],
+    },
+    "budget": {"trials": 6},
+    "resources": {"workers": 2},
+    "sampler": {"name": "random"},
+}
+
+
+def _unused(params):  # marks the study as custom-objective; the executor runs the script
+    raise AssertionError("the scripted executor runs trials, not this")
+
+
+def _seconds(task: TrialTask) -> Outcome:
+    """A trial of 10 simulated seconds whose metrics follow its params."""
+    width = task.params["mlp.width"]
+    return Outcome(seconds=10.0, metrics={"accuracy": width / 64, "train_time_s": width / 8})
+
+
+def _run(tmp_path: Path, script=_seconds, *, clock=None, tracker=None, capacity=2, **kw):
+    clock = clock or SimulatedClock()
+    executor = ScriptedExecutor(script, clock, capacity=capacity, **kw.pop("executor", {}))
+    tracker = tracker or RecordingTracker(clock)
+    result = run_study(
+        SPEC,
+        _unused,
+        storage=str(tmp_path / "study.journal"),
+        executor=executor,
+        tracker=tracker,
+        clock=clock,
+        progress=False,
+        **kw,
+    )
+    return result, executor, tracker, clock
+
+
+def _study(tmp_path: Path, name: str = "policies") -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=open_storage(str(tmp_path / "study.journal")))
+
+
+def test_the_budget_is_met_with_workers_kept_busy(tmp_path: Path):
+    result, executor, tracker, clock = _run(tmp_path)
+    assert result.n_complete == 6 and result.trials_run == 6
+    assert len(executor.submitted) == 6 and executor.shut_down is False  # not ours to stop
+    assert clock.now() == pytest.approx(30.0)  # 6 trials of 10 s on 2 workers
+    assert result.wall_time_s == pytest.approx(30.0)
+    assert sorted(tracker.finished) == list(range(6))
+    assert set(tracker.finished.values()) == {"COMPLETE"}
+    assert tracker.calls[0] == "open_study" and tracker.calls[-1] == "close"
+    assert tracker.closed_with == "FINISHED" and tracker.fronts[-1].final
+
+
+def test_objectives_are_optunas_metric_names(tmp_path: Path):
+    _run(tmp_path)
+    study = _study(tmp_path)
+    assert study.metric_names == ["accuracy", "train_time_s"]
+    assert study_objectives(study) == SPEC["objectives"]
+
+
+def test_a_timeout_stops_asking_and_lets_running_trials_finish(tmp_path: Path):
+    result, executor, _, clock = _run(tmp_path, capacity=1, timeout_s=25)
+    # asked at 0, 10 and 20 s; at 30 s the deadline has passed
+    assert len(executor.submitted) == 3 and result.n_complete == 3
+    assert clock.now() == pytest.approx(30.0)
+
+
+def test_failures_are_recorded_with_their_reason_and_count_toward_the_budget(tmp_path: Path):
+    def script(task: TrialTask) -> Outcome:
+        if task.params["optimizer"] == "sgd":
+            raise RuntimeError("sgd is cursed")
+        if task.params["mlp.depth"] == 3:
+            return Outcome(metrics={"accuracy": 0.5})  # train_time_s missing
+        return _seconds(task)
+
+    result, _, tracker, _ = _run(tmp_path, script)
+    study = _study(tmp_path)
+    failed = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert result.n_failed == len(failed) > 0
+    assert result.n_complete + result.n_failed == 6
+    for trial in failed:
+        reason = trial.user_attrs[FAIL_REASON_ATTR]
+        assert "sgd is cursed" in reason or "returned no train_time_s" in reason
+        assert tracker.finished[trial.number] == "FAIL"
+
+
+def test_a_resume_counts_finished_trials_and_repairs_their_records(tmp_path: Path):
+    _run(tmp_path, trials=3)
+    result, executor, tracker, _ = _run(tmp_path, trials=5)
+    assert result.trials_run == 2 and result.n_complete == 5
+    assert [t.number for t in executor.submitted] == [3, 4]
+    assert sorted(t.number for t in tracker.repaired) == [0, 1, 2]
+    again, executor, _, _ = _run(tmp_path, trials=5)
+    assert again.trials_run == 0 and executor.submitted == []
+
+
+def test_trials_a_dead_driver_left_running_are_closed_and_run_again(tmp_path: Path):
+    _run(tmp_path, trials=2)
+    study = _study(tmp_path)
+    orphan = study.ask()  # a driver killed while this trial ran
+    orphan.suggest_categorical("architecture", ["mlp"])
+    orphan_params = dict(orphan.params)
+    result, executor, tracker, _ = _run(tmp_path, trials=4)
+    study = _study(tmp_path)
+    assert study.trials[orphan.number].state == TrialState.FAIL
+    assert interrupted_numbers(study) == {orphan.number}
+    assert tracker.interrupted == [orphan.number]
+    assert result.n_complete == 4 and result.n_failed == 0  # not counted toward the budget
+    retried = executor.submitted[0]
+    assert retried.number > orphan.number
+    assert {k: retried.params[k] for k in orphan_params} == orphan_params
+
+
+def test_an_interruption_keeps_finished_trials_and_queues_running_ones(tmp_path: Path):
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path, executor={"interrupt_after": 2})
+    study = _study(tmp_path)
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    interrupted = interrupted_numbers(study)
+    assert len(complete) == 2 and len(interrupted) == 2
+    assert all(study.trials[n].state == TrialState.FAIL for n in interrupted)
+    requeued = [t for t in study.trials if t.state == TrialState.WAITING]
+    assert len(requeued) == 2
+    result, _, _, _ = _run(tmp_path)
+    assert result.n_complete == 6 and result.n_failed == 0
+    rerun = [t.params for t in _study(tmp_path).trials if t.state == TrialState.COMPLETE]
+    assert all(study.trials[n].params in rerun for n in interrupted)
+
+
+def test_an_interruption_closes_the_tracker_as_killed(tmp_path: Path):
+    clock = SimulatedClock()
+    tracker = RecordingTracker(clock)
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path, clock=clock, tracker=tracker, executor={"interrupt_after": 1})
+    assert tracker.closed_with == "KILLED"
+    assert sorted(tracker.interrupted) == sorted(set(tracker.started) - set(tracker.finished))
+
+
+def test_a_trial_is_told_once_its_run_id_is_stored(tmp_path: Path):
+    clock = SimulatedClock()
+    tracker = RecordingTracker(clock, run_id_delay_s=15.0)  # slower than the trials
+    result, _, _, _ = _run(tmp_path, clock=clock, tracker=tracker)
+    study = _study(tmp_path)
+    assert all(t.user_attrs[RUN_ID_ATTR] == f"run-{t.number}" for t in study.trials)
+    assert result.n_complete == 6
+    assert clock.now() == pytest.approx(30.0 + 5.0, abs=0.5)  # the last run id, 15 s in
+
+
+def test_a_tracker_that_never_answers_delays_telling_by_the_bound_only(tmp_path: Path):
+    clock = SimulatedClock()
+    tracker = RecordingTracker(clock, run_id_delay_s=math.inf)
+    result, _, _, _ = _run(tmp_path, clock=clock, tracker=tracker, trials=2)
+    assert result.n_complete == 2
+    assert RUN_ID_WAIT_S <= clock.now() - 10.0 <= RUN_ID_WAIT_S + 1.0
+    assert all(RUN_ID_ATTR not in t.user_attrs for t in _study(tmp_path).trials)
+
+
+def test_a_tracker_without_runs_is_never_waited_for(tmp_path: Path):
+    clock = SimulatedClock()
+    tracker = RecordingTracker(clock, keeps_runs=False)
+    _run(tmp_path, clock=clock, tracker=tracker)
+    assert clock.now() == pytest.approx(30.0)
+
+
+def test_tracking_errors_come_back_through_one_channel(tmp_path: Path):
+    clock = SimulatedClock()
+    tracker = RecordingTracker(clock, errors=["MLflow: disk full"])
+    result, _, _, _ = _run(tmp_path, clock=clock, tracker=tracker)
+    assert result.tracking_errors == ["MLflow: disk full"]
+
+
+def test_per_epoch_values_are_kept_in_optuna(tmp_path: Path):
+    def script(task: TrialTask) -> Outcome:
+        outcome = _seconds(task)
+        outcome.history = [{"epoch": e, "val_accuracy": 0.1 * e} for e in (1, 2, 3)]
+        return outcome
+
+    _run(tmp_path, script, trials=2)
+    trial = _study(tmp_path).trials[0]
+    assert trial.user_attrs["curve.val_accuracy"] == pytest.approx([0.1, 0.2, 0.3])
+
+
+def test_a_single_objective_study_reports_intermediate_values(tmp_path: Path):
+    def script(task: TrialTask) -> Outcome:
+        return Outcome(
+            metrics={"accuracy": 0.3}, history=[{"val_accuracy": 0.1 * e} for e in (1, 2, 3)]
+        )
+
+    clock = SimulatedClock()
+    run_study(
+        {**SPEC, "name": "single", "objectives": {"accuracy": "maximize"}},
+        _unused,
+        storage=str(tmp_path / "study.journal"),
+        executor=ScriptedExecutor(script, clock),
+        tracker=RecordingTracker(clock),
+        clock=clock,
+        progress=False,
+        trials=1,
+    )
+    trial = _study(tmp_path, "single").trials[0]
+    assert trial.intermediate_values == pytest.approx({0: 0.1, 1: 0.2, 2: 0.3})
