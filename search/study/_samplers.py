@@ -53,11 +53,11 @@ class AutoSampler(BaseSampler):
         self._by_trial: dict[int, BaseSampler] = {}
 
     def _for(self, study: optuna.Study, trial: FrozenTrial) -> BaseSampler:
-        sampler = self._by_trial.get(trial._trial_id)
+        sampler = self._by_trial.get(trial.number)
         if sampler is None:
             count = len(study.get_trials(deepcopy=False))
             sampler = self.small if count <= self.switch_at else self.large
-            self._by_trial[trial._trial_id] = sampler
+            self._by_trial[trial.number] = sampler
         return sampler
 
     def reseed_rng(self) -> None:
@@ -95,4 +95,4 @@ class AutoSampler(BaseSampler):
         state: optuna.trial.TrialState,
         values: Any,
     ) -> None:
-        self._by_trial.pop(trial._trial_id, self.small).after_trial(study, trial, state, values)
+        self._by_trial.pop(trial.number, self.small).after_trial(study, trial, state, values)

@@ -144,3 +144,33 @@ def test_run_starts_its_own_ray_and_leaves_nothing_running(tmp_path: Path):
     assert "Traceback" not in done.stderr
     assert "INFO mlflow" not in done.stderr
     _assert_nothing_left(str(tmp_path))
+
+
+_BUGGY_COMMAND = """
+import sys
+from paretotune.cli import _main
+
+def studies(args):
+    return {}["a bug"]  # a KeyError: a LookupError, but not the user's mistake
+
+_main._COMMANDS["studies"] = studies
+_main.entry()
+"""
+
+
+def test_a_bug_exits_1_with_its_traceback_and_a_user_mistake_exits_2(tmp_path: Path):
+    """Only `ParetotuneError`s are the user's mistakes: a KeyError from a bug is not
+    turned into a one-line 'error:' (as every LookupError once was)."""
+    bug = subprocess.run(
+        [sys.executable, "-c", _BUGGY_COMMAND, "studies"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bug.returncode == 1
+    assert "Traceback" in bug.stderr and "KeyError: 'a bug'" in bug.stderr
+    mistake = _cli("pareto", "nosuch", "--storage", str(tmp_path / "s.journal"), cwd=tmp_path)
+    assert mistake.returncode == 2
+    assert mistake.stderr.startswith("error: study 'nosuch' not found in ")
+    assert len(mistake.stderr.strip().splitlines()) == 1 and "Traceback" not in mistake.stderr

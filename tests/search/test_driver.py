@@ -9,7 +9,7 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
-from paretotune import run_study
+from paretotune import SpecError, run_study
 from paretotune._driver import RUN_ID_WAIT_S
 from paretotune.execution import TrialTask
 from paretotune.study import open_storage
@@ -227,3 +227,29 @@ def test_a_single_objective_study_reports_intermediate_values(tmp_path: Path):
     )
     trial = _study(tmp_path, "single").trials[0]
     assert trial.intermediate_values == pytest.approx({0: 0.1, 1: 0.2, 2: 0.3})
+
+
+def test_an_older_study_gains_optunas_metric_names_on_resume(tmp_path: Path):
+    """Studies made before kept their objectives in a user attribute only."""
+    storage = open_storage(str(tmp_path / "study.journal"))
+    older = optuna.create_study(
+        study_name="policies", storage=storage, directions=["maximize", "minimize"]
+    )
+    older.set_user_attr("objectives", SPEC["objectives"])
+    assert older.metric_names is None
+    result, _, _, _ = _run(tmp_path, trials=2)
+    assert result.n_complete == 2
+    assert _study(tmp_path).metric_names == ["accuracy", "train_time_s"]
+
+
+def test_a_resume_with_other_objectives_is_refused(tmp_path: Path):
+    _run(tmp_path, trials=1)
+    with pytest.raises(SpecError, match="already exists .* with objectives"):
+        run_study(
+            {**SPEC, "objectives": {"accuracy": "maximize"}},
+            _unused,
+            storage=str(tmp_path / "study.journal"),
+            executor=ScriptedExecutor(_seconds, SimulatedClock()),
+            tracker=RecordingTracker(SimulatedClock()),
+            progress=False,
+        )
