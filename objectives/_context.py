@@ -14,7 +14,12 @@ class StopTraining(Exception):  # noqa: N818 - the name is the public contract
     """Raised by an ``on_epoch`` callback to stop a trial early; ``evaluate`` re-raises it.
 
     The caller records such a trial as pruned, never as complete with partial values.
+    ``epoch`` is the last epoch trained.
     """
+
+    def __init__(self, epoch: int = 0):
+        super().__init__(f"stopped after epoch {epoch}")
+        self.epoch = epoch
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,8 @@ class TrialContext:
             0 means no test split (and no ``test_*`` metrics).
         latency_repeats: timed single-sample runs behind ``latency_ms`` (median).
         num_threads: torch threads pinned while a trial trains and is timed.
+        costs_on_epoch: measure the model's latency and size once, at the first epoch, and
+            pass them to ``on_epoch`` with every entry (early stopping ranks by them).
     """
 
     dataset: Mapping[str, Any]
@@ -46,6 +53,7 @@ class TrialContext:
     test_fraction: float = 0.2
     latency_repeats: int = 30
     num_threads: int = 1
+    costs_on_epoch: bool = False
 
     def __post_init__(self) -> None:
         checks = {

@@ -71,7 +71,9 @@ def evaluate(
             :data:`objectives.DEFAULTS`.
         context: the study-wide settings.
         on_epoch: called after every training epoch as ``on_epoch(epoch, entry)`` with the
-            epoch number (from 1) and its history entry; it may raise :class:`StopTraining`.
+            epoch number (from 1) and its history entry (with ``train_time_s`` so far, and
+            with ``context.costs_on_epoch`` the uncompressed model's ``latency_ms`` and
+            ``size_bytes``, measured once); it may raise :class:`StopTraining`.
         keep_model: return the final predictor in ``TrialOutcome.model``.
 
     Metrics (validation ones are the optimisation targets):
@@ -139,13 +141,17 @@ class _Trial:
     def run(self, on_epoch: OnEpoch | None, keep_model: bool) -> TrialOutcome:
         runs = [self._fold_run(i, fold) for i, fold in enumerate(self.splits.folds)]
         history: list[dict[str, float]] = []
+        early_costs: dict[str, float] = {}
         with PeakMemory(self.device) as memory:
             for epoch in range(1, self.context.epochs + 1):
                 entries = [run.trainer.run_epoch() for run in runs]
-                entry = {**_mean(entries), "epoch": float(epoch)}
+                trained_s = sum(run.trainer.train_time_s for run in runs)
+                entry = {**_mean(entries), "epoch": float(epoch), "train_time_s": trained_s}
                 history.append(entry)
                 if on_epoch is not None:
-                    on_epoch(epoch, dict(entry))
+                    if self.context.costs_on_epoch and not early_costs:
+                        early_costs = self._early_costs(runs[-1])
+                    on_epoch(epoch, entry | early_costs)
             before = self._before(runs)
             models = [self._compress(i, run) for i, run in enumerate(runs)]
         self.metrics["peak_mem_mb"] = memory.peak_mb
@@ -156,6 +162,13 @@ class _Trial:
         self.metrics.update(before)
         final = models[-1].cpu().eval() if keep_model else None
         return TrialOutcome(self.metrics, history, final, self.artifacts)
+
+    def _early_costs(self, run: _FoldRun) -> dict[str, float]:
+        """Latency and size of the model as it trains (uncompressed), measured once for the
+        per-epoch callback: they depend on the architecture, not on the epoch."""
+        costs = self._costs(run.trainer.model, run.fold.X_val, sparse=False)
+        run.trainer.model.train()
+        return {k: costs[k] for k in ("latency_ms", "size_bytes")}
 
     def _fold_run(self, index: int, fold: Fold) -> _FoldRun:
         data = TensorFold(

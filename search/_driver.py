@@ -22,22 +22,33 @@ from paretotune._clock import Clock
 from paretotune._progress import StudyProgress
 from paretotune.execution import Executor, TrialReport, TrialTask
 from paretotune.results.pareto import RunningFront
-from paretotune.results.records import HV_BOUND_TRIALS, FrontSummary, rank_trials
-from paretotune.spaces import StudySpec, sample_params
+from paretotune.results.records import (
+    HV_BOUND_TRIALS,
+    Compute,
+    FrontSummary,
+    compute_of,
+    rank_trials,
+)
+from paretotune.spaces import Expression, StudySpec, sample_params
+from paretotune.stopping import EarlyStopping
 from paretotune.study._attrs import (
     CURVE_ATTR_PREFIX,
+    EPOCHS_ATTR,
     EXPERIMENT_ATTR,
     FAIL_REASON_ATTR,
     METRICS_ATTR,
     PARAMS_ATTR,
     PARENT_RUN_ATTR,
     RUN_ID_ATTR,
+    STOPPED_AT_ATTR,
     STUDY_UID_ATTR,
     TRACKING_URI_ATTR,
+    TRIAL_SECONDS_ATTR,
     finished_trials,
     interrupted_numbers,
     was_interrupted,
 )
+from paretotune.study._constraints import is_feasible
 from paretotune.study._open import close_interrupted, running_trials
 from paretotune.tracking import FinishedTrial, FrontSnapshot, StudyRef, Tracker, TrackerNews
 
@@ -66,6 +77,7 @@ class Counts:
     complete: int = 0
     failed: int = 0
     pruned: int = 0
+    feasible: int = 0  # complete trials meeting the spec's constraints
 
     @property
     def finished(self) -> int:
@@ -82,6 +94,9 @@ class Driver:
     tracker: Tracker
     clock: Clock
     show_progress: bool = True
+    stopping: EarlyStopping | None = None
+    constraints: list[Expression] = field(default_factory=list)
+    goal: Expression | None = None  # budget.stop_when
     in_flight: dict[int, _InFlight] = field(default_factory=dict)  # running on a worker
     run_ids: dict[int, str] = field(default_factory=dict)  # run ids the tracker reported
     finished_untold: list[tuple[_InFlight, TrialReport]] = field(default_factory=list)
@@ -89,6 +104,8 @@ class Driver:
     parent_run_id: str | None = None
     experiment_id: str | None = None
     tracking_errors: list[str] = field(default_factory=list)
+    goal_met_by: int | None = None  # the trial that met the goal
+    timed_out: bool = False
 
     def __post_init__(self) -> None:
         self.started = self.clock.now()
@@ -112,6 +129,8 @@ class Driver:
         close_interrupted(self.study, stale)
         self.tracker.mark_interrupted(list(stale))
         self._finished_before = [t.number for t in finished_trials(self.study)]
+        if self.stopping is not None:
+            self.stopping.restore(self.study)
 
     def repair_records(self) -> None:
         """On a resumed study, have the tracker record again the earlier trials whose
@@ -162,6 +181,7 @@ class Driver:
         for trial in self.study.get_trials(deepcopy=False):
             if trial.state == TrialState.COMPLETE:
                 counts.complete += 1
+                counts.feasible += self._feasible(trial.user_attrs, trial.params)
             elif trial.state == TrialState.PRUNED:
                 counts.pruned += 1
             elif trial.state == TrialState.FAIL and not was_interrupted(trial, interrupted):
@@ -181,7 +201,8 @@ class Driver:
             while True:
                 # Refill free workers before the bookkeeping of the trials that just
                 # finished: a worker should not idle while Optuna and MLflow catch up.
-                can_ask = self.clock.now() < deadline
+                self.timed_out = self.clock.now() >= deadline
+                can_ask = not self.timed_out and self.goal_met_by is None
                 while (
                     can_ask
                     and len(self.in_flight) < executor.capacity
@@ -190,8 +211,8 @@ class Driver:
                 ):
                     self._dispatch(executor)
                 for item, report in self._ready_to_tell(executor.capacity):
-                    key = self._finish(item, report)
-                    setattr(counts, key, getattr(counts, key) + 1)
+                    for key in self._finish(item, report):
+                        setattr(counts, key, getattr(counts, key) + 1)
                     self._show(bar, counts)
                 if not self.in_flight:
                     if not self.finished_untold:
@@ -203,6 +224,7 @@ class Driver:
                     item = self.in_flight.pop(report.number)
                     item.finished_at = self.clock.now()
                     self.finished_untold.append((item, report))
+                self._keep_rung_records()
                 if self.clock.now() - self._front_published_at >= FRONT_EVERY_S:
                     self.publish_front(final=False)
 
@@ -212,6 +234,7 @@ class Driver:
             failed=counts.failed,
             pruned=counts.pruned,
             pareto=len(self.front_size),
+            feasible=counts.feasible if self.constraints else None,
         )
 
     def _ready_to_tell(self, capacity: int) -> list[tuple[_InFlight, TrialReport]]:
@@ -241,24 +264,73 @@ class Driver:
         self.in_flight[trial.number] = _InFlight(trial, params)
         executor.submit(TrialTask(trial.number, params))
 
-    def _finish(self, item: _InFlight, report: TrialReport) -> str:
-        """Tell Optuna the outcome and hand it to the tracker; return the `Counts` field."""
-        error = report.error or self._missing_objectives(report.metrics)
-        self._record_curves(item.trial, report.history)
-        if error is None:
+    def _finish(self, item: _InFlight, report: TrialReport) -> list[str]:
+        """Tell Optuna the outcome and hand it to the tracker; return the `Counts` fields
+        it adds to."""
+        trial = item.trial
+        self._keep_rung_records(also=trial)
+        error = report.error or (
+            None if report.stopped_at is not None else self._missing_objectives(report.metrics)
+        )
+        self._record_curves(trial, report.history)
+        trial.set_user_attr(EPOCHS_ATTR, len(report.history) or self.spec.budget.epochs)
+        trial.set_user_attr(TRIAL_SECONDS_ATTR, report.worker_time_s)
+        if error is None and report.stopped_at is not None:  # stopped early: never a value
+            trial.set_user_attr(METRICS_ATTR, report.metrics)
+            trial.set_user_attr(STOPPED_AT_ATTR, report.stopped_at)
+            self.study.tell(trial, state=TrialState.PRUNED)
+            state, keys = "PRUNED", ["pruned"]
+        elif error is None:
             values = [report.metrics[m] for m in self.objectives]
-            item.trial.set_user_attr(METRICS_ATTR, report.metrics)
-            self.study.tell(item.trial, values)
+            trial.set_user_attr(METRICS_ATTR, report.metrics)
+            self.study.tell(trial, values)
             self.front_size.add(values)
-            state, key = "COMPLETE", "complete"
+            state, keys = "COMPLETE", ["complete"]
+            if self._feasible({METRICS_ATTR: report.metrics}, item.params):
+                keys.append("feasible")
+                self._check_goal(trial.number, {**item.params, **report.metrics})
         else:
             report.error = error
-            item.trial.set_user_attr(FAIL_REASON_ATTR, error[:2000])
-            self.study.tell(item.trial, state=TrialState.FAIL)
-            state, key = "FAIL", "failed"
-        self.tracker.finish_trial(item.trial.number, state, report)
+            trial.set_user_attr(FAIL_REASON_ATTR, error[:2000])
+            self.study.tell(trial, state=TrialState.FAIL)
+            state, keys = "FAIL", ["failed"]
+        self.tracker.finish_trial(trial.number, state, report)
         self.finished_here += 1
-        return key
+        return keys
+
+    def _feasible(self, attrs: dict[str, Any], params: dict[str, Any]) -> bool:
+        if not self.constraints:
+            return True
+        metrics = attrs.get(METRICS_ATTR) or {}
+        return is_feasible(self.constraints, {**(attrs.get(PARAMS_ATTR) or params), **metrics})
+
+    def _check_goal(self, number: int, namespace: dict[str, Any]) -> None:
+        """The first feasible trial meeting ``budget.stop_when`` ends the study: nothing is
+        asked after it (running trials finish)."""
+        if self.goal is not None and self.goal_met_by is None and self.goal.holds(namespace):
+            self.goal_met_by = number
+
+    def _keep_rung_records(self, also: optuna.Trial | None = None) -> None:
+        """Keep the new rung records with their trials in the Optuna storage (a resumed
+        study restores them); ``also``: a trial being told, no longer in flight."""
+        if self.stopping is None:
+            return
+        owners = {i.trial.number: i.trial for i in self.in_flight.values()}
+        owners |= {i.trial.number: i.trial for i, _ in self.finished_untold}
+        if also is not None:
+            owners[also.number] = also
+        for record in self.stopping.take_unsaved():
+            owner = owners.get(record.number)
+            if owner is not None:
+                owner.set_user_attr(*EarlyStopping.attr(record))
+
+    def stop_reason(self) -> str:
+        """Why `loop` ended: the goal, the timeout, or the budget."""
+        if self.goal_met_by is not None:
+            return "goal"
+        if self.timed_out and self.counts().finished < self.spec.budget.trials:
+            return "timeout"
+        return "budget"
 
     def _record_curves(self, trial: optuna.Trial, history: list[dict[str, float]]) -> None:
         """Keep the per-epoch values in Optuna: each metric's curve as the trial attribute
@@ -321,8 +393,16 @@ class Driver:
         # Before the normalisation is fixed the hypervolume still moves: don't chart it.
         settled = final or len(front.records) >= HV_BOUND_TRIALS
         hv = front.hypervolume if settled else None
-        self.tracker.update_front(FrontSnapshot(self.objectives, rows, hv, step, final))
+        study_metrics = self.compute().as_metrics()
+        if self.constraints:
+            study_metrics["feasible_trials"] = float(self.counts().feasible)
+        snapshot = FrontSnapshot(self.objectives, rows, hv, step, final, study_metrics)
+        self.tracker.update_front(snapshot)
         return front
+
+    def compute(self) -> Compute:
+        trials = self.study.get_trials(deepcopy=False)
+        return compute_of(trials, self.spec.budget.epochs)
 
     def close_tracker(self, status: str) -> None:
         """Wait for the tracker to record everything; say so when that takes a while."""

@@ -25,13 +25,14 @@ class StudyProgress:
             TextColumn("failed {task.fields[failed]}"),
             TextColumn("pruned {task.fields[pruned]}"),
             TextColumn("Pareto {task.fields[pareto]}"),
+            TextColumn("{task.fields[feasible]}"),
             TimeElapsedColumn(),
             console=self.console,
             disable=not enabled,
             transient=False,
         )
         self._task = self._progress.add_task(
-            name, total=total, completed=done, failed=0, pruned=0, pareto=0
+            name, total=total, completed=done, failed=0, pruned=0, pareto=0, feasible=""
         )
         self.started = time.perf_counter()
 
@@ -42,9 +43,17 @@ class StudyProgress:
     def __exit__(self, *exc: object) -> None:
         self._progress.stop()
 
-    def update(self, *, done: int, failed: int, pruned: int, pareto: int) -> None:
+    def update(
+        self, *, done: int, failed: int, pruned: int, pareto: int, feasible: int | None = None
+    ) -> None:
+        shown = "" if feasible is None else f"feasible {feasible}"
         self._progress.update(
-            self._task, completed=done, failed=failed, pruned=pruned, pareto=pareto
+            self._task,
+            completed=done,
+            failed=failed,
+            pruned=pruned,
+            pareto=pareto,
+            feasible=shown,
         )
 
 

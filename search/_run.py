@@ -10,9 +10,12 @@ from paretotune._clock import Clock, SystemClock
 from paretotune._driver import Driver
 from paretotune._progress import print_front
 from paretotune.execution import Executor, UserObjective
-from paretotune.results.records import FrontSummary, TrialRecord
-from paretotune.spaces import StudySpec, load_spec
+from paretotune.results.records import Compute, FrontSummary, TrialRecord
+from paretotune.spaces import StudySpec, load_spec, parse_expression
+from paretotune.stopping import EarlyStopping
 from paretotune.study import resolve_storage_url, resolve_tracking_uri
+from paretotune.study._attrs import GOAL_TRIAL_ATTR, STOP_REASON_ATTR
+from paretotune.study._constraints import parse_constraints
 from paretotune.study._open import open_study
 from paretotune.study._prepare import apply_overrides, prepare
 from paretotune.tracking import Tracker
@@ -36,6 +39,10 @@ class StudyResult:
     experiment_id: str | None = None
     parent_run_id: str | None = None
     tracking_errors: list[str] = field(default_factory=list)
+    stop_reason: str = "budget"  # budget, timeout, goal (or interrupted: raised instead)
+    goal_met_by: int | None = None  # the trial that met ``budget.stop_when``
+    n_feasible: int = 0  # complete trials meeting the constraints (all, without any)
+    compute: Compute = field(default_factory=Compute)
 
 
 def run_study(
@@ -65,8 +72,9 @@ def run_study(
         progress: show the live progress bar and the closing table.
         clock: the driver's time (default: the system's monotonic clock); tests pass
             `paretotune.testing.SimulatedClock`.
-        overrides: ``trials``, ``epochs``, ``workers``, ``timeout_s``, ``device``, ``name``,
-            ``seed``, ``sampler`` replace the spec's values.
+        overrides: ``trials``, ``epochs``, ``workers``, ``timeout_s``, ``stop_when``,
+            ``device``, ``name``, ``seed``, ``sampler``, ``early_stopping`` (a method)
+            replace the spec's values.
 
     Raises:
         SpecError: the spec or an override is invalid, the dataset does not fit it, or a
@@ -92,8 +100,18 @@ def run_study(
 
         tracker = MlflowTracker(resolve_tracking_uri(tracking_uri))
     own_executor = executor is None
-    driver = Driver(spec, study, objectives, tracker, clock or SystemClock(), progress)
-    status = "FAILED"
+    driver = Driver(
+        spec,
+        study,
+        objectives,
+        tracker,
+        clock or SystemClock(),
+        progress,
+        stopping=_early_stopping(spec, objectives),
+        constraints=parse_constraints(spec.constraints),
+        goal=parse_expression(spec.budget.stop_when) if spec.budget.stop_when else None,
+    )
+    status, reason = "FAILED", "failed"
     try:
         if executor is None:  # actors start in the background while MLflow opens
             from paretotune.execution import RayExecutor
@@ -106,10 +124,14 @@ def run_study(
                 gpus_per_worker=spec.resources.gpus_per_trial,
             )
         driver.open()
+        if driver.stopping is not None:
+            if executor.remote_workers:
+                driver.stopping.share_with_ray()
+            executor.use_epoch_gate(driver.stopping.gate())
         driver.loop(executor)
-        status = "FINISHED"
+        status, reason = "FINISHED", driver.stop_reason()
     except KeyboardInterrupt:
-        status = "KILLED"
+        status, reason = "KILLED", "interrupted"
         raise
     finally:
         try:
@@ -117,10 +139,13 @@ def run_study(
             if own_executor and executor is not None:
                 executor.shutdown()
             driver.repair_records()
+            study.set_user_attr(STOP_REASON_ATTR, reason)
+            if driver.goal_met_by is not None:
+                study.set_user_attr(GOAL_TRIAL_ATTR, driver.goal_met_by)
             front = driver.publish_front(final=True)
         finally:
             driver.close_tracker(status)
-    result = _result(driver, storage_url, front)
+    result = _result(driver, storage_url, front, reason)
     if progress:
         print_front(front, tracking_uri=tracker.location, experiment_id=result.experiment_id)
     return result
@@ -133,7 +158,19 @@ def _start_ray(spec: StudySpec) -> bool:
     return start_ray_in_background(min_cpus=spec.resources.workers * spec.resources.cpus_per_trial)
 
 
-def _result(driver: Driver, storage_url: str, front: FrontSummary) -> StudyResult:
+def _early_stopping(spec: StudySpec, objectives: dict[str, str]) -> EarlyStopping | None:
+    settings = spec.early_stopping
+    if settings.method == "none":
+        return None
+    return EarlyStopping(
+        objectives,
+        epochs=spec.budget.epochs,
+        min_epochs=settings.min_epochs,
+        reduction_factor=settings.reduction_factor,
+    )
+
+
+def _result(driver: Driver, storage_url: str, front: FrontSummary, reason: str) -> StudyResult:
     counts = driver.counts()
     pareto = [
         r if r.mlflow_run_id else replace(r, mlflow_run_id=driver.run_ids.get(r.number))
@@ -154,4 +191,8 @@ def _result(driver: Driver, storage_url: str, front: FrontSummary) -> StudyResul
         experiment_id=driver.experiment_id,
         parent_run_id=driver.parent_run_id,
         tracking_errors=list(driver.tracking_errors),
+        stop_reason=reason,
+        goal_met_by=driver.goal_met_by,
+        n_feasible=counts.feasible,
+        compute=driver.compute(),
     )

@@ -18,12 +18,12 @@ for run ids run in milliseconds, with no Ray and no MLflow process::
 from __future__ import annotations
 
 import math
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from paretotune.execution import Executor, TrialReport, TrialTask
+from paretotune.execution import EpochGate, Executor, TrialReport, TrialTask
+from paretotune.objectives import StopTraining
 from paretotune.tracking import FinishedTrial, FrontSnapshot, StudyRef, Tracker, TrackerNews
 
 
@@ -46,7 +46,9 @@ class SimulatedClock:
 @dataclass
 class Outcome:
     """What a scripted trial does: runs ``seconds`` of simulated time, then reports
-    ``metrics`` and ``history`` or, with ``error`` set, fails."""
+    ``metrics`` or, with ``error`` set, fails. With a ``history`` (one entry per epoch),
+    the seconds are spread evenly over its epochs, and an epoch gate (early stopping) sees
+    each entry when that epoch ends, in simulated-time order across trials."""
 
     seconds: float = 1.0
     metrics: dict[str, float] = field(default_factory=dict)
@@ -57,13 +59,29 @@ class Outcome:
 Script = Callable[[TrialTask], Outcome]
 
 
+@dataclass
+class _Running:
+    started: float
+    outcome: Outcome
+    report: TrialReport
+    epochs_done: int = 0
+
+    def next_event(self) -> float:
+        """When its next epoch ends (or, without a history, when it ends)."""
+        epochs = len(self.outcome.history)
+        if not epochs:
+            return self.started + self.outcome.seconds
+        return self.started + self.outcome.seconds * (self.epochs_done + 1) / epochs
+
+
 class ScriptedExecutor(Executor):
     """Runs each task as ``script(task)`` says, on simulated time.
 
-    ``wait`` moves ``clock`` to the next scripted end within ``timeout`` (or by
-    ``timeout``) and reports what has ended by then. A script that raises fails its
-    trial, as a worker would report it. ``interrupt_after`` raises KeyboardInterrupt
-    from ``wait`` once that many trials were reported (a user's Ctrl-C).
+    ``wait`` plays the running trials' epoch ends in time order up to ``timeout`` from
+    now, moving ``clock`` along, and returns once a trial has ended (with every other that
+    ends at the same moment). A script that raises fails its trial, as a worker would
+    report it. ``interrupt_after`` raises KeyboardInterrupt from ``wait`` once that many
+    trials were reported (a user's Ctrl-C).
     """
 
     def __init__(
@@ -81,7 +99,11 @@ class ScriptedExecutor(Executor):
         self.submitted: list[TrialTask] = []
         self.reported: list[TrialReport] = []
         self.shut_down = False
-        self._running: list[tuple[float, TrialReport]] = []  # (end, report)
+        self.gate: EpochGate | None = None
+        self._running: list[_Running] = []
+
+    def use_epoch_gate(self, gate: EpochGate | None) -> None:
+        self.gate = gate
 
     def submit(self, task: TrialTask) -> None:
         if len(self._running) >= self.capacity:
@@ -92,27 +114,51 @@ class ScriptedExecutor(Executor):
             outcome = self.script(task)
         except Exception as err:
             outcome = Outcome(seconds=0.0, error=f"{type(err).__name__}: {err}")
-            outcome.error = (outcome.error or "") + "\n" + traceback.format_exc(limit=2)
-        report.metrics = dict(outcome.metrics)
-        report.history = [dict(entry) for entry in outcome.history]
-        report.error = outcome.error
-        report.worker_time_s = outcome.seconds
-        self._running.append((self.clock.now() + outcome.seconds, report))
+        self._running.append(_Running(self.clock.now(), outcome, report))
 
     def wait(self, timeout: float) -> list[TrialReport]:
         if self.interrupt_after is not None and len(self.reported) >= self.interrupt_after:
             raise KeyboardInterrupt
         if not self._running:
             return []
-        first_end = min(end for end, _ in self._running)
-        if first_end > self.clock.now() + timeout:
-            self.clock.advance(timeout)
-            return []
-        self.clock.advance_to(first_end)
-        done = [report for end, report in self._running if end <= self.clock.now()]
-        self._running = [(end, r) for end, r in self._running if end > self.clock.now()]
+        horizon = self.clock.now() + timeout
+        done: list[TrialReport] = []
+        while self._running:
+            running = min(self._running, key=lambda r: (r.next_event(), r.report.number))
+            moment = running.next_event()
+            if moment > horizon or (done and moment > self.clock.now()):
+                break
+            self.clock.advance_to(moment)
+            if self._play_epoch(running):
+                self._running.remove(running)
+                done.append(running.report)
+        if not done:
+            self.clock.advance_to(horizon)
         self.reported += done
         return done
+
+    def _play_epoch(self, running: _Running) -> bool:
+        """End ``running``'s next epoch (or the whole trial); True when it has ended."""
+        outcome, report = running.outcome, running.report
+        history = outcome.history
+        if history:
+            entry = history[running.epochs_done]
+            running.epochs_done += 1
+            report.history.append(dict(entry))
+            if self.gate is not None and outcome.error is None:
+                try:
+                    self.gate(report.number, running.epochs_done, entry)
+                except StopTraining as stop:
+                    report.stopped_at = stop.epoch
+                    report.metrics = {k: v for k, v in entry.items() if k != "epoch"}
+                    report.worker_time_s = self.clock.now() - running.started
+                    return True
+            if running.epochs_done < len(history):
+                return False
+        report.metrics = dict(outcome.metrics)
+        report.error = outcome.error
+        report.worker_time_s = self.clock.now() - running.started
+        return True
 
     def shutdown(self) -> None:
         self.shut_down = True

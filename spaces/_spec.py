@@ -75,11 +75,34 @@ class DatasetSpec(_Strict):
 
 
 class BudgetSpec(_Strict):
-    """How much to spend: trials in total (finished ones count on resume), epochs per trial."""
+    """How much to spend: trials in total (finished ones count on resume), epochs per trial,
+    a time limit, and a goal (``stop_when``) that ends the study once a feasible trial
+    meets it, e.g. ``"accuracy >= 0.98 and latency_ms <= 0.05"``."""
 
     trials: int = Field(30, ge=1)
     epochs: int = Field(15, ge=1, le=10_000)
     timeout_s: float | None = Field(None, gt=0)
+    stop_when: str | None = None
+
+    @field_validator("stop_when")
+    @classmethod
+    def _check_goal(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse_expression(value)
+            except ExpressionError as err:
+                raise ValueError(str(err)) from None
+        return value
+
+
+class EarlyStoppingSpec(_Strict):
+    """Stopping trials early: ``mo_asha`` (asynchronous successive halving, ranked by
+    non-dominated sorting) or ``none``. Rungs sit at ``min_epochs * reduction_factor**k``
+    epochs below ``budget.epochs``; the top ``1/reduction_factor`` of a rung goes on."""
+
+    method: Literal["none", "mo_asha"] = "none"
+    min_epochs: int = Field(1, ge=1)
+    reduction_factor: int = Field(3, ge=2, le=100)
 
 
 class ResourcesSpec(_Strict):
@@ -205,8 +228,9 @@ class StudySpec(_Strict):
     """A whole study, as written in YAML. Every part but `name` has a documented default.
 
     ``constraints`` (optional) are conditions over a trial's final metrics and params, such
-    as ``"latency_ms <= 0.5"``; a complete trial meeting all of them is *feasible*. They do
-    not steer the sampler: the Client's ``feasible_only`` queries filter by them.
+    as ``"latency_ms <= 0.5"``; a complete trial meeting all of them is *feasible*. They
+    steer the sampler (Optuna's ``constraints_func``, for TPE and NSGA-II) and the Client's
+    ``feasible_only`` queries filter by them.
     """
 
     name: str = Field(min_length=1, max_length=200)
@@ -217,6 +241,7 @@ class StudySpec(_Strict):
     resources: ResourcesSpec = ResourcesSpec()
     validation: ValidationSpec = ValidationSpec()
     sampler: SamplerSpec = SamplerSpec()
+    early_stopping: EarlyStoppingSpec = EarlyStoppingSpec()
     seed: int = Field(0, ge=0)
     constraints: list[str] | None = None
 
@@ -254,6 +279,16 @@ class StudySpec(_Strict):
         return value
 
     @model_validator(mode="after")
+    def _check_rungs(self) -> StudySpec:
+        stopping, epochs = self.early_stopping, self.budget.epochs
+        if stopping.method != "none" and stopping.min_epochs >= epochs:
+            raise ValueError(
+                f"early_stopping.min_epochs: {stopping.min_epochs} leaves no rung below "
+                f"budget.epochs {epochs}; lower it or train longer"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _check_task_metrics(self) -> StudySpec:
         task = self.dataset.inferred_task()
         if self.objectives is None or task is None:
@@ -275,7 +310,8 @@ class StudySpec(_Strict):
         return {quality: METRICS[quality].direction} | DEFAULT_COST_OBJECTIVES
 
     def with_overrides(self, **overrides: Any) -> StudySpec:
-        """A copy with CLI/API overrides applied: trials, epochs, workers, name, seed, sampler.
+        """A copy with CLI/API overrides applied: trials, epochs, timeout_s, stop_when,
+        workers, device, name, seed, sampler, early_stopping (the method).
 
         Raises:
             pydantic.ValidationError: when an override is out of range.
@@ -285,6 +321,7 @@ class StudySpec(_Strict):
             "trials": "budget",
             "epochs": "budget",
             "timeout_s": "budget",
+            "stop_when": "budget",
             "workers": "resources",
             "device": "resources",
         }
@@ -295,6 +332,8 @@ class StudySpec(_Strict):
                 data[sections[key]][key] = value
             elif key == "sampler":
                 data["sampler"]["name"] = value
+            elif key == "early_stopping":
+                data["early_stopping"]["method"] = value
             elif key in ("name", "seed"):
                 data[key] = value
             else:

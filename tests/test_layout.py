@@ -3,7 +3,8 @@
 Rooms, lowest first; a module imports only from its own room and from lower ones::
 
     base (errors, _lazy, _clock) < objectives < spaces < study, execution < tracking
-        < results < driver (_run, _driver, _progress, testing) < cli < paretotune/__init__
+        < results < stopping < driver (_run, _driver, _progress, testing) < cli
+        < paretotune/__init__
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ LAYERS = {
     "execution": 3,
     "tracking": 4,
     "results": 5,
-    "driver": 6,
-    "cli": 7,
-    "api": 8,
+    "stopping": 6,
+    "driver": 7,
+    "cli": 8,
+    "api": 9,
 }
 BASE = {"errors", "_lazy", "_clock"}
 DRIVER = {"_run", "_driver", "_progress", "testing"}

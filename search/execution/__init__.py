@@ -10,9 +10,16 @@ from paretotune.execution._ray_connection import (
     start_ray_in_background,
     stop_ray,
 )
-from paretotune.execution._worker import TrialReport, TrialRunner, TrialTask, UserObjective
+from paretotune.execution._worker import (
+    EpochGate,
+    TrialReport,
+    TrialRunner,
+    TrialTask,
+    UserObjective,
+)
 
 __all__ = [
+    "EpochGate",
     "Executor",
     "InProcessExecutor",
     "RayExecutor",

@@ -7,19 +7,28 @@ Invariants of every executor:
   each submitted task is reported exactly once, a trial that raised as a report with
   ``error`` set. A worker that dies is reported as an error report for its task.
 - Workers never touch the Optuna storage or MLflow.
+- ``use_epoch_gate`` applies to the trials submitted after it; a trial its gate stops is
+  reported with ``stopped_at`` set. ``remote_workers`` says whether workers run in other
+  processes (what the gate's decider must then reach them through, see
+  `paretotune.stopping`).
 """
 
 from __future__ import annotations
 
 import abc
 
-from paretotune.execution._worker import TrialReport, TrialTask
+from paretotune.execution._worker import EpochGate, TrialReport, TrialTask
 
 
 class Executor(abc.ABC):
     """Runs trials somewhere. See the module docstring for the invariants."""
 
     capacity: int
+    remote_workers: bool = False
+
+    @abc.abstractmethod
+    def use_epoch_gate(self, gate: EpochGate | None) -> None:
+        """Call ``gate`` after every epoch of the built-in trials submitted from now on."""
 
     @abc.abstractmethod
     def submit(self, task: TrialTask) -> None:

@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from paretotune.execution._base import Executor
-from paretotune.execution._worker import TrialReport, TrialRunner, TrialTask, UserObjective
+from paretotune.execution._worker import (
+    EpochGate,
+    TrialReport,
+    TrialRunner,
+    TrialTask,
+    UserObjective,
+)
 
 
 class InProcessExecutor(Executor):
@@ -15,6 +21,9 @@ class InProcessExecutor(Executor):
         self.capacity = 1
         self._runner = TrialRunner(context, objective)
         self._done: list[TrialReport] = []
+
+    def use_epoch_gate(self, gate: EpochGate | None) -> None:
+        self._runner.use_epoch_gate(gate)
 
     def submit(self, task: TrialTask) -> None:
         if self._done:

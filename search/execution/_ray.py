@@ -7,7 +7,13 @@ from typing import Any
 
 from paretotune.execution._base import Executor
 from paretotune.execution._ray_connection import ensure_ray
-from paretotune.execution._worker import TrialReport, TrialRunner, TrialTask, UserObjective
+from paretotune.execution._worker import (
+    EpochGate,
+    TrialReport,
+    TrialRunner,
+    TrialTask,
+    UserObjective,
+)
 
 
 class RayExecutor(Executor):
@@ -40,8 +46,14 @@ class RayExecutor(Executor):
         self._new_actor = lambda: actor_class.remote(context, objective, num_threads=threads)
         self._actors: list[Any] = [self._new_actor() for _ in range(workers)]
         self.capacity = workers
+        self.remote_workers = True
+        self._gate: EpochGate | None = None
         self._idle = list(self._actors)
         self._in_flight: dict[Any, tuple[Any, TrialTask]] = {}
+
+    def use_epoch_gate(self, gate: EpochGate | None) -> None:
+        self._gate = gate
+        self._ray.get([actor.use_epoch_gate.remote(gate) for actor in self._actors])
 
     def submit(self, task: TrialTask) -> None:
         if not self._idle:
@@ -73,6 +85,8 @@ class RayExecutor(Executor):
     def _replace(self, dead: Any) -> Any:
         """A fresh actor in place of one that died, so the pool keeps its size."""
         fresh = self._new_actor()
+        if self._gate is not None:
+            fresh.use_epoch_gate.remote(self._gate)
         self._actors[self._actors.index(dead)] = fresh
         return fresh
 

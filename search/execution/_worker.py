@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 UserObjective = Callable[[dict[str, Any]], Mapping[str, float]]
+# Called after every epoch of a built-in trial as gate(trial number, epoch, history entry);
+# raises `StopTraining` to stop the trial (see `paretotune.stopping.RungGate`).
+EpochGate = Callable[[int, int, Mapping[str, float]], None]
 EXAMPLE_ROWS = 5  # raw validation rows shipped with a model as its input example
 
 
@@ -33,6 +36,7 @@ class TrialReport:
     input_example: Any = None  # a few raw input rows (numpy) the model accepts
     error: str | None = None
     worker_time_s: float = 0.0
+    stopped_at: int | None = None  # the epoch after which early stopping ended the trial
 
 
 class TrialRunner:
@@ -49,15 +53,21 @@ class TrialRunner:
         *,
         keep_models: bool = True,
         num_threads: int | None = None,
+        epoch_gate: EpochGate | None = None,
     ):
         self.context = context
         self.objective = objective
         self.keep_models = keep_models
+        self.epoch_gate = epoch_gate
         self._example: Any = None
         if num_threads is not None and objective is None:
             import torch
 
             torch.set_num_threads(num_threads)
+
+    def use_epoch_gate(self, gate: EpochGate | None) -> None:
+        """Early stopping for the trials run from now on (None: none)."""
+        self.epoch_gate = gate
 
     def ready(self) -> bool:
         """Returns once the runner is constructed (lets a pool wait for start-up)."""
@@ -79,7 +89,21 @@ class TrialRunner:
     def _run_builtin(self, task: TrialTask, report: TrialReport) -> None:
         from paretotune import objectives
 
-        outcome = objectives.evaluate(task.params, self.context, keep_model=self.keep_models)
+        gate, history = self.epoch_gate, report.history
+
+        def on_epoch(epoch: int, entry: Mapping[str, float]) -> None:
+            history.append(dict(entry))
+            if gate is not None:
+                gate(task.number, epoch, entry)
+
+        try:
+            outcome = objectives.evaluate(
+                task.params, self.context, on_epoch=on_epoch, keep_model=self.keep_models
+            )
+        except objectives.StopTraining as stop:  # a pruned trial: what it trained, no model
+            report.stopped_at = stop.epoch
+            report.metrics = {k: v for k, v in history[-1].items() if k != "epoch"}
+            return
         report.metrics = _as_metrics(outcome.metrics)
         report.history = [dict(entry) for entry in outcome.history]
         report.artifacts = dict(outcome.artifacts)

@@ -10,7 +10,14 @@ from typing import Any
 import numpy as np
 from optuna.trial import FrozenTrial, TrialState
 from paretotune.results.pareto import hypervolume, nondominated_ranks, normalized_losses
-from paretotune.study._attrs import METRICS_ATTR, PARAMS_ATTR, RUN_ID_ATTR
+from paretotune.study._attrs import (
+    EPOCHS_ATTR,
+    METRICS_ATTR,
+    PARAMS_ATTR,
+    RUN_ID_ATTR,
+    STOPPED_AT_ATTR,
+    TRIAL_SECONDS_ATTR,
+)
 
 HV_BOUND_TRIALS = 10  # the first trials to complete fix the hypervolume's normalisation
 _NEVER = datetime.max
@@ -133,3 +140,37 @@ def normalized_hypervolume(
     reference 1.1 beyond their worst corner; points beyond it add nothing."""
     losses = normalized_losses(values, directions, bounds)
     return hypervolume(losses, ["minimize"] * len(directions), [1.1] * len(directions))
+
+
+@dataclass(frozen=True)
+class Compute:
+    """What a study's trials spent: epochs trained and trial-seconds (time on workers), and
+    what early stopping saved: the epochs stopped trials did not train, and those epochs'
+    seconds at the trial's own pace."""
+
+    epochs: int = 0
+    trial_seconds: float = 0.0
+    epochs_saved: int = 0
+    seconds_saved: float = 0.0
+
+    def as_metrics(self) -> dict[str, float]:
+        return {
+            "epochs_trained": float(self.epochs),
+            "trial_seconds": self.trial_seconds,
+            "epochs_saved": float(self.epochs_saved),
+            "trial_seconds_saved": self.seconds_saved,
+        }
+
+
+def compute_of(trials: list[FrozenTrial], epochs_per_trial: int) -> Compute:
+    """The compute of ``trials`` (every trial that ran counts, interrupted ones too)."""
+    epochs, seconds, saved, seconds_saved = 0, 0.0, 0, 0.0
+    for trial in trials:
+        trained = int(trial.user_attrs.get(EPOCHS_ATTR, 0))
+        spent = float(trial.user_attrs.get(TRIAL_SECONDS_ATTR, 0.0))
+        epochs, seconds = epochs + trained, seconds + spent
+        if trial.user_attrs.get(STOPPED_AT_ATTR) is not None and trained:
+            left = max(0, epochs_per_trial - trained)
+            saved += left
+            seconds_saved += spent / trained * left
+    return Compute(epochs, seconds, saved, seconds_saved)

@@ -19,6 +19,8 @@ PARENT_RUN_ATTR = "mlflow_parent_run_id"
 EXPERIMENT_ATTR = "mlflow_experiment_id"
 TRACKING_URI_ATTR = "mlflow_tracking_uri"
 INTERRUPTED_TRIALS_ATTR = "interrupted_trials"  # numbers of trials closed as interrupted
+STOP_REASON_ATTR = "stop_reason"  # why the last run stopped: budget, timeout, goal, interrupted
+GOAL_TRIAL_ATTR = "goal_met_by"  # the trial that met ``budget.stop_when``
 
 # trial user attributes
 RUN_ID_ATTR = "mlflow_run_id"
@@ -27,6 +29,10 @@ PARAMS_ATTR = "config"  # the full flat params, fixed ones included
 FAIL_REASON_ATTR = "fail_reason"
 CURVE_ATTR_PREFIX = "curve."  # "curve.<metric>": its per-epoch values (multi-objective)
 LEGACY_INTERRUPTED_ATTR = "interrupted"  # older studies marked the trial itself
+RUNG_ATTR_PREFIX = "rung."  # "rung.<k>": {"values": …, "promoted": …} (early stopping)
+STOPPED_AT_ATTR = "stopped_at_epoch"  # a pruned trial: the epoch it was stopped after
+EPOCHS_ATTR = "epochs_trained"
+TRIAL_SECONDS_ATTR = "trial_seconds"  # the trial's time on its worker
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 

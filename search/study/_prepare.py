@@ -63,6 +63,9 @@ def prepare(spec: StudySpec, custom_objective: bool) -> tuple[dict[str, str], An
         val_fraction=spec.validation.holdout,
         test_fraction=spec.validation.test,
         num_threads=max(1, int(spec.resources.cpus_per_trial)),
+        # early stopping ranks rungs by latency and size too: measure them at epoch 1
+        costs_on_epoch=spec.early_stopping.method != "none"
+        and bool({"latency_ms", "size_bytes"} & set(chosen)),
     )
     return chosen, context
 

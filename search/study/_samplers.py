@@ -16,27 +16,33 @@ import optuna
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial
+from paretotune.study._constraints import constraints_func, parse_constraints
 
 if TYPE_CHECKING:
     from paretotune.spaces import StudySpec
 
 
 def build_sampler(spec: StudySpec) -> BaseSampler:
-    """The sampler the spec names, seeded with the study's seed."""
+    """The sampler the spec names, seeded with the study's seed; TPE and NSGA-II get the
+    spec's constraints as their ``constraints_func`` (random search ignores them)."""
     settings = spec.sampler
     if settings.name == "random":
         return optuna.samplers.RandomSampler(seed=spec.seed)
-    nsga2 = optuna.samplers.NSGAIISampler(population_size=settings.population_size, seed=spec.seed)
-    if settings.name == "nsga2":
-        return nsga2
-    with warnings.catch_warnings():
+    constraints = constraints_func(parse_constraints(spec.constraints))
+    with warnings.catch_warnings():  # constraints_func is "experimental" in Optuna
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        nsga2 = optuna.samplers.NSGAIISampler(
+            population_size=settings.population_size, seed=spec.seed, constraints_func=constraints
+        )
+        if settings.name == "nsga2":
+            return nsga2
         tpe = optuna.samplers.TPESampler(
             n_startup_trials=settings.startup_trials,
             multivariate=True,
             group=True,  # the space is conditional: each family/optimizer its own group
             constant_liar=True,  # concurrent workers: don't sample the same point twice
             seed=spec.seed,
+            constraints_func=constraints,  # steer away from infeasible regions
         )
     if settings.name == "tpe":
         return tpe

@@ -46,6 +46,7 @@ class FrontSnapshot:
     hypervolume: float | None  # None while the study is too young to chart it
     step: int  # number of finished trials when the snapshot was taken
     final: bool = False
+    study_metrics: dict[str, float] = field(default_factory=dict)  # compute, feasible count
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,7 @@ class FrontPublisher:
         metrics = [Metric("pareto_size", float(front_size), now, snapshot.step)]
         if snapshot.hypervolume is not None:
             metrics.append(Metric("hypervolume", snapshot.hypervolume, now, snapshot.step))
+        metrics += [Metric(k, v, now, snapshot.step) for k, v in snapshot.study_metrics.items()]
         self._client.log_batch(parent, metrics=metrics)
         if superseded:
             return

@@ -1,0 +1,137 @@
+"""MO-ASHA: asynchronous successive halving ranked by non-dominated sorting.
+
+Rungs sit at ``min_epochs * reduction_factor**k`` epochs, below the study's epochs. When a
+trial reaches a rung, its objective values there are recorded, and it goes on only if it
+is among the best ``ceil(n / reduction_factor)`` of the ``n`` trials recorded at that
+rung so far (itself included). A rung still empty when a trial reaches it lets the trial
+on, and so does a rung with fewer than ``reduction_factor`` records; a straggler is
+compared with everything recorded before it. The decision is made once, on arrival
+(the asynchronous variant of ASHA that Ray Tune and Syne Tune use for stopping).
+
+The order at a rung: non-dominated rank first (the Pareto front of the rung is rank 0);
+within a rank, larger crowding distance first (NSGA-II's measure: the points at the ends
+of each objective are infinitely far; the others sum their normalised gaps), so that the
+spread of the front survives; then the lower trial number.
+
+What the objectives are at a rung is the caller's choice (see `paretotune.stopping`):
+this class only ranks the vectors it is given, in the study's directions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from paretotune.results.pareto import nondominated_ranks
+
+
+@dataclass(frozen=True)
+class RungRecord:
+    """A trial's objective values when it reached rung ``rung`` (0 = the first rung), and
+    whether it was let on."""
+
+    number: int
+    rung: int
+    values: Mapping[str, float]
+    promoted: bool
+
+
+def rung_epochs(min_epochs: int, reduction_factor: int, epochs: int) -> tuple[int, ...]:
+    """The epochs at which rungs sit: ``min_epochs * reduction_factor**k`` below ``epochs``."""
+    rungs, at = [], min_epochs
+    while at < epochs:
+        rungs.append(at)
+        at *= reduction_factor
+    return tuple(rungs)
+
+
+class MoAsha:
+    """The rung records of one study and the promotion decision.
+
+    Args:
+        directions: objective name -> ``"maximize"``/``"minimize"``.
+        rungs: the rung epochs (see `rung_epochs`).
+        reduction_factor: η; the top ``1/η`` of a rung goes on.
+    """
+
+    def __init__(self, directions: Mapping[str, str], rungs: Sequence[int], reduction_factor: int):
+        if reduction_factor < 2:
+            raise ValueError(f"reduction_factor must be at least 2, got {reduction_factor}")
+        self.directions = dict(directions)
+        self.rungs = tuple(rungs)
+        self.reduction_factor = reduction_factor
+        self._records: list[dict[int, RungRecord]] = [{} for _ in self.rungs]
+        self._unsaved: list[RungRecord] = []
+
+    def rung_of(self, epoch: int) -> int | None:
+        """The rung index sitting at ``epoch``, or None."""
+        return self.rungs.index(epoch) if epoch in self.rungs else None
+
+    def decide(self, number: int, rung: int, values: Mapping[str, float]) -> bool:
+        """Record trial ``number`` at ``rung`` and say whether it goes on.
+
+        A trial that reports the same rung again (a retried or resumed trial) gets the
+        decision it got the first time.
+        """
+        known = self._records[rung].get(number)
+        if known is not None:
+            return known.promoted
+        at_rung = [r for r in self._records[rung].values()]
+        candidate = RungRecord(number, rung, dict(values), promoted=False)
+        order = self._order([*at_rung, candidate])
+        keep = math.ceil(len(order) / self.reduction_factor)
+        promoted = order.index(number) < keep
+        record = RungRecord(number, rung, dict(values), promoted)
+        self._records[rung][number] = record
+        self._unsaved.append(record)
+        return promoted
+
+    def _order(self, records: Sequence[RungRecord]) -> list[int]:
+        """Trial numbers, best first: rank, then crowding distance, then number."""
+        names = [n for n in self.directions if all(n in r.values for r in records)]
+        if not names or len(records) == 1:
+            return sorted(r.number for r in records)
+        points = np.array([[r.values[n] for n in names] for r in records], dtype=float)
+        directions = [self.directions[n] for n in names]
+        ranks = nondominated_ranks(points, directions)
+        crowding = np.zeros(len(records))
+        for rank in set(ranks.tolist()):
+            members = np.flatnonzero(ranks == rank)
+            crowding[members] = crowding_distance(points[members])
+        keyed = sorted(
+            range(len(records)), key=lambda i: (ranks[i], -crowding[i], records[i].number)
+        )
+        return [records[i].number for i in keyed]
+
+    def records(self, rung: int) -> list[RungRecord]:
+        return list(self._records[rung].values())
+
+    def take_unsaved(self) -> list[RungRecord]:
+        """The records made since the last call (for the driver to persist)."""
+        unsaved, self._unsaved = self._unsaved, []
+        return unsaved
+
+    def restore(self, records: Iterable[RungRecord]) -> None:
+        """Records kept from an earlier run of the study (they are not unsaved)."""
+        for record in records:
+            if record.rung < len(self._records):
+                self._records[record.rung][record.number] = record
+
+
+def crowding_distance(points: np.ndarray) -> np.ndarray:
+    """NSGA-II crowding distance of each row (ends of each objective: infinite)."""
+    n, m = points.shape
+    distance = np.zeros(n)
+    if n <= 2:
+        return np.full(n, math.inf)
+    for j in range(m):
+        order = np.argsort(points[:, j], kind="stable")
+        low, high = points[order[0], j], points[order[-1], j]
+        distance[order[0]] = distance[order[-1]] = math.inf
+        if high == low:
+            continue
+        gaps = (points[order[2:], j] - points[order[:-2], j]) / (high - low)
+        distance[order[1:-1]] += gaps
+    return distance

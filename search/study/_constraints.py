@@ -1,0 +1,62 @@
+"""A spec's ``constraints`` as Optuna's ``constraints_func``: they steer the sampler
+(TPE and NSGA-II) away from infeasible regions during the search."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from optuna.trial import FrozenTrial
+from paretotune.spaces import Comparison, Expression, parse_expression
+from paretotune.study._attrs import METRICS_ATTR, PARAMS_ATTR
+
+
+def parse_constraints(texts: Sequence[str] | None) -> list[Expression]:
+    return [parse_expression(text) for text in texts or ()]
+
+
+def violations(constraints: Sequence[Expression], namespace: Mapping[str, Any]) -> list[float]:
+    """One value per constraint, Optuna's convention: 0 when it holds, above 0 when not.
+
+    A violated single comparison over numbers gives its relative miss (``latency_ms <= 0.5``
+    at 0.75 gives 0.5); any other violated condition, or one naming a value the trial does
+    not have (a pruned trial's final metrics), gives 1.
+    """
+    found = []
+    for constraint in constraints:
+        if all(name in namespace for name in constraint.names) and constraint.holds(namespace):
+            found.append(0.0)
+        else:
+            found.append(_miss(constraint, namespace))
+    return found
+
+
+def _miss(constraint: Expression, namespace: Mapping[str, Any]) -> float:
+    comparison = constraint.root
+    if not isinstance(comparison, Comparison) or comparison.op in ("==", "!="):
+        return 1.0
+    actual = namespace.get(comparison.name)
+    if not (isinstance(actual, int | float) and isinstance(comparison.value, int | float)):
+        return 1.0
+    gap = abs(float(actual) - float(comparison.value)) / max(abs(float(comparison.value)), 1e-12)
+    return gap if math.isfinite(gap) and gap > 0 else 1e-9
+
+
+def is_feasible(constraints: Sequence[Expression], namespace: Mapping[str, Any]) -> bool:
+    return not any(violations(constraints, namespace))
+
+
+def constraints_func(
+    constraints: Sequence[Expression],
+) -> Callable[[FrozenTrial], list[float]] | None:
+    """Optuna's ``constraints_func`` over a trial's final metrics and params (the driver
+    stores both before it tells the trial), or None without constraints."""
+    if not constraints:
+        return None
+
+    def evaluate(trial: FrozenTrial) -> list[float]:
+        params = trial.user_attrs.get(PARAMS_ATTR) or trial.params
+        return violations(constraints, {**params, **trial.user_attrs.get(METRICS_ATTR, {})})
+
+    return evaluate
