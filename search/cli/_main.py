@@ -17,7 +17,7 @@ from paretotune.errors import ClusterError, ParetotuneError
 
 if TYPE_CHECKING:
     from paretotune.results.client import Client
-    from paretotune.results.records import TrialRecord
+    from paretotune.results.records import Compute, TrialRecord
 
 EXIT_BUG = 1
 
@@ -39,6 +39,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", dest="timeout_s", type=float, help="stop asking after S s")
     run.add_argument("--name", help="study name (default: the spec's name)")
     run.add_argument("--sampler", choices=["auto", "tpe", "nsga2", "random"])
+    run.add_argument(
+        "--early-stopping", choices=["none", "mo_asha"], help="stop unpromising trials early"
+    )
+    run.add_argument(
+        "--stop-when",
+        help="end the study once a feasible trial meets this, e.g. 'accuracy >= 0.98'",
+    )
     _add_storage(run)
     run.add_argument(
         "--tracking-uri", help="MLflow URI (default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)"
@@ -144,11 +151,16 @@ def _run(args: argparse.Namespace) -> int:
         timeout_s=args.timeout_s,
         name=args.name,
         sampler=args.sampler,
+        early_stopping=args.early_stopping,
+        stop_when=args.stop_when,
     )
     print(
         f"{result.name}: {result.trials_run} trials run in {result.wall_time_s:.1f} s "
-        f"({result.n_complete} complete, {result.n_failed} failed in total); "
-        f"storage {result.storage}"
+        f"({result.n_complete} complete, {result.n_failed} failed, {result.n_pruned} stopped "
+        f"early in total); storage {result.storage}"
+    )
+    print(
+        f"stopped: {_why(result.stop_reason, result.goal_met_by)}; {_compute_words(result.compute)}"
     )
     for problem in result.tracking_errors[:5]:
         print(f"warning: MLflow: {problem}", file=sys.stderr)
@@ -219,8 +231,27 @@ def _studies(args: argparse.Namespace) -> int:
         return 0
     for s in summaries:
         states = ", ".join(f"{n} {state.lower()}" for state, n in s.trials_by_state.items())
-        print(f"{s.name}: {states}; Pareto {s.pareto_size}; hypervolume {s.hypervolume:.4g}")
+        print(
+            f"{s.name}: {states}; feasible {s.n_feasible}; Pareto {s.pareto_size}; "
+            f"hypervolume {s.hypervolume:.4g}; {_compute_words(s.compute)}; "
+            f"stopped: {s.stop_reason or '-'}"
+        )
     return 0
+
+
+def _why(reason: str, goal_met_by: int | None) -> str:
+    if reason == "goal":
+        return f"goal met by trial {goal_met_by}"
+    return {"budget": "trial budget spent", "timeout": "timeout"}.get(reason, reason)
+
+
+def _compute_words(compute: Compute) -> str:
+    words = f"{compute.epochs} epochs, {compute.trial_seconds:.1f} trial-s"
+    if compute.epochs_saved:
+        words += (
+            f" ({compute.epochs_saved} epochs, {compute.seconds_saved:.1f} s saved by stopping)"
+        )
+    return words
 
 
 def _best(args: argparse.Namespace) -> int:

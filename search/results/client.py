@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,9 +17,11 @@ from paretotune.errors import NoModelError, StudyNotFoundError, TrialNotFoundErr
 from paretotune.results import export as _export
 from paretotune.results import selection as _selection
 from paretotune.results.records import (
+    Compute,
     FrontSummary,
     TrialRecord,
     TrialSet,
+    compute_of,
     rank_trials,
     record_of,
 )
@@ -28,6 +30,7 @@ from paretotune.study._attrs import (
     EXPERIMENT_ATTR,
     PARENT_RUN_ATTR,
     SPEC_ATTR,
+    STOP_REASON_ATTR,
     TRACKING_URI_ATTR,
     study_objectives,
 )
@@ -52,6 +55,9 @@ class StudySummary:
     updated: datetime | None
     mlflow_experiment_id: str | None
     mlflow_parent_run_id: str | None
+    stop_reason: str | None = None  # budget, timeout, goal, interrupted (None: never ended)
+    n_feasible: int = 0  # complete trials meeting the spec's constraints
+    compute: Compute = field(default_factory=Compute)
 
 
 class Client:
@@ -87,6 +93,7 @@ class Client:
 
     def summary(self, name: str) -> StudySummary:
         study = self._study(name)
+        spec = study.user_attrs.get(SPEC_ATTR) or {}
         trials = study.get_trials(deepcopy=False)
         front = rank_trials(trials, study_objectives(study))
         by_state: dict[str, int] = {}
@@ -108,6 +115,9 @@ class Client:
             updated=max(times) if times else None,
             mlflow_experiment_id=study.user_attrs.get(EXPERIMENT_ATTR),
             mlflow_parent_run_id=study.user_attrs.get(PARENT_RUN_ATTR),
+            stop_reason=study.user_attrs.get(STOP_REASON_ATTR),
+            n_feasible=sum(1 for r in self._pool(name, True)[0]),
+            compute=compute_of(trials, int(spec.get("budget", {}).get("epochs", 0))),
         )
 
     def front(self, name: str) -> FrontSummary:

@@ -24,6 +24,7 @@ from paretotune.tracking.mlflow.schema import (
     RECOVERED_TAG,
     RUN_STATUS,
     STATE_TAG,
+    STOPPED_AT_TAG,
     STUDY_TAG,
     TRIAL_TAG,
     raw_model_uri,
@@ -108,6 +109,8 @@ class TrialRuns:
         pareto = [] if rank is None else self._pareto.tags(rank)
         if report.error:
             tags.append(RunTag(ERROR_TAG, report.error[:MAX_TAG_CHARS]))
+        if report.stopped_at is not None:
+            tags.append(RunTag(STOPPED_AT_TAG, str(report.stopped_at)))
         for name, value in report.artifacts.items():
             self._client.log_dict(run_id, {name: value}, f"{name}.json")
         if report.model_bytes is not None:

@@ -11,6 +11,7 @@ STUDY_UID_TAG = "paretotune.study_uid"  # on the parent run: the Optuna study's 
 TRIAL_TAG = "paretotune.trial_number"
 STATE_TAG = "paretotune.state"  # the Optuna state: COMPLETE, FAIL, PRUNED, INTERRUPTED
 ERROR_TAG = "paretotune.error"
+STOPPED_AT_TAG = "paretotune.stopped_at_epoch"  # early stopping: the rung epoch it reached
 RECOVERED_TAG = "paretotune.recovered"  # recorded again from Optuna by `repair`
 MODEL_URI_TAG = "paretotune.model_uri"
 PARETO_TAG = "pareto"  # "true" / "false"
