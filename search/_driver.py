@@ -78,6 +78,8 @@ class Counts:
     failed: int = 0
     pruned: int = 0
     feasible: int = 0  # complete trials meeting the spec's constraints
+    epochs: int = 0  # trained by the trials counted here
+    epochs_saved: int = 0  # not trained because early stopping ended a trial
 
     @property
     def finished(self) -> int:
@@ -194,6 +196,8 @@ class Driver:
         deadline = self.started + budget.timeout_s if budget.timeout_s else math.inf
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             self.front_size.add(trial.values)
+        compute = self.compute()
+        counts.epochs, counts.epochs_saved = compute.epochs, compute.epochs_saved
         with StudyProgress(
             self.spec.name, budget.trials, counts.finished, enabled=self.show_progress
         ) as bar:
@@ -213,6 +217,10 @@ class Driver:
                 for item, report in self._ready_to_tell(executor.capacity):
                     for key in self._finish(item, report):
                         setattr(counts, key, getattr(counts, key) + 1)
+                    trained = len(report.history)
+                    counts.epochs += trained
+                    if report.stopped_at is not None:
+                        counts.epochs_saved += max(0, budget.epochs - trained)
                     self._show(bar, counts)
                 if not self.in_flight:
                     if not self.finished_untold:
@@ -235,6 +243,7 @@ class Driver:
             pruned=counts.pruned,
             pareto=len(self.front_size),
             feasible=counts.feasible if self.constraints else None,
+            epochs=(counts.epochs, counts.epochs_saved) if self.stopping else None,
         )
 
     def _ready_to_tell(self, capacity: int) -> list[tuple[_InFlight, TrialReport]]:

@@ -44,9 +44,20 @@ class StudyProgress:
         self._progress.stop()
 
     def update(
-        self, *, done: int, failed: int, pruned: int, pareto: int, feasible: int | None = None
+        self,
+        *,
+        done: int,
+        failed: int,
+        pruned: int,
+        pareto: int,
+        feasible: int | None = None,
+        epochs: tuple[int, int] | None = None,
     ) -> None:
+        """``feasible`` shows with constraints; ``epochs`` (trained, saved) with early
+        stopping."""
         shown = "" if feasible is None else f"feasible {feasible}"
+        if epochs is not None:
+            shown += f" epochs {epochs[0]} (saved {epochs[1]})"
         self._progress.update(
             self._task,
             completed=done,

@@ -73,8 +73,8 @@ def run_study(
         clock: the driver's time (default: the system's monotonic clock); tests pass
             `paretotune.testing.SimulatedClock`.
         overrides: ``trials``, ``epochs``, ``workers``, ``timeout_s``, ``stop_when``,
-            ``device``, ``name``, ``seed``, ``sampler``, ``early_stopping`` (a method)
-            replace the spec's values.
+            ``device``, ``name``, ``seed``, ``sampler``, ``early_stopping`` (a method),
+            ``constraints`` (a list) replace the spec's values.
 
     Raises:
         SpecError: the spec or an override is invalid, the dataset does not fit it, or a
@@ -138,6 +138,10 @@ def run_study(
             driver.abandon_in_flight()
             if own_executor and executor is not None:
                 executor.shutdown()
+            if driver.stopping is not None:
+                if not own_executor and executor is not None:
+                    executor.use_epoch_gate(None)  # the caller's executor, as it was given
+                driver.stopping.close()
             driver.repair_records()
             study.set_user_attr(STOP_REASON_ATTR, reason)
             if driver.goal_met_by is not None:

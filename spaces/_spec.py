@@ -311,7 +311,7 @@ class StudySpec(_Strict):
 
     def with_overrides(self, **overrides: Any) -> StudySpec:
         """A copy with CLI/API overrides applied: trials, epochs, timeout_s, stop_when,
-        workers, device, name, seed, sampler, early_stopping (the method).
+        workers, device, name, seed, sampler, early_stopping (the method), constraints.
 
         Raises:
             pydantic.ValidationError: when an override is out of range.
@@ -334,6 +334,8 @@ class StudySpec(_Strict):
                 data["sampler"]["name"] = value
             elif key == "early_stopping":
                 data["early_stopping"]["method"] = value
+            elif key == "constraints":
+                data["constraints"] = list(value)
             elif key in ("name", "seed"):
                 data[key] = value
             else:

@@ -43,6 +43,13 @@ def _parser() -> argparse.ArgumentParser:
         "--early-stopping", choices=["none", "mo_asha"], help="stop unpromising trials early"
     )
     run.add_argument(
+        "--constraint",
+        dest="constraints",
+        action="append",
+        help="a condition a feasible trial meets, e.g. 'latency_ms <= 0.2' (repeatable; "
+        "replaces the spec's constraints)",
+    )
+    run.add_argument(
         "--stop-when",
         help="end the study once a feasible trial meets this, e.g. 'accuracy >= 0.98'",
     )
@@ -153,6 +160,7 @@ def _run(args: argparse.Namespace) -> int:
         sampler=args.sampler,
         early_stopping=args.early_stopping,
         stop_when=args.stop_when,
+        constraints=args.constraints,
     )
     print(
         f"{result.name}: {result.trials_run} trials run in {result.wall_time_s:.1f} s "

@@ -1,7 +1,7 @@
 """Multi-objective early stopping: MO-ASHA on Ray, in the driver's process, or on a
 simulated clock.
 
-- `_moasha`: the rungs and the promotion decision (non-dominated rank, then crowding).
+- `_moasha`: the rungs and the promotion decision (non-dominated rank, then balance).
 - `_gate`: the worker's side, called after every epoch.
 - `_remote`: the rung records in one Ray actor, shared by the workers.
 - `EarlyStopping` (here): the driver's side: it makes the decider, restores the rung
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import optuna
 from paretotune.stopping._gate import Decider, RungGate, rung_values
-from paretotune.stopping._moasha import MoAsha, RungRecord, crowding_distance, rung_epochs
+from paretotune.stopping._moasha import MoAsha, RungRecord, balance, rung_epochs
 from paretotune.study._attrs import RUNG_ATTR_PREFIX, finished_trials
 
 if TYPE_CHECKING:
@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 
 class EarlyStopping:
-    """The driver's side of MO-ASHA for one study.
+    """The driver's side of MO-ASHA for one study (``ranking``: a `MoAsha` subclass that
+    orders a rung differently, e.g. a benchmark's weighted sum).
 
     Rung records are kept as the trial attributes ``rung.<k>`` (``{"values": …,
     "promoted": …}``), so a resumed study restores them and carries on with the same
@@ -38,9 +39,10 @@ class EarlyStopping:
         epochs: int,
         min_epochs: int,
         reduction_factor: int,
+        ranking: type[MoAsha] = MoAsha,
     ):
         self.objectives = dict(objectives)
-        self.moasha = MoAsha(
+        self.moasha = ranking(
             objectives, rung_epochs(min_epochs, reduction_factor, epochs), reduction_factor
         )
         self._decider: Decider = self.moasha
@@ -79,6 +81,12 @@ class EarlyStopping:
             return self._remote.take_unsaved()
         return self.moasha.take_unsaved()
 
+    def close(self) -> None:
+        """Release the Ray actor, if the records were shared with Ray (they are kept)."""
+        if self._remote is not None:
+            self._remote.close()
+            self._remote, self._decider = None, self.moasha
+
     @staticmethod
     def attr(record: RungRecord) -> tuple[str, dict]:
         """The trial attribute that keeps ``record``."""
@@ -92,7 +100,7 @@ __all__ = [
     "MoAsha",
     "RungGate",
     "RungRecord",
-    "crowding_distance",
+    "balance",
     "rung_epochs",
     "rung_values",
 ]

@@ -30,12 +30,18 @@ class RemoteDecider:
 
         ray.get(self.actor.restore.remote(list(records)))
 
+    def close(self) -> None:
+        import ray
+
+        ray.kill(self.actor, no_restart=True)
+
 
 def remote_moasha(moasha: MoAsha) -> RemoteDecider:
-    """The same rung state in a Ray actor (one decision at a time, in arrival order)."""
+    """A Ray actor of ``moasha``'s class with its settings (one decision at a time, in
+    arrival order); the caller restores its records into it."""
     import ray
 
-    actor_class: Any = ray.remote(MoAsha).options(num_cpus=0, max_concurrency=1)
+    actor_class: Any = ray.remote(type(moasha)).options(num_cpus=0, max_concurrency=1)
     return RemoteDecider(
         actor_class.remote(moasha.directions, moasha.rungs, moasha.reduction_factor)
     )

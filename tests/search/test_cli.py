@@ -174,3 +174,29 @@ def test_a_bug_exits_1_with_its_traceback_and_a_user_mistake_exits_2(tmp_path: P
     assert mistake.returncode == 2
     assert mistake.stderr.startswith("error: study 'nosuch' not found in ")
     assert len(mistake.stderr.strip().splitlines()) == 1 and "Traceback" not in mistake.stderr
+
+
+@pytest.mark.slow
+def test_run_takes_early_stopping_constraints_and_a_goal(tmp_path: Path):
+    """The flags reach the study: a trial budget of 12 on a local Ray, MO-ASHA stopping
+    trials at rung epochs, a constraint counted, and the goal stopping the study."""
+    spec = tmp_path / "flags.yaml"
+    spec.write_text(
+        "name: flags\nbudget: {trials: 12, epochs: 4}\nsampler: {name: random}\n"
+        "space: {architecture: mlp, optimizer: [adam], compression: [none]}\n"
+        "resources: {workers: 2}\n"
+    )
+    args = ["--early-stopping", "mo_asha", "--constraint", "latency_ms <= 1000"]
+    done = _cli(
+        "run", str(spec), "--no-progress", *args, "--stop-when", "accuracy >= 0.5", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert "stopped: goal met by trial " in done.stdout
+    listing = _cli("studies", cwd=tmp_path)
+    assert "flags: " in listing.stdout and "stopped: goal" in listing.stdout
+    assert "feasible " in listing.stdout and " epochs" in listing.stdout
+    bad = _cli("run", str(spec), "--constraint", "latency_ms <<= 2", cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.startswith(
+        "error: constraints: in 'latency_ms <<= 2'"
+    )
+    assert len(bad.stderr.strip().splitlines()) == 1
