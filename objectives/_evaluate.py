@@ -71,9 +71,9 @@ def evaluate(
             :data:`objectives.DEFAULTS`.
         context: the study-wide settings.
         on_epoch: called after every training epoch as ``on_epoch(epoch, entry)`` with the
-            epoch number (from 1) and its history entry (with ``train_time_s`` so far, and
-            with ``context.costs_on_epoch`` the uncompressed model's ``latency_ms`` and
-            ``size_bytes``, measured once); it may raise :class:`StopTraining`.
+            epoch number (from 1) and its history entry, plus ``train_time_s`` so far and,
+            with ``context.costs_on_epoch``, the uncompressed model's ``latency_ms`` and
+            ``size_bytes`` (measured once); it may raise :class:`StopTraining`.
         keep_model: return the final predictor in ``TrialOutcome.model``.
 
     Metrics (validation ones are the optimisation targets):
@@ -145,13 +145,13 @@ class _Trial:
         with PeakMemory(self.device) as memory:
             for epoch in range(1, self.context.epochs + 1):
                 entries = [run.trainer.run_epoch() for run in runs]
-                trained_s = sum(run.trainer.train_time_s for run in runs)
-                entry = {**_mean(entries), "epoch": float(epoch), "train_time_s": trained_s}
+                entry = {**_mean(entries), "epoch": float(epoch)}
                 history.append(entry)
                 if on_epoch is not None:
                     if self.context.costs_on_epoch and not early_costs:
                         early_costs = self._early_costs(runs[-1])
-                    on_epoch(epoch, entry | early_costs)
+                    trained_s = sum(run.trainer.train_time_s for run in runs)
+                    on_epoch(epoch, entry | {"train_time_s": trained_s} | early_costs)
             before = self._before(runs)
             models = [self._compress(i, run) for i, run in enumerate(runs)]
         self.metrics["peak_mem_mb"] = memory.peak_mb

@@ -169,7 +169,12 @@ def test_on_epoch_sees_each_history_entry(run, fast_mlp):
     seen: list[tuple[int, dict[str, float]]] = []
     outcome = run(fast_mlp, on_epoch=lambda e, entry: seen.append((e, dict(entry))))
     assert [e for e, _ in seen] == [1, 2, 3]
-    assert [entry for _, entry in seen] == outcome.history
+    # each history entry, plus the training time so far (early stopping ranks by it)
+    assert [{k: v for k, v in entry.items() if k != "train_time_s"} for _, entry in seen] == (
+        outcome.history
+    )
+    so_far = [entry["train_time_s"] for _, entry in seen]
+    assert 0 < so_far[0] < so_far[1] < so_far[2] <= outcome.metrics["train_time_s"]
 
 
 def test_stop_training_stops_and_propagates(fast_mlp):

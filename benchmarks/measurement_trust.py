@@ -1,0 +1,150 @@
+"""Trustworthy objectives: the same configs timed alone and beside a training trial, on
+the wall clock (what trials reported before) and on the compute clock (the trial's own
+thread CPU time, what ``train_time_s`` and ``latency_ms`` report now).
+
+Five digits configs (MLPs of several sizes, one CNN), each trained and measured with
+``objectives.evaluate`` (15 epochs, torch pinned to 1 thread, as a trial with
+``cpus_per_trial: 1``), ``--repeats`` times per scenario:
+
+- alone: nothing else of ours runs;
+- beside: another process trains a digits MLP in a loop, unpinned, as the second worker
+  of a 2-worker study does;
+- same core: measurer and trainer pinned to CPU 0 (the worst case: time-slicing).
+
+Reported per config and clock: the CV over repeats within each scenario, and the bias,
+median beside (or same core) / median alone. Target (issue 15): latency CV <= 5% alone
+and beside.
+
+    .venv/bin/python benchmarks/measurement_trust.py --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+from _common import ROOT, machine, quiet, save, table
+
+TRAINER = """
+import os, sys, torch
+cpu = {cpu}
+if cpu is not None:
+    os.sched_setaffinity(0, {{cpu}})
+torch.set_num_threads(1)
+from paretotune import objectives
+ctx = objectives.TrialContext(dataset={{"source": "digits"}}, epochs=50, num_threads=1)
+params = {{"architecture": "mlp", "mlp.depth": 3, "mlp.width": 512, "optimizer": "adam"}}
+print("ready", flush=True)
+while True:
+    objectives.evaluate(params, ctx)
+"""
+
+CONFIGS = {
+    "mlp-1x32": {"architecture": "mlp", "mlp.depth": 1, "mlp.width": 32},
+    "mlp-2x128": {"architecture": "mlp", "mlp.depth": 2, "mlp.width": 128},
+    "mlp-3x512": {"architecture": "mlp", "mlp.depth": 3, "mlp.width": 512},
+    "mlp-2x64-sgd": {"architecture": "mlp", "mlp.depth": 2, "mlp.width": 64, "optimizer": "sgd"},
+    "cnn-1x8": {"architecture": "cnn", "cnn.blocks": 1, "cnn.channels": 8},
+}
+FIGURES = {  # name -> (metric on the compute clock, metric on the wall clock)
+    "train_time_s": ("train_time_s", "train_wall_s"),
+    "latency_ms": ("latency_ms", "latency_wall_ms"),
+}
+
+
+def measure(params: dict[str, Any], repeats: int) -> list[dict[str, float]]:
+    from paretotune import objectives
+
+    context = objectives.TrialContext(dataset={"source": "digits"}, epochs=15, num_threads=1)
+    return [dict(objectives.evaluate(params, context).metrics) for _ in range(repeats)]
+
+
+def with_trainer(cpu: int | None):
+    trainer = subprocess.Popen(
+        [sys.executable, "-c", TRAINER.format(cpu=cpu)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    assert trainer.stdout is not None
+    trainer.stdout.readline()  # "ready": torch imported, the loop begins
+    time.sleep(1.0)
+    return trainer
+
+
+def cv(values: list[float]) -> float:
+    mean = statistics.fmean(values)
+    return statistics.pstdev(values) / mean if mean else 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    quiet()
+    facts = machine()
+    import torch
+
+    torch.set_num_threads(1)
+    scenarios: dict[str, dict[str, list[dict[str, float]]]] = {}
+    for scenario, cpu in (("alone", None), ("beside", None), ("same core", 0)):
+        trainer = with_trainer(cpu) if scenario != "alone" else None
+        if cpu is not None:
+            os.sched_setaffinity(0, {cpu})
+        try:
+            scenarios[scenario] = {name: measure(p, args.repeats) for name, p in CONFIGS.items()}
+        finally:
+            os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
+            if trainer is not None:
+                trainer.kill()
+                trainer.wait()
+        print(f"{scenario}: done", flush=True)
+    rows = []
+    for name in CONFIGS:
+        for figure, (compute_key, wall_key) in FIGURES.items():
+            for clock, key in (("wall (before)", wall_key), ("compute (now)", compute_key)):
+                values = {s: [m[key] for m in runs[name]] for s, runs in scenarios.items()}
+                alone = statistics.median(values["alone"])
+                rows.append(
+                    {
+                        "config": name,
+                        "figure": figure,
+                        "clock": clock,
+                        "median_alone": alone,
+                        "cv_alone": cv(values["alone"]),
+                        "cv_beside": cv(values["beside"]),
+                        "bias_beside": statistics.median(values["beside"]) / alone,
+                        "cv_same_core": cv(values["same core"]),
+                        "bias_same_core": statistics.median(values["same core"]) / alone,
+                    }
+                )
+    print(table(list(rows[0]), [[_fmt(v) for v in r.values()] for r in rows]))
+    summary = {}
+    for figure in FIGURES:
+        for clock in ("wall (before)", "compute (now)"):
+            mine = [r for r in rows if r["figure"] == figure and r["clock"] == clock]
+            summary[f"{figure} {clock}"] = {
+                k: statistics.median(r[k] for r in mine)
+                for k in ("cv_alone", "cv_beside", "bias_beside", "cv_same_core", "bias_same_core")
+            }
+    print(
+        table(
+            ["figure", *next(iter(summary.values()))],
+            [[k, *(_fmt(v) for v in s.values())] for k, s in summary.items()],
+        )
+    )
+    path = save("measurement_trust", {"rows": rows, "summary": summary, "raw": scenarios}, facts)
+    print(f"saved {path}")
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+if __name__ == "__main__":
+    main()
