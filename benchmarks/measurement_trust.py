@@ -2,9 +2,11 @@
 the wall clock (what trials reported before) and on the compute clock (the trial's own
 thread CPU time, what ``train_time_s`` and ``latency_ms`` report now).
 
-Five digits configs (MLPs of several sizes, one CNN), each trained and measured with
-``objectives.evaluate`` (15 epochs, torch pinned to 1 thread, as a trial with
-``cpus_per_trial: 1``), ``--repeats`` times per scenario:
+Five digits configs (MLPs of several sizes, one CNN), torch pinned to 1 thread as in a
+trial with ``cpus_per_trial: 1``. Per scenario, each config is trained ``--repeats``
+times with ``objectives.evaluate`` (15 epochs: the train-time figures), and one model of
+it, trained once beforehand, is timed ``--repeats`` times with the trials' latency
+measurement (the latency figures: the same model each time):
 
 - alone: nothing else of ours runs;
 - beside: another process trains a digits MLP in a loop, unpinned, as the second worker
@@ -57,11 +59,30 @@ FIGURES = {  # name -> (metric on the compute clock, metric on the wall clock)
 }
 
 
-def measure(params: dict[str, Any], repeats: int) -> list[dict[str, float]]:
+def trained(params: dict[str, Any]) -> tuple[Any, Any]:
+    """The config's model, trained once (alone), and one validation row."""
+    import torch
     from paretotune import objectives
 
     context = objectives.TrialContext(dataset={"source": "digits"}, epochs=15, num_threads=1)
-    return [dict(objectives.evaluate(params, context).metrics) for _ in range(repeats)]
+    outcome = objectives.evaluate(params, context, keep_model=True)
+    splits = objectives.load_dataset({"source": "digits"}, 0)
+    return outcome.model, torch.as_tensor(splits.folds[-1].X_val[:1])
+
+
+def measure(params: dict[str, Any], model: Any, row: Any, repeats: int) -> list[dict[str, float]]:
+    """``repeats`` trainings of the config (train time: each training is a new trial) and
+    ``repeats`` latency measurements of one and the same trained model."""
+    from paretotune import objectives
+    from paretotune.objectives._measure import latency
+
+    context = objectives.TrialContext(dataset={"source": "digits"}, epochs=15, num_threads=1)
+    found = []
+    for _ in range(repeats):
+        metrics = dict(objectives.evaluate(params, context).metrics)
+        metrics |= latency(model, row, context.latency_repeats)  # the same model each time
+        found.append(metrics)
+    return found
 
 
 def with_trainer(cpu: int | None):
@@ -91,13 +112,16 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
+    models = {name: trained(p) for name, p in CONFIGS.items()}
     scenarios: dict[str, dict[str, list[dict[str, float]]]] = {}
     for scenario, cpu in (("alone", None), ("beside", None), ("same core", 0)):
         trainer = with_trainer(cpu) if scenario != "alone" else None
         if cpu is not None:
             os.sched_setaffinity(0, {cpu})
         try:
-            scenarios[scenario] = {name: measure(p, args.repeats) for name, p in CONFIGS.items()}
+            scenarios[scenario] = {
+                name: measure(p, *models[name], args.repeats) for name, p in CONFIGS.items()
+            }
         finally:
             os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
             if trainer is not None:

@@ -28,12 +28,15 @@ from paretotune.objectives._datasets import DatasetInfo, Fold, Splits, dataset_k
 from paretotune.objectives._distill import get_teacher
 from paretotune.objectives._measure import (
     PeakMemory,
+    compute_clock,
     count_nonzero_params,
     count_params,
     latency,
     pinned_threads,
     serialized_size,
+    serving_memory_mb,
     throughput,
+    training_memory_mb,
 )
 from paretotune.objectives._metrics import (
     classification_scores,
@@ -154,9 +157,16 @@ class _Trial:
                     on_epoch(epoch, entry | {"train_time_s": trained_s} | early_costs)
             before = self._before(runs)
             models = [self._compress(i, run) for i, run in enumerate(runs)]
-        self.metrics["peak_mem_mb"] = memory.peak_mb
+        last = runs[-1]
+        batch = last.data.X_train[: last.trainer.batch_size]
+        counted = training_memory_mb(
+            last.trainer.model, last.trainer.optimizer, batch, last.trainer.model.net_output
+        )
+        self.metrics["peak_mem_mb"] = memory.peak_mb if self.device.type == "cuda" else counted
         trained = sum(run.trainer.train_time_s for run in runs)
         self.metrics["train_time_s"] = trained + self.finetune_s
+        self.metrics["train_wall_s"] = sum(run.trainer.train_wall_s for run in runs)
+        self.artifacts["time_clock"] = compute_clock(self.device)[0]
         self._score_folds(runs, models)
         self._score_final(runs[-1], models[-1])
         self.metrics.update(before)
@@ -310,6 +320,10 @@ class _Trial:
                 self.artifacts["test_confusion_matrix"] = matrix.tolist()
         sparse = self.compression == "prune_unstructured"
         self.metrics.update(self._costs(model, run.fold.X_val, sparse=sparse))
+        row = _tensor(run.fold.X_val[:1], next(model.buffers()).device)
+        self.metrics["serve_mem_mb"] = serving_memory_mb(
+            model, row, weights_bytes=int(self.metrics["size_bytes"])
+        )
         n_params = self.n_params_float if self.n_params_float is not None else count_params(model)
         self.metrics["n_params"] = float(n_params)
         if sparse:

@@ -7,10 +7,13 @@ import pytest
 import torch
 from paretotune.objectives._measure import (
     PeakMemory,
+    compute_clock,
     latency,
     pinned_threads,
     serialized_size,
+    serving_memory_mb,
     throughput,
+    training_memory_mb,
 )
 from paretotune.objectives._models import fit_scaler
 from paretotune.objectives._training import make_schedule, random_shift
@@ -21,8 +24,46 @@ def test_latency_and_throughput_are_positive():
     model = nn.Sequential(nn.Linear(8, 8)).eval()
     result = latency(model, torch.zeros(1, 8), repeats=7)
     assert result["latency_ms"] > 0 and result["latency_ms_p90"] >= result["latency_ms"]
-    assert result["latency_cv"] >= 0
+    assert result["latency_wall_ms"] > 0
+    assert result["latency_cv"] >= 0 and 3 <= result["latency_rounds"] <= 10
     assert throughput(model, torch.zeros(10, 8)) > 0
+
+
+def test_latency_stops_once_its_rounds_agree_and_keeps_going_otherwise():
+    model = nn.Sequential(nn.Linear(8, 8)).eval()
+    loose = latency(model, torch.zeros(1, 8), repeats=5, target_cv=1.0)
+    assert loose["latency_rounds"] == 3  # the minimum: three medians to compare
+    strict = latency(model, torch.zeros(1, 8), repeats=5, target_cv=0.0, max_rounds=6)
+    assert strict["latency_rounds"] == 6
+
+
+def test_the_compute_clock_is_the_threads_cpu_time_only_with_one_cpu_thread():
+    with pinned_threads(1):
+        assert compute_clock(torch.device("cpu"))[0] == "thread_cpu"
+    with pinned_threads(2):
+        assert compute_clock(torch.device("cpu"))[0] == "wall"
+    assert compute_clock(torch.device("cuda"))[0] == "wall"  # the thread only waits for a GPU
+
+
+def test_training_memory_counts_weights_grads_optimizer_state_and_activations():
+    model = nn.Linear(10, 20)
+    optimizer = torch.optim.Adam(model.parameters())
+    batch = torch.zeros(32, 10)
+    model(batch).sum().backward()
+    optimizer.step()
+    weights = (10 * 20 + 20) * 4
+    state = sum(t.numel() * t.element_size() for s in optimizer.state.values() for t in s.values())
+    activations = 32 * 10 * 4 + 32 * 20 * 4  # the batch, the layer's output
+    expected = (weights + weights + state + activations) / 2**20
+    assert training_memory_mb(model, optimizer, batch, model) == pytest.approx(expected)
+    assert state == 2 * weights + 2 * 4  # Adam: two moments per weight, a step per tensor
+
+
+def test_serving_memory_is_the_stored_weights_and_one_calls_activations():
+    model = nn.Sequential(nn.Linear(10, 20), nn.ReLU()).eval()
+    row = torch.zeros(1, 10)
+    expected = (1000 + 10 * 4 + 20 * 4 + 20 * 4) / 2**20
+    assert serving_memory_mb(model, row, weights_bytes=1000) == pytest.approx(expected)
 
 
 def test_sparse_size_beats_dense_only_when_sparse():
