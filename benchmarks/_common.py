@@ -155,3 +155,40 @@ def _define_by_run(space: Any, trial: Any) -> None:
     from paretotune.spaces import sample_params
 
     sample_params(trial, space)
+
+
+TRAINER = """
+import os, sys, torch
+sys.path.insert(0, {root!r})
+cpu = {cpu}
+if cpu is not None:
+    os.sched_setaffinity(0, {{cpu}})
+torch.set_num_threads(1)
+from paretotune import objectives
+ctx = objectives.TrialContext(dataset={{"source": "digits"}}, epochs=50, num_threads=1)
+params = {{"architecture": "mlp", "mlp.depth": 3, "mlp.width": 512, "optimizer": "adam"}}
+print("ready", flush=True)
+while True:
+    objectives.evaluate(params, ctx)
+"""
+
+
+def start_trainers(count: int, cpus: list[int | None]) -> list[Any]:
+    """``count`` processes training a digits MLP in a loop (the ``i``-th pinned to
+    ``cpus[i]`` when given), once each has begun: the load a neighbouring trial makes."""
+    import subprocess
+
+    procs = []
+    for i in range(count):
+        code = TRAINER.format(root=str(ROOT), cpu=cpus[i] if i < len(cpus) else None)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        procs.append(proc)
+    for proc in procs:
+        proc.stdout.readline()  # "ready": torch and objectives imported
+    time.sleep(1.5)  # let training get going
+    return procs

@@ -37,27 +37,10 @@ import argparse
 import os
 import statistics
 import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, machine, quiet, save, table
-
-TRAINER = """
-import os, sys, torch
-sys.path.insert(0, {root!r})
-cpu = {cpu}
-if cpu is not None:
-    os.sched_setaffinity(0, {{cpu}})
-torch.set_num_threads(1)
-from paretotune import objectives
-ctx = objectives.TrialContext(dataset={{"source": "digits"}}, epochs=50, num_threads=1)
-params = {{"architecture": "mlp", "mlp.depth": 3, "mlp.width": 512, "optimizer": "adam"}}
-print("ready", flush=True)
-while True:
-    objectives.evaluate(params, ctx)
-"""
+from _common import machine, quiet, save, start_trainers, table
 
 
 def train_model(width: int, depth: int) -> tuple[Any, Any, dict[str, float], int]:
@@ -105,23 +88,6 @@ def measure(
             if ref:
                 ratios.append(result["latency_ms"] / ref)
     return medians, inner_cv, ratios
-
-
-def start_trainers(count: int, cpus: list[int | None]) -> list[subprocess.Popen]:
-    procs = []
-    for i in range(count):
-        code = TRAINER.format(root=str(ROOT), cpu=cpus[i] if i < len(cpus) else None)
-        proc = subprocess.Popen(
-            [sys.executable, "-c", code],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        procs.append(proc)
-    for proc in procs:
-        proc.stdout.readline()  # "ready": torch and objectives imported
-    time.sleep(1.5)  # let training get going
-    return procs
 
 
 def stop(procs: list[subprocess.Popen]) -> None:

@@ -25,26 +25,9 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
-import sys
-import time
 from typing import Any
 
-from _common import ROOT, machine, quiet, save, table
-
-TRAINER = """
-import os, sys, torch
-cpu = {cpu}
-if cpu is not None:
-    os.sched_setaffinity(0, {{cpu}})
-torch.set_num_threads(1)
-from paretotune import objectives
-ctx = objectives.TrialContext(dataset={{"source": "digits"}}, epochs=50, num_threads=1)
-params = {{"architecture": "mlp", "mlp.depth": 3, "mlp.width": 512, "optimizer": "adam"}}
-print("ready", flush=True)
-while True:
-    objectives.evaluate(params, ctx)
-"""
+from _common import machine, quiet, save, start_trainers, table
 
 CONFIGS = {
     "mlp-1x32": {"architecture": "mlp", "mlp.depth": 1, "mlp.width": 32},
@@ -85,19 +68,6 @@ def measure(params: dict[str, Any], model: Any, row: Any, repeats: int) -> list[
     return found
 
 
-def with_trainer(cpu: int | None):
-    trainer = subprocess.Popen(
-        [sys.executable, "-c", TRAINER.format(cpu=cpu)],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    assert trainer.stdout is not None
-    trainer.stdout.readline()  # "ready": torch imported, the loop begins
-    time.sleep(1.0)
-    return trainer
-
-
 def cv(values: list[float]) -> float:
     mean = statistics.fmean(values)
     return statistics.pstdev(values) / mean if mean else 0.0
@@ -115,7 +85,7 @@ def main() -> None:
     models = {name: trained(p) for name, p in CONFIGS.items()}
     scenarios: dict[str, dict[str, list[dict[str, float]]]] = {}
     for scenario, cpu in (("alone", None), ("beside", None), ("same core", 0)):
-        trainer = with_trainer(cpu) if scenario != "alone" else None
+        trainer = start_trainers(1, [cpu])[0] if scenario != "alone" else None
         if cpu is not None:
             os.sched_setaffinity(0, {cpu})
         try:

@@ -7,12 +7,12 @@
 - `RecordingTracker`: a `Tracker` that records every call and answers run ids after a
   scripted simulated delay (or never).
 
-With these, budget, timeout, resume, re-queue after interruption, failures and the wait
-for run ids run in milliseconds, with no Ray and no MLflow process::
+With these, budget, timeout, resume, re-queue after interruption, failures, early
+stopping and the wait for run ids run in milliseconds, with no Ray and no MLflow process.
+`simulate_study` wires them to `run_study`::
 
-    clock = SimulatedClock()
-    run_study(spec, objective, executor=ScriptedExecutor(script, clock, capacity=2),
-              tracker=RecordingTracker(clock), clock=clock, progress=False)
+    run = simulate_study(spec, script, storage="study.journal", capacity=2)
+    run.result.n_complete, run.clock.now(), run.tracker.finished
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from paretotune._run import StudyResult, run_study
 from paretotune.execution import EpochGate, Executor, TrialReport, TrialTask
 from paretotune.objectives import StopTraining
 from paretotune.tracking import FinishedTrial, FrontSnapshot, StudyRef, Tracker, TrackerNews
@@ -256,4 +257,56 @@ class RecordingTracker(Tracker):
         return news
 
 
-__all__ = ["Outcome", "RecordingTracker", "ScriptedExecutor", "SimulatedClock"]
+@dataclass
+class Simulation:
+    """What `simulate_study` ran: the study's result and the kit's parts, to inspect."""
+
+    result: StudyResult
+    executor: ScriptedExecutor
+    tracker: RecordingTracker
+    clock: SimulatedClock
+
+
+def simulate_study(
+    spec: dict[str, Any],
+    script: Script,
+    *,
+    storage: str,
+    capacity: int = 1,
+    executor: ScriptedExecutor | None = None,
+    tracker: RecordingTracker | None = None,
+    **overrides: Any,
+) -> Simulation:
+    """Run (or resume) ``spec``'s study with its trials played by ``script`` on a simulated
+    clock: `run_study` as users call it, with a `ScriptedExecutor` (``capacity`` workers,
+    unless ``executor`` is given) and a `RecordingTracker` (unless ``tracker`` is given)
+    sharing one `SimulatedClock`. ``overrides`` are `run_study`'s."""
+    clock = executor.clock if executor else tracker.clock if tracker else SimulatedClock()
+    executor = executor or ScriptedExecutor(script, clock, capacity=capacity)
+    tracker = tracker or RecordingTracker(clock)
+    result = run_study(
+        spec,
+        _played_by_the_script,
+        storage=storage,
+        executor=executor,
+        tracker=tracker,
+        clock=clock,
+        progress=False,
+        **overrides,
+    )
+    return Simulation(result, executor, tracker, clock)
+
+
+def _played_by_the_script(params: dict[str, Any]) -> dict[str, float]:
+    """Marks the study as a custom-objective one; the scripted executor never calls it."""
+    raise AssertionError("a simulated study's trials are played by its script")
+
+
+__all__ = [
+    "Outcome",
+    "RecordingTracker",
+    "ScriptedExecutor",
+    "SimulatedClock",
+    "Simulation",
+    "simulate_study",
+]

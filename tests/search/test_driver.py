@@ -9,7 +9,7 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
-from paretotune import SpecError, run_study
+from paretotune import SpecError
 from paretotune._driver import RUN_ID_WAIT_S
 from paretotune.execution import TrialTask
 from paretotune.study import open_storage
@@ -19,7 +19,13 @@ from paretotune.study._attrs import (
     interrupted_numbers,
     study_objectives,
 )
-from paretotune.testing import Outcome, RecordingTracker, ScriptedExecutor, SimulatedClock
+from paretotune.testing import (
+    Outcome,
+    RecordingTracker,
+    ScriptedExecutor,
+    SimulatedClock,
+    simulate_study,
+)
 
 SPEC = {
     "name": "policies",
@@ -36,31 +42,24 @@ SPEC = {
 }
 
 
-def _unused(params):  # marks the study as custom-objective; the executor runs the script
-    raise AssertionError("the scripted executor runs trials, not this")
-
-
 def _seconds(task: TrialTask) -> Outcome:
     """A trial of 10 simulated seconds whose metrics follow its params."""
     width = task.params["mlp.width"]
     return Outcome(seconds=10.0, metrics={"accuracy": width / 64, "train_time_s": width / 8})
 
 
-def _run(tmp_path: Path, script=_seconds, *, clock=None, tracker=None, capacity=2, **kw):
-    clock = clock or SimulatedClock()
+def _run(tmp_path: Path, script=_seconds, *, tracker=None, capacity=2, **kw):
+    clock = tracker.clock if tracker else SimulatedClock()
     executor = ScriptedExecutor(script, clock, capacity=capacity, **kw.pop("executor", {}))
-    tracker = tracker or RecordingTracker(clock)
-    result = run_study(
+    run = simulate_study(
         SPEC,
-        _unused,
+        script,
         storage=str(tmp_path / "study.journal"),
         executor=executor,
         tracker=tracker,
-        clock=clock,
-        progress=False,
         **kw,
     )
-    return result, executor, tracker, clock
+    return run.result, run.executor, run.tracker, run.clock
 
 
 def _study(tmp_path: Path, name: str = "policies") -> optuna.Study:
@@ -159,7 +158,7 @@ def test_an_interruption_closes_the_tracker_as_killed(tmp_path: Path):
     clock = SimulatedClock()
     tracker = RecordingTracker(clock)
     with pytest.raises(KeyboardInterrupt):
-        _run(tmp_path, clock=clock, tracker=tracker, executor={"interrupt_after": 1})
+        _run(tmp_path, tracker=tracker, executor={"interrupt_after": 1})
     assert tracker.closed_with == "KILLED"
     assert sorted(tracker.interrupted) == sorted(set(tracker.started) - set(tracker.finished))
 
@@ -167,7 +166,7 @@ def test_an_interruption_closes_the_tracker_as_killed(tmp_path: Path):
 def test_a_trial_is_told_once_its_run_id_is_stored(tmp_path: Path):
     clock = SimulatedClock()
     tracker = RecordingTracker(clock, run_id_delay_s=15.0)  # slower than the trials
-    result, _, _, _ = _run(tmp_path, clock=clock, tracker=tracker)
+    result, _, _, _ = _run(tmp_path, tracker=tracker)
     study = _study(tmp_path)
     assert all(t.user_attrs[RUN_ID_ATTR] == f"run-{t.number}" for t in study.trials)
     assert result.n_complete == 6
@@ -177,7 +176,7 @@ def test_a_trial_is_told_once_its_run_id_is_stored(tmp_path: Path):
 def test_a_tracker_that_never_answers_delays_telling_by_the_bound_only(tmp_path: Path):
     clock = SimulatedClock()
     tracker = RecordingTracker(clock, run_id_delay_s=math.inf)
-    result, _, _, _ = _run(tmp_path, clock=clock, tracker=tracker, trials=2)
+    result, _, _, _ = _run(tmp_path, tracker=tracker, trials=2)
     assert result.n_complete == 2
     assert RUN_ID_WAIT_S <= clock.now() - 10.0 <= RUN_ID_WAIT_S + 1.0
     assert all(RUN_ID_ATTR not in t.user_attrs for t in _study(tmp_path).trials)
@@ -186,14 +185,14 @@ def test_a_tracker_that_never_answers_delays_telling_by_the_bound_only(tmp_path:
 def test_a_tracker_without_runs_is_never_waited_for(tmp_path: Path):
     clock = SimulatedClock()
     tracker = RecordingTracker(clock, keeps_runs=False)
-    _run(tmp_path, clock=clock, tracker=tracker)
+    _run(tmp_path, tracker=tracker)
     assert clock.now() == pytest.approx(30.0)
 
 
 def test_tracking_errors_come_back_through_one_channel(tmp_path: Path):
     clock = SimulatedClock()
     tracker = RecordingTracker(clock, errors=["MLflow: disk full"])
-    result, _, _, _ = _run(tmp_path, clock=clock, tracker=tracker)
+    result, _, _, _ = _run(tmp_path, tracker=tracker)
     assert result.tracking_errors == ["MLflow: disk full"]
 
 
@@ -214,17 +213,8 @@ def test_a_single_objective_study_reports_intermediate_values(tmp_path: Path):
             metrics={"accuracy": 0.3}, history=[{"val_accuracy": 0.1 * e} for e in (1, 2, 3)]
         )
 
-    clock = SimulatedClock()
-    run_study(
-        {**SPEC, "name": "single", "objectives": {"accuracy": "maximize"}},
-        _unused,
-        storage=str(tmp_path / "study.journal"),
-        executor=ScriptedExecutor(script, clock),
-        tracker=RecordingTracker(clock),
-        clock=clock,
-        progress=False,
-        trials=1,
-    )
+    single = {**SPEC, "name": "single", "objectives": {"accuracy": "maximize"}}
+    simulate_study(single, script, storage=str(tmp_path / "study.journal"), trials=1)
     trial = _study(tmp_path, "single").trials[0]
     assert trial.intermediate_values == pytest.approx({0: 0.1, 1: 0.2, 2: 0.3})
 
@@ -245,11 +235,5 @@ def test_an_older_study_gains_optunas_metric_names_on_resume(tmp_path: Path):
 def test_a_resume_with_other_objectives_is_refused(tmp_path: Path):
     _run(tmp_path, trials=1)
     with pytest.raises(SpecError, match="already exists .* with objectives"):
-        run_study(
-            {**SPEC, "objectives": {"accuracy": "maximize"}},
-            _unused,
-            storage=str(tmp_path / "study.journal"),
-            executor=ScriptedExecutor(_seconds, SimulatedClock()),
-            tracker=RecordingTracker(SimulatedClock()),
-            progress=False,
-        )
+        other = {**SPEC, "objectives": {"accuracy": "maximize"}}
+        simulate_study(other, _seconds, storage=str(tmp_path / "study.journal"))

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from optuna.trial import TrialState
-from paretotune import Client, run_study
+from paretotune import Client
 from paretotune.execution import TrialTask
 from paretotune.objectives import StopTraining
 from paretotune.stopping import (
@@ -25,7 +25,12 @@ from paretotune.stopping import (
     rung_values,
 )
 from paretotune.study import open_storage
-from paretotune.testing import Outcome, RecordingTracker, ScriptedExecutor, SimulatedClock
+from paretotune.testing import (
+    Outcome,
+    ScriptedExecutor,
+    SimulatedClock,
+    simulate_study,
+)
 
 MAX_ACC = {"accuracy": "maximize"}
 TWO = {"accuracy": "maximize", "train_time_s": "minimize"}
@@ -144,10 +149,6 @@ SPEC = {
 }
 
 
-def _unused(params):
-    raise AssertionError("the scripted executor runs trials, not this")
-
-
 def _curve(task: TrialTask) -> Outcome:
     """A learning curve set by the params: wider nets learn to a higher plateau and cost
     more per epoch; sgd plateaus lower. SGD trials are slower (stragglers)."""
@@ -167,19 +168,8 @@ def _curve(task: TrialTask) -> Outcome:
 
 
 def _run(tmp_path: Path, spec=SPEC, **kw):
-    clock = SimulatedClock()
-    executor = ScriptedExecutor(_curve, clock, capacity=3)
-    tracker = RecordingTracker(clock)
-    result = run_study(
-        spec,
-        _unused,
-        storage=str(tmp_path / "study.journal"),
-        executor=executor,
-        tracker=tracker,
-        clock=clock,
-        progress=False,
-        **kw,
-    )
+    run = simulate_study(spec, _curve, storage=str(tmp_path / "study.journal"), capacity=3, **kw)
+    result, tracker, executor = run.result, run.tracker, run.executor
     study = optuna.load_study(
         study_name=spec["name"], storage=open_storage(str(tmp_path / "study.journal"))
     )
@@ -249,18 +239,11 @@ def test_a_resumed_study_carries_on_with_the_rung_records_it_kept(tmp_path: Path
         if k.startswith("rung.")
     ]
     assert earlier
-    clock = SimulatedClock()
-    executor = _LoggingExecutor(_curve, clock, capacity=3)
-    resumed = run_study(
-        SPEC,
-        _unused,
-        storage=str(tmp_path / "study.journal"),
-        executor=executor,
-        tracker=RecordingTracker(clock),
-        clock=clock,
-        progress=False,
+    executor = _LoggingExecutor(_curve, SimulatedClock(), capacity=3)
+    resumed = simulate_study(
+        SPEC, _curve, storage=str(tmp_path / "study.journal"), executor=executor
     )
-    assert resumed.trials_run == 14 and executor.asked
+    assert resumed.result.trials_run == 14 and executor.asked
     replay = MoAsha(SPEC["objectives"], (1, 3), reduction_factor=3)
     replay.restore(earlier)
     answers = []
@@ -324,15 +307,10 @@ def test_constraints_steer_the_sampler_toward_feasible_trials(tmp_path: Path, sa
     }
     feasible_share = {}
     for constrained in (False, True):
-        clock = SimulatedClock()
-        run_study(
+        simulate_study(
             {**spec, "constraints": ["latency_ms <= 0.3"] if constrained else None},
-            _unused,
+            _latency_by_width,
             storage=str(tmp_path / f"{constrained}.journal"),
-            executor=ScriptedExecutor(_latency_by_width, clock),
-            tracker=RecordingTracker(clock),
-            clock=clock,
-            progress=False,
         )
         study = optuna.load_study(
             study_name="steered", storage=open_storage(str(tmp_path / f"{constrained}.journal"))
