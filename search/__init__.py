@@ -7,7 +7,8 @@ The public API::
 
 The package is laid out by concern, imports pointing one way (a test walks them)::
 
-    cli  ->  _run/_driver, results  ->  study, execution, tracking  ->  spaces, objectives
+    cli -> _run/_driver -> stopping -> results -> tracking -> study, execution
+        -> spaces -> objectives -> errors
 
 - `paretotune.spaces`: what is searched (the spec, its validation, sampling).
 - `paretotune.objectives`: what a trial measures (datasets, models, training).
@@ -15,6 +16,7 @@ The package is laid out by concern, imports pointing one way (a test walks them)
 - `paretotune.execution`: where trials run (a worker, executors, the Ray connection).
 - `paretotune.tracking`: where trials are recorded (a base; MLflow).
 - `paretotune.results`: Pareto maths, trial records, selection and the `Client`.
+- `paretotune.stopping`: multi-objective early stopping (MO-ASHA).
 - `paretotune.cli`: the ``paretotune`` command.
 - `paretotune.errors`: every error for a user's mistake, under `ParetotuneError`.
 - `paretotune.testing`: a simulated clock, a scripted executor, a recording tracker.
