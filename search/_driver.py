@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 from paretotune._clock import Clock
 from paretotune._progress import StudyProgress
 from paretotune.execution import Executor, TrialReport, TrialTask
-from paretotune.results.pareto import RunningFront
+from paretotune.results.pareto import RunningFront, dominates
 from paretotune.results.records import (
     HV_BOUND_TRIALS,
     Compute,
@@ -36,6 +36,7 @@ from paretotune.study._attrs import (
     EPOCHS_ATTR,
     EXPERIMENT_ATTR,
     FAIL_REASON_ATTR,
+    ISOLATED_ATTR,
     METRICS_ATTR,
     PARAMS_ATTR,
     PARENT_RUN_ATTR,
@@ -110,6 +111,8 @@ class Driver:
     timed_out: bool = False
 
     def __post_init__(self) -> None:
+        # models of this run's non-dominated trials: number -> (values, pickled model)
+        self._front_models: dict[int, tuple[list[float], bytes]] = {}
         self.started = self.clock.now()
         self.front_size = RunningFront(list(self.objectives.values()))
         self._front_published_at = -math.inf
@@ -294,6 +297,8 @@ class Driver:
             trial.set_user_attr(METRICS_ATTR, report.metrics)
             self.study.tell(trial, values)
             self.front_size.add(values)
+            if report.model_bytes is not None:
+                self._keep_if_on_front(trial.number, values, report.model_bytes)
             state, keys = "COMPLETE", ["complete"]
             if self._feasible({METRICS_ATTR: report.metrics}, item.params):
                 keys.append("feasible")
@@ -306,6 +311,36 @@ class Driver:
         self.tracker.finish_trial(trial.number, state, report)
         self.finished_here += 1
         return keys
+
+    def _keep_if_on_front(self, number: int, values: list[float], model: bytes) -> None:
+        directions = list(self.objectives.values())
+        kept = self._front_models
+        if any(dominates(v, values, directions) for v, _ in kept.values()):
+            return
+        for other in [n for n, (v, _) in kept.items() if dominates(values, v, directions)]:
+            del kept[other]
+        kept[number] = (values, model)
+
+    def remeasure_front(self, executor: Executor) -> None:
+        """Measure the front's latencies again now that no trial runs (the figures the
+        trials took were taken beside other trials), and record both: the study attribute
+        ``isolated_measurements`` and the runs' ``latency_ms_isolated`` metrics. Only the
+        models this run trained are at hand."""
+        if not self._front_models:
+            return
+        front = {
+            r.number
+            for r in rank_trials(self.study.get_trials(deepcopy=False), self.objectives).pareto
+        }
+        models = {n: model for n, (_, model) in self._front_models.items() if n in front}
+        measured = executor.remeasure(models)
+        if not measured:
+            return
+        kept = dict(self.study.user_attrs.get(ISOLATED_ATTR) or {})
+        kept |= {str(n): m for n, m in measured.items()}
+        self.study.set_user_attr(ISOLATED_ATTR, kept)
+        for number, metrics in measured.items():
+            self.tracker.log_metrics(number, metrics)
 
     def _feasible(self, attrs: dict[str, Any], params: dict[str, Any]) -> bool:
         if not self.constraints:

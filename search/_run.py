@@ -130,6 +130,7 @@ def run_study(
             executor.use_epoch_gate(driver.stopping.gate())
         driver.loop(executor)
         status, reason = "FINISHED", driver.stop_reason()
+        driver.remeasure_front(executor)
     except KeyboardInterrupt:
         status, reason = "KILLED", "interrupted"
         raise

@@ -190,6 +190,7 @@ class RecordingTracker(Tracker):
         self.reports: dict[int, TrialReport] = {}
         self.interrupted: list[int] = []
         self.repaired: list[FinishedTrial] = []
+        self.logged: dict[int, dict[str, float]] = {}
         self.fronts: list[FrontSnapshot] = []
         self.closed_with: str | None = None
         self._answers: list[tuple[float, int]] = []  # (when, trial number)
@@ -233,6 +234,10 @@ class RecordingTracker(Tracker):
     def repair(self, finished: Sequence[FinishedTrial]) -> None:
         self.calls.append("repair")
         self.repaired += list(finished)
+
+    def log_metrics(self, number: int, metrics: dict[str, float]) -> None:
+        self.calls.append("log_metrics")
+        self.logged.setdefault(number, {}).update(metrics)
 
     def poll(self, timeout: float = 0.0) -> TrackerNews:
         news = self._due()

@@ -38,6 +38,12 @@ class Executor(abc.ABC):
     def wait(self, timeout: float) -> list[TrialReport]:
         """Reports of finished tasks, waiting at most ``timeout`` seconds for the first."""
 
+    def remeasure(self, models: dict[int, bytes]) -> dict[int, dict[str, float]]:
+        """Measure again, on one idle worker, the latency of the given trained models (trial
+        number -> pickled model), when no trial is running. Empty where the executor cannot
+        (a scripted or custom-objective executor)."""
+        return {}
+
     def shutdown(self) -> None:
         """Release the workers (nothing to release by default)."""
         return None

@@ -22,6 +22,9 @@ class InProcessExecutor(Executor):
         self._runner = TrialRunner(context, objective)
         self._done: list[TrialReport] = []
 
+    def remeasure(self, models: dict[int, bytes]) -> dict[int, dict[str, float]]:
+        return self._runner.remeasure(models) if models else {}
+
     def use_epoch_gate(self, gate: EpochGate | None) -> None:
         self._runner.use_epoch_gate(gate)
 

@@ -51,6 +51,11 @@ class RayExecutor(Executor):
         self._idle = list(self._actors)
         self._in_flight: dict[Any, tuple[Any, TrialTask]] = {}
 
+    def remeasure(self, models: dict[int, bytes]) -> dict[int, dict[str, float]]:
+        if not models or not self._idle:
+            return {}
+        return dict(self._ray.get(self._idle[0].remeasure.remote(models)))
+
     def use_epoch_gate(self, gate: EpochGate | None) -> None:
         self._gate = gate
         self._ray.get([actor.use_epoch_gate.remote(gate) for actor in self._actors])

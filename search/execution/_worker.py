@@ -115,6 +115,22 @@ class TrialRunner:
             report.model_bytes = buffer.getvalue()
             report.input_example = self._input_example()
 
+    def remeasure(self, models: Mapping[int, bytes]) -> dict[int, dict[str, float]]:
+        """Latency of each trial's model (its pickled bytes), measured again here, as a
+        trial measures it (1 thread on CPU). The driver calls this when no trial is running,
+        so the figures are taken in isolation."""
+        import torch
+        from paretotune.objectives._measure import latency, pinned_threads
+
+        row = torch.as_tensor(self._input_example()[:1])
+        found = {}
+        with pinned_threads(1):
+            for number, model_bytes in models.items():
+                model = torch.load(io.BytesIO(model_bytes), weights_only=False).eval()
+                measured = latency(model, row, self.context.latency_repeats)
+                found[number] = {f"{k}_isolated": v for k, v in measured.items()}
+        return found
+
     def _input_example(self) -> Any:
         """The first validation rows of the study's split, as the dataset gives them."""
         if self._example is None:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -28,6 +29,7 @@ from paretotune.results.records import (
 from paretotune.study import open_storage, resolve_storage_url, resolve_tracking_uri
 from paretotune.study._attrs import (
     EXPERIMENT_ATTR,
+    ISOLATED_ATTR,
     PARENT_RUN_ATTR,
     SPEC_ATTR,
     STOP_REASON_ATTR,
@@ -124,7 +126,8 @@ class Client:
         """Every complete trial of the study, ranked, with the front's hypervolume."""
         study = self._study(name)
         front = rank_trials(study.get_trials(deepcopy=False), study_objectives(study))
-        return replace(front, records=self._linked(study, front.records))
+        records = _with_isolated(study, self._linked(study, front.records))
+        return replace(front, records=records)
 
     def pareto_front(self, name: str, feasible_only: bool = True) -> TrialSet:
         """The Pareto-optimal trials of the study, by trial number, with their model URIs.
@@ -221,10 +224,11 @@ class Client:
     # -- plumbing ----------------------------------------------------------------------
     def _records(self, study: optuna.Study) -> list[TrialRecord]:
         objectives = study_objectives(study)
-        return [
+        records = [
             replace(record_of(t, objectives), study=study.study_name)
             for t in study.get_trials(deepcopy=False)
         ]
+        return _with_isolated(study, records)
 
     def _pool(
         self, name: str, feasible_only: bool
@@ -321,6 +325,20 @@ class Client:
             if record.number == number:
                 return self._with_models(self._study(name), [record])[0]
         raise TrialNotFoundError(f"study {name!r} has no trial {number}")
+
+
+def _with_isolated(study: optuna.Study, records: list[TrialRecord]) -> list[TrialRecord]:
+    """The records with the latencies measured again in isolation at the end of a run
+    (``latency_ms_isolated``, …) among their metrics, where the study holds them."""
+    isolated = study.user_attrs.get(ISOLATED_ATTR) or {}
+    if not isolated:
+        return list(records)
+    return [
+        replace(r, metrics=MappingProxyType({**r.metrics, **isolated[str(r.number)]}))
+        if str(r.number) in isolated
+        else r
+        for r in records
+    ]
 
 
 __all__ = ["Client", "StudySummary"]

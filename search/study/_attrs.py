@@ -21,6 +21,9 @@ TRACKING_URI_ATTR = "mlflow_tracking_uri"
 INTERRUPTED_TRIALS_ATTR = "interrupted_trials"  # numbers of trials closed as interrupted
 STOP_REASON_ATTR = "stop_reason"  # why the last run stopped: budget, timeout, goal, interrupted
 GOAL_TRIAL_ATTR = "goal_met_by"  # the trial that met ``budget.stop_when``
+# {trial number: {"latency_ms_isolated": …}}: the front's latencies measured again at the
+# end of a run, with no trial running (trials are immutable once told, so it lives here)
+ISOLATED_ATTR = "isolated_measurements"
 
 # trial user attributes
 RUN_ID_ATTR = "mlflow_run_id"

@@ -118,6 +118,11 @@ class Tracker(abc.ABC):
         driver killed outright can lose the last jobs it had not yet handed over."""
         return None
 
+    def log_metrics(self, number: int, metrics: dict[str, float]) -> None:
+        """Add ``metrics`` to a finished trial's record (the front's latencies measured
+        again at the end of a run)."""
+        return None
+
     def poll(self, timeout: float = 0.0) -> TrackerNews:
         """What was learned since the last call; waits up to ``timeout`` s for news."""
         return TrackerNews()

@@ -66,3 +66,17 @@ def test_mo_asha_on_ray_stops_trials_and_keeps_them_off_the_front(ray_cluster, w
         assert run.data.tags["paretotune.stopped_at_epoch"] in ("1", "3")
     parent = MlflowClient(tracking).get_run(result.parent_run_id)
     assert parent.data.metrics["epochs_saved"] == result.compute.epochs_saved
+
+    # the front's latencies, measured again once no trial ran, are kept beside the first
+    isolated = study.user_attrs["isolated_measurements"]
+    assert {int(n) for n in isolated} == {r.number for r in result.pareto}
+    for record in front:
+        assert (
+            record.metrics["latency_ms_isolated"]
+            == isolated[str(record.number)]["latency_ms_isolated"]
+        )
+        assert record.metrics["latency_ms_isolated"] > 0 and record.metrics["latency_ms"] > 0
+        run = by_number[record.number]
+        assert run.data.metrics["latency_ms_isolated"] == pytest.approx(
+            record.metrics["latency_ms_isolated"]
+        )

@@ -21,6 +21,7 @@ from paretotune.tracking.mlflow.protocol import (
     CloseStudy,
     FinishTrial,
     Job,
+    LogMetrics,
     MarkInterrupted,
     News,
     OpenStudy,
@@ -133,6 +134,8 @@ def _run_job(recorder: MlflowRecorder, job: Job, backlog: Backlog, news: Connect
             _send(news, TrialRecorded(number))
         case MarkInterrupted(numbers):
             recorder.mark_interrupted(numbers)
+        case LogMetrics(number, metrics):
+            recorder.log_metrics(number, metrics)
         case RepairTrials(trials):
             for number, run_id in recorder.repair(trials).items():
                 _send(news, RunMade(number, run_id))

@@ -42,6 +42,12 @@ class RepairTrials:
 
 
 @dataclass(frozen=True)
+class LogMetrics:
+    number: int
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True)
 class PublishFront:
     snapshot: FrontSnapshot
 
@@ -53,6 +59,7 @@ class CloseStudy:
 
 Job = (
     OpenStudy
+    | LogMetrics
     | StartTrial
     | FinishTrial
     | MarkInterrupted

@@ -141,6 +141,11 @@ class MlflowRecorder:
         if run_id is not None:
             self._guard.call(self._runs.record_outcome, number, run_id, state, report)
 
+    def log_metrics(self, number: int, metrics: dict[str, float]) -> None:
+        run_id = self.study.run_ids.get(number)
+        if run_id is not None:
+            self._guard.call(self._runs.log_metrics, run_id, metrics)
+
     def mark_interrupted(self, numbers: Sequence[int]) -> None:
         if numbers:
             self._guard.call(self._runs.mark_interrupted, list(numbers))

@@ -68,6 +68,13 @@ class TrialRuns:
         self._study.run_ids[number] = run.info.run_id
         return run.info.run_id
 
+    def log_metrics(self, run_id: str, metrics: dict[str, float]) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, v, now, 0) for k, v in metrics.items() if _finite(v)]
+        self._client.log_batch(run_id, metrics=batch)
+
     def log_params(self, run_id: str, params: dict[str, Any]) -> None:
         self._client.log_batch(run_id, params=param_list(params))
 

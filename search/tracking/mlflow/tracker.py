@@ -98,6 +98,9 @@ class MlflowTracker(Tracker):
             self._recorded += sum(1 for n in numbers if n in self._numbers)
             self._outbox.put(protocol.MarkInterrupted(list(numbers)))
 
+    def log_metrics(self, number: int, metrics: dict[str, float]) -> None:
+        self._outbox.put(protocol.LogMetrics(number, dict(metrics)))
+
     def update_front(self, snapshot: FrontSnapshot) -> None:
         self._outbox.put(protocol.PublishFront(snapshot))
 
