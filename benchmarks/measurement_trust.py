@@ -11,7 +11,8 @@ measurement (the latency figures: the same model each time):
 - alone: nothing else of ours runs;
 - beside: another process trains a digits MLP in a loop, unpinned, as the second worker
   of a 2-worker study does;
-- same core: measurer and trainer pinned to CPU 0 (the worst case: time-slicing).
+- same core: measurer and trainer pinned to CPU 0 (the worst case: time-slicing);
+- alone again: last, so drift over the run (and a first scenario's warm-up) shows up.
 
 Reported per config and clock: the CV over repeats within each scenario, and the bias,
 median beside (or same core) / median alone. Target (issue 15): latency CV <= 5% alone
@@ -84,8 +85,9 @@ def main() -> None:
     torch.set_num_threads(1)
     models = {name: trained(p) for name, p in CONFIGS.items()}
     scenarios: dict[str, dict[str, list[dict[str, float]]]] = {}
-    for scenario, cpu in (("alone", None), ("beside", None), ("same core", 0)):
-        trainer = start_trainers(1, [cpu])[0] if scenario != "alone" else None
+    order = (("alone", None), ("beside", None), ("same core", 0), ("alone again", None))
+    for scenario, cpu in order:
+        trainer = None if scenario.startswith("alone") else start_trainers(1, [cpu])[0]
         if cpu is not None:
             os.sched_setaffinity(0, {cpu})
         try:
@@ -111,6 +113,8 @@ def main() -> None:
                         "clock": clock,
                         "median_alone": alone,
                         "cv_alone": cv(values["alone"]),
+                        "cv_alone_again": cv(values["alone again"]),
+                        "bias_alone_again": statistics.median(values["alone again"]) / alone,
                         "cv_beside": cv(values["beside"]),
                         "bias_beside": statistics.median(values["beside"]) / alone,
                         "cv_same_core": cv(values["same core"]),
@@ -124,7 +128,15 @@ def main() -> None:
             mine = [r for r in rows if r["figure"] == figure and r["clock"] == clock]
             summary[f"{figure} {clock}"] = {
                 k: statistics.median(r[k] for r in mine)
-                for k in ("cv_alone", "cv_beside", "bias_beside", "cv_same_core", "bias_same_core")
+                for k in (
+                    "cv_alone",
+                    "cv_alone_again",
+                    "bias_alone_again",
+                    "cv_beside",
+                    "bias_beside",
+                    "cv_same_core",
+                    "bias_same_core",
+                )
             }
     print(
         table(
