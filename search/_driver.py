@@ -19,15 +19,13 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 from paretotune._clock import Clock
+from paretotune._front import Front
 from paretotune._progress import StudyProgress
 from paretotune.execution import Executor, TrialReport, TrialTask
-from paretotune.results.pareto import RunningFront, dominates
 from paretotune.results.records import (
-    HV_BOUND_TRIALS,
     Compute,
     FrontSummary,
     compute_of,
-    rank_trials,
 )
 from paretotune.spaces import Expression, StudySpec, sample_params
 from paretotune.stopping import EarlyStopping
@@ -36,7 +34,6 @@ from paretotune.study._attrs import (
     EPOCHS_ATTR,
     EXPERIMENT_ATTR,
     FAIL_REASON_ATTR,
-    ISOLATED_ATTR,
     METRICS_ATTR,
     PARAMS_ATTR,
     PARENT_RUN_ATTR,
@@ -51,7 +48,7 @@ from paretotune.study._attrs import (
 )
 from paretotune.study._constraints import is_feasible
 from paretotune.study._open import close_interrupted, running_trials
-from paretotune.tracking import FinishedTrial, FrontSnapshot, StudyRef, Tracker, TrackerNews
+from paretotune.tracking import FinishedTrial, StudyRef, Tracker, TrackerNews
 
 POLL_S = 0.2
 FRONT_EVERY_S = 10.0  # how often the ranked front is republished while the study runs
@@ -111,11 +108,8 @@ class Driver:
     timed_out: bool = False
 
     def __post_init__(self) -> None:
-        # models of this run's non-dominated trials: number -> (values, pickled model)
-        self._front_models: dict[int, tuple[list[float], bytes]] = {}
         self.started = self.clock.now()
-        self.front_size = RunningFront(list(self.objectives.values()))
-        self._front_published_at = -math.inf
+        self.front = Front(self.objectives)
         self._finished_before: list[int] = []  # trials an earlier driver finished
 
     # -- set-up ------------------------------------------------------------------------
@@ -198,7 +192,7 @@ class Driver:
         budget = self.spec.budget
         deadline = self.started + budget.timeout_s if budget.timeout_s else math.inf
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            self.front_size.add(trial.values)
+            self.front.add(trial.number, trial.values)
         compute = self.compute()
         counts.epochs, counts.epochs_saved = compute.epochs, compute.epochs_saved
         with StudyProgress(
@@ -236,7 +230,7 @@ class Driver:
                     item.finished_at = self.clock.now()
                     self.finished_untold.append((item, report))
                 self._keep_rung_records()
-                if self.clock.now() - self._front_published_at >= FRONT_EVERY_S:
+                if self.clock.now() - self.front.published_at >= FRONT_EVERY_S:
                     self.publish_front(final=False)
 
     def _show(self, bar: StudyProgress, counts: Counts) -> None:
@@ -244,7 +238,7 @@ class Driver:
             done=counts.finished,
             failed=counts.failed,
             pruned=counts.pruned,
-            pareto=len(self.front_size),
+            pareto=len(self.front),
             feasible=counts.feasible if self.constraints else None,
             epochs=(counts.epochs, counts.epochs_saved) if self.stopping else None,
         )
@@ -296,9 +290,7 @@ class Driver:
             values = [report.metrics[m] for m in self.objectives]
             trial.set_user_attr(METRICS_ATTR, report.metrics)
             self.study.tell(trial, values)
-            self.front_size.add(values)
-            if report.model_bytes is not None:
-                self._keep_if_on_front(trial.number, values, report.model_bytes)
+            self.front.add(trial.number, values, report.model_bytes)
             state, keys = "COMPLETE", ["complete"]
             if self._feasible({METRICS_ATTR: report.metrics}, item.params):
                 keys.append("feasible")
@@ -312,35 +304,9 @@ class Driver:
         self.finished_here += 1
         return keys
 
-    def _keep_if_on_front(self, number: int, values: list[float], model: bytes) -> None:
-        directions = list(self.objectives.values())
-        kept = self._front_models
-        if any(dominates(v, values, directions) for v, _ in kept.values()):
-            return
-        for other in [n for n, (v, _) in kept.items() if dominates(values, v, directions)]:
-            del kept[other]
-        kept[number] = (values, model)
-
     def remeasure_front(self, executor: Executor) -> None:
-        """Measure the front's latencies again now that no trial runs (the figures the
-        trials took were taken beside other trials), and record both: the study attribute
-        ``isolated_measurements`` and the runs' ``latency_ms_isolated`` metrics. Only the
-        models this run trained are at hand."""
-        if not self._front_models:
-            return
-        front = {
-            r.number
-            for r in rank_trials(self.study.get_trials(deepcopy=False), self.objectives).pareto
-        }
-        models = {n: model for n, (_, model) in self._front_models.items() if n in front}
-        measured = executor.remeasure(models)
-        if not measured:
-            return
-        kept = dict(self.study.user_attrs.get(ISOLATED_ATTR) or {})
-        kept |= {str(n): m for n, m in measured.items()}
-        self.study.set_user_attr(ISOLATED_ATTR, kept)
-        for number, metrics in measured.items():
-            self.tracker.log_metrics(number, metrics)
+        """The front's latencies measured again, with no trial running (see `Front`)."""
+        self.front.remeasure(self.study, executor, self.tracker)
 
     def _feasible(self, attrs: dict[str, Any], params: dict[str, Any]) -> bool:
         if not self.constraints:
@@ -420,27 +386,12 @@ class Driver:
     # -- the front ---------------------------------------------------------------------
     def publish_front(self, *, final: bool) -> FrontSummary:
         """Rank every complete trial and hand the snapshot to the tracker."""
-        self._front_published_at = self.clock.now()
-        trials = self.study.get_trials(deepcopy=False)
-        front = rank_trials(trials, self.objectives)
-        rows = [
-            {
-                "number": r.number,
-                "run_id": r.mlflow_run_id,
-                "params": dict(r.params),
-                "values": dict(r.values),
-                "rank": r.pareto_rank,
-            }
-            for r in front.records
-        ]
-        step = sum(1 for t in trials if t.state.is_finished())
-        # Before the normalisation is fixed the hypervolume still moves: don't chart it.
-        settled = final or len(front.records) >= HV_BOUND_TRIALS
-        hv = front.hypervolume if settled else None
         study_metrics = self.compute().as_metrics()
         if self.constraints:
             study_metrics["feasible_trials"] = float(self.counts().feasible)
-        snapshot = FrontSnapshot(self.objectives, rows, hv, step, final, study_metrics)
+        front, snapshot = self.front.snapshot(
+            self.study, final=final, study_metrics=study_metrics, now=self.clock.now()
+        )
         self.tracker.update_front(snapshot)
         return front
 

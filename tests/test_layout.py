@@ -3,7 +3,7 @@
 Rooms, lowest first; a module imports only from its own room and from lower ones::
 
     base (errors, _lazy, _clock) < objectives < spaces < study, execution < tracking
-        < results < stopping < driver (_run, _driver, _progress, testing) < cli
+        < results < stopping < driver (_run, _driver, _front, _progress, testing) < cli
         < paretotune/__init__
 """
 
@@ -36,7 +36,7 @@ LAYERS = {
     "api": 9,
 }
 BASE = {"errors", "_lazy", "_clock"}
-DRIVER = {"_run", "_driver", "_progress", "testing"}
+DRIVER = {"_run", "_driver", "_front", "_progress", "testing"}
 FRAMEWORKS = ("optuna", "ray", "mlflow")
 
 
