@@ -46,7 +46,7 @@ from paretotune.study._attrs import (
     interrupted_numbers,
     was_interrupted,
 )
-from paretotune.study._constraints import is_feasible
+from paretotune.study._constraints import is_feasible, trial_namespace
 from paretotune.study._open import close_interrupted, running_trials
 from paretotune.tracking import FinishedTrial, StudyRef, Tracker, TrackerNews
 
@@ -180,7 +180,7 @@ class Driver:
         for trial in self.study.get_trials(deepcopy=False):
             if trial.state == TrialState.COMPLETE:
                 counts.complete += 1
-                counts.feasible += self._feasible(trial.user_attrs, trial.params)
+                counts.feasible += is_feasible(self.constraints, trial_namespace(trial))
             elif trial.state == TrialState.PRUNED:
                 counts.pruned += 1
             elif trial.state == TrialState.FAIL and not was_interrupted(trial, interrupted):
@@ -214,7 +214,7 @@ class Driver:
                 for item, report in self._ready_to_tell(executor.capacity):
                     for key in self._finish(item, report):
                         setattr(counts, key, getattr(counts, key) + 1)
-                    trained = len(report.history)
+                    trained = self._epochs_trained(report)
                     counts.epochs += trained
                     if report.stopped_at is not None:
                         counts.epochs_saved += max(0, budget.epochs - trained)
@@ -279,7 +279,7 @@ class Driver:
             None if report.stopped_at is not None else self._missing_objectives(report.metrics)
         )
         self._record_curves(trial, report.history)
-        trial.set_user_attr(EPOCHS_ATTR, len(report.history) or self.spec.budget.epochs)
+        trial.set_user_attr(EPOCHS_ATTR, self._epochs_trained(report))
         trial.set_user_attr(TRIAL_SECONDS_ATTR, report.worker_time_s)
         if error is None and report.stopped_at is not None:  # stopped early: never a value
             trial.set_user_attr(METRICS_ATTR, report.metrics)
@@ -292,7 +292,7 @@ class Driver:
             self.study.tell(trial, values)
             self.front.add(trial.number, values, report.model_bytes)
             state, keys = "COMPLETE", ["complete"]
-            if self._feasible({METRICS_ATTR: report.metrics}, item.params):
+            if is_feasible(self.constraints, {**item.params, **report.metrics}):
                 keys.append("feasible")
                 self._check_goal(trial.number, {**item.params, **report.metrics})
         else:
@@ -308,11 +308,10 @@ class Driver:
         """The front's latencies measured again, with no trial running (see `Front`)."""
         self.front.remeasure(self.study, executor, self.tracker)
 
-    def _feasible(self, attrs: dict[str, Any], params: dict[str, Any]) -> bool:
-        if not self.constraints:
-            return True
-        metrics = attrs.get(METRICS_ATTR) or {}
-        return is_feasible(self.constraints, {**(attrs.get(PARAMS_ATTR) or params), **metrics})
+    def _epochs_trained(self, report: TrialReport) -> int:
+        """Its history's length; a trial that reports none (a custom objective) counts
+        the study's epochs."""
+        return len(report.history) or self.spec.budget.epochs
 
     def _check_goal(self, number: int, namespace: dict[str, Any]) -> None:
         """The first feasible trial meeting ``budget.stop_when`` ends the study: nothing is

@@ -118,7 +118,7 @@ class Client:
             mlflow_experiment_id=study.user_attrs.get(EXPERIMENT_ATTR),
             mlflow_parent_run_id=study.user_attrs.get(PARENT_RUN_ATTR),
             stop_reason=study.user_attrs.get(STOP_REASON_ATTR),
-            n_feasible=sum(1 for r in self._pool(name, True)[0]),
+            n_feasible=len(self._ranked(study, feasible_only=True)),
             compute=compute_of(trials, int(spec.get("budget", {}).get("epochs", 0))),
         )
 
@@ -235,12 +235,17 @@ class Client:
     ) -> tuple[TrialSet, dict[str, str], optuna.Study]:
         """The study's complete trials (only the feasible ones if asked), ranked."""
         study = self._study(name)
-        objectives = study_objectives(study)
+        return self._ranked(study, feasible_only), study_objectives(study), study
+
+    def _ranked(self, study: optuna.Study, feasible_only: bool) -> TrialSet:
         constraints = _selection.parse_constraints(study.user_attrs.get(SPEC_ATTR))
-        pool = _selection.candidates(
-            self._records(study), objectives, constraints, name, feasible_only=feasible_only
+        return _selection.candidates(
+            self._records(study),
+            study_objectives(study),
+            constraints,
+            study.study_name,
+            feasible_only=feasible_only,
         )
-        return pool, objectives, study
 
     def _tracking_uri_of(self, record_or_study: TrialRecord | optuna.Study) -> str:
         if self._given_tracking_uri:

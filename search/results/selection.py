@@ -24,6 +24,8 @@ from paretotune.objectives._metric_names import metric_direction as _catalogue_d
 from paretotune.results.pareto import nondominated_ranks, normalized_losses
 from paretotune.results.records import TrialRecord, TrialSet
 from paretotune.spaces import Expression, parse_expression
+from paretotune.study._constraints import is_feasible
+from paretotune.study._constraints import parse_constraints as parse_texts
 
 
 def metric_direction(name: str, objectives: Mapping[str, str]) -> str:
@@ -62,7 +64,7 @@ def check_names(
 
 def parse_constraints(spec: Mapping[str, Any] | None) -> list[Expression]:
     """The spec's ``constraints`` (stored with the study), parsed."""
-    return [parse_expression(text) for text in (spec or {}).get("constraints") or []]
+    return parse_texts((spec or {}).get("constraints"))
 
 
 def candidates(
@@ -83,9 +85,7 @@ def candidates(
     """
     complete = [r for r in records if r.state == "COMPLETE" and r.values]
     check_names((n for c in constraints for n in c.names), complete, study)
-    marked = [
-        replace(r, feasible=all(c.holds(namespace(r)) for c in constraints)) for r in complete
-    ]
+    marked = [replace(r, feasible=is_feasible(constraints, namespace(r))) for r in complete]
     kept = [r for r in marked if r.feasible or not feasible_only]
     if not kept:
         return TrialSet()

@@ -23,13 +23,12 @@ def violations(constraints: Sequence[Expression], namespace: Mapping[str, Any]) 
     at 0.75 gives 0.5); any other violated condition, or one naming a value the trial does
     not have (a pruned trial's final metrics), gives 1.
     """
-    found = []
-    for constraint in constraints:
-        if all(name in namespace for name in constraint.names) and constraint.holds(namespace):
-            found.append(0.0)
-        else:
-            found.append(_miss(constraint, namespace))
-    return found
+    return [0.0 if _holds(c, namespace) else _miss(c, namespace) for c in constraints]
+
+
+def _holds(constraint: Expression, namespace: Mapping[str, Any]) -> bool:
+    """Whether the trial has every value the constraint names, and meets it."""
+    return all(name in namespace for name in constraint.names) and constraint.holds(namespace)
 
 
 def _miss(constraint: Expression, namespace: Mapping[str, Any]) -> float:
@@ -44,7 +43,15 @@ def _miss(constraint: Expression, namespace: Mapping[str, Any]) -> float:
 
 
 def is_feasible(constraints: Sequence[Expression], namespace: Mapping[str, Any]) -> bool:
-    return not any(violations(constraints, namespace))
+    """Whether ``namespace`` (a trial's params and final metrics) meets every constraint:
+    the one feasibility test of the driver, the sampler and the `Client`."""
+    return all(_holds(c, namespace) for c in constraints)
+
+
+def trial_namespace(trial: FrozenTrial) -> dict[str, Any]:
+    """A told trial's params (the full flat ones where kept) and final metrics, by name."""
+    params = trial.user_attrs.get(PARAMS_ATTR) or trial.params
+    return {**params, **trial.user_attrs.get(METRICS_ATTR, {})}
 
 
 def constraints_func(
@@ -56,7 +63,6 @@ def constraints_func(
         return None
 
     def evaluate(trial: FrozenTrial) -> list[float]:
-        params = trial.user_attrs.get(PARAMS_ATTR) or trial.params
-        return violations(constraints, {**params, **trial.user_attrs.get(METRICS_ATTR, {})})
+        return violations(constraints, trial_namespace(trial))
 
     return evaluate
