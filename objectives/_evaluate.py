@@ -27,15 +27,16 @@ from paretotune.objectives._context import TrialContext, TrialOutcome
 from paretotune.objectives._datasets import DatasetInfo, Fold, Splits, dataset_key, load_dataset
 from paretotune.objectives._distill import get_teacher
 from paretotune.objectives._measure import (
+    THROUGHPUT_BATCH,
     PeakMemory,
+    ServingMeter,
     compute_clock,
     count_nonzero_params,
     count_params,
-    latency,
     pinned_threads,
     serialized_size,
+    serving_costs,
     serving_memory_mb,
-    throughput,
     training_memory_mb,
 )
 from paretotune.objectives._metrics import (
@@ -66,6 +67,7 @@ def evaluate(
     *,
     on_epoch: OnEpoch | None = None,
     keep_model: bool = False,
+    serving_meter: ServingMeter = serving_costs,
 ) -> TrialOutcome:
     """Train, compress and measure the model described by ``params``.
 
@@ -78,6 +80,9 @@ def evaluate(
             with ``context.costs_on_epoch``, the uncompressed model's ``latency_ms`` and
             ``size_bytes`` (measured once); it may raise :class:`StopTraining`.
         keep_model: return the final predictor in ``TrialOutcome.model``.
+        serving_meter: measures ``latency_*`` and ``throughput_sps`` of a model (default:
+            here, on the model's device); the Ray executor passes one that measures on the
+            node ``measure.latency_on`` names.
 
     Metrics (validation ones are the optimisation targets):
         classification: ``accuracy``, ``f1_macro``, ``precision_macro``, ``recall_macro``,
@@ -110,7 +115,7 @@ def evaluate(
     )
     splits.info.check_family(p["architecture"])
     with pinned_threads(context.num_threads):
-        return _Trial(p, context, splits, device).run(on_epoch, keep_model)
+        return _Trial(p, context, splits, device, serving_meter).run(on_epoch, keep_model)
 
 
 def _device(name: str) -> torch.device:
@@ -129,9 +134,15 @@ class _Trial:
     """The state of one evaluation (kept in one place to keep the steps small)."""
 
     def __init__(
-        self, p: dict[str, Any], context: TrialContext, splits: Splits, device: torch.device
+        self,
+        p: dict[str, Any],
+        context: TrialContext,
+        splits: Splits,
+        device: torch.device,
+        serving_meter: ServingMeter,
     ) -> None:
         self.p, self.context, self.splits, self.device = p, context, splits, device
+        self.serving_meter = serving_meter
         self.info: DatasetInfo = splits.info
         self.primary = "accuracy" if self.info.task == "classification" else "mse"
         self.compression: str = p["compression"]
@@ -287,8 +298,7 @@ class _Trial:
         rows = _tensor(X, device)
         model.eval()
         return {
-            **latency(model, rows[:1], self.context.latency_repeats),
-            "throughput_sps": throughput(model, rows),
+            **self.serving_meter(model, rows[:THROUGHPUT_BATCH], self.context.latency_repeats),
             "size_bytes": float(serialized_size(model, sparse=sparse)),
         }
 

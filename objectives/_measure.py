@@ -79,6 +79,17 @@ def latency(
         _busy(model, row, SLOW_EPISODE_PAUSE_S)
 
 
+# Measures a model's serving costs: (model, rows, latency repeats) -> metrics. The default is
+# `serving_costs`, here; a study with ``measure.latency_on`` sends the model to another node.
+ServingMeter = Callable[[nn.Module, torch.Tensor, int], dict[str, float]]
+
+
+def serving_costs(model: nn.Module, rows: torch.Tensor, repeats: int) -> dict[str, float]:
+    """`latency` at batch 1 (the first row) and `throughput` (from all rows), measured in
+    this process on the model's device."""
+    return {**latency(model, rows[:1], repeats), "throughput_sps": throughput(model, rows)}
+
+
 def _slow_episode() -> bool:
     """Whether the reference computation now runs slower than its fastest in this process."""
     global _fastest_reference

@@ -37,6 +37,7 @@ from paretotune.study._attrs import (
     METRICS_ATTR,
     PARAMS_ATTR,
     PARENT_RUN_ATTR,
+    PLACEMENT_ATTR,
     RUN_ID_ATTR,
     STOPPED_AT_ATTR,
     STUDY_UID_ATTR,
@@ -281,6 +282,8 @@ class Driver:
         self._record_curves(trial, report.history)
         trial.set_user_attr(EPOCHS_ATTR, self._epochs_trained(report))
         trial.set_user_attr(TRIAL_SECONDS_ATTR, report.worker_time_s)
+        if report.placement:
+            trial.set_user_attr(PLACEMENT_ATTR, report.placement)
         if error is None and report.stopped_at is not None:  # stopped early: never a value
             trial.set_user_attr(METRICS_ATTR, report.metrics)
             trial.set_user_attr(STOPPED_AT_ATTR, report.stopped_at)

@@ -87,6 +87,11 @@ def run_study(
     ray_starting = executor is None and _start_ray(spec)
     try:
         objectives, context = prepare(spec, custom_objective=objective is not None)
+        latency_on = spec.measure.latency_on.resources if spec.measure.latency_on else None
+        if latency_on and executor is None:  # before the study exists: it could never run
+            from paretotune.execution import require_offered
+
+            require_offered(latency_on)
         storage_url = resolve_storage_url(storage)
         study = open_study(spec, objectives, storage_url)
     except BaseException:
@@ -122,6 +127,7 @@ def run_study(
                 objective,
                 cpus_per_worker=spec.resources.cpus_per_trial,
                 gpus_per_worker=spec.resources.gpus_per_trial,
+                latency_on=latency_on,
             )
         driver.open()
         if driver.stopping is not None:

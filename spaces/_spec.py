@@ -114,6 +114,30 @@ class ResourcesSpec(_Strict):
     device: Literal["cpu", "cuda", "auto"] = "cpu"
 
 
+class LatencyTargetSpec(_Strict):
+    """The deployment target the models are timed on: a Ray node offering ``resources``
+    (custom resources such as ``{edge: 1}``, declared with ``ray start --resources``)."""
+
+    resources: dict[str, float]
+
+    @field_validator("resources")
+    @classmethod
+    def _check_resources(cls, value: dict[str, float]) -> dict[str, float]:
+        if not value:
+            raise ValueError("an empty mapping; name a resource the target node offers")
+        for name, amount in value.items():
+            if amount <= 0:
+                raise ValueError(f"{name}: {amount} must be positive")
+        return value
+
+
+class MeasureSpec(_Strict):
+    """Where costs are measured. ``latency_on`` times every model (latency and throughput)
+    on the node it names, one model at a time, instead of on the worker that trained it."""
+
+    latency_on: LatencyTargetSpec | None = None
+
+
 class ValidationSpec(_Strict):
     """How trials are scored: a holdout split (default) or k-fold CV, plus a final test split."""
 
@@ -242,6 +266,7 @@ class StudySpec(_Strict):
     validation: ValidationSpec = ValidationSpec()
     sampler: SamplerSpec = SamplerSpec()
     early_stopping: EarlyStoppingSpec = EarlyStoppingSpec()
+    measure: MeasureSpec = MeasureSpec()
     seed: int = Field(0, ge=0)
     constraints: list[str] | None = None
 

@@ -4,7 +4,7 @@ joins a cluster. Nothing here touches the Optuna storage or MLflow."""
 
 from paretotune.execution._base import Executor
 from paretotune.execution._in_process import InProcessExecutor
-from paretotune.execution._ray import RayExecutor
+from paretotune.execution._ray import RayExecutor, require_offered
 from paretotune.execution._ray_connection import (
     ensure_ray,
     start_ray_in_background,
@@ -28,6 +28,7 @@ __all__ = [
     "TrialTask",
     "UserObjective",
     "ensure_ray",
+    "require_offered",
     "start_ray_in_background",
     "stop_ray",
 ]

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import io
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from paretotune.errors import ClusterError, SpecError
 from paretotune.execution._base import Executor
 from paretotune.execution._ray_connection import ensure_ray
 from paretotune.execution._worker import (
     EpochGate,
+    ServingProbe,
     TrialReport,
     TrialRunner,
     TrialTask,
     UserObjective,
 )
+
+PROBE_START_TIMEOUT_S = 120.0
 
 
 class RayExecutor(Executor):
@@ -32,6 +39,7 @@ class RayExecutor(Executor):
         cpus_per_worker: float = 1.0,
         gpus_per_worker: float = 0.0,
         address: str | None = None,
+        latency_on: Mapping[str, float] | None = None,
     ):
         import ray
 
@@ -39,11 +47,18 @@ class RayExecutor(Executor):
         ensure_ray(address, min_cpus=workers * cpus_per_worker)
         if objective is not None:
             _pickle_module_by_value(objective)
-        actor_class: Any = ray.remote(TrialRunner).options(
+        self._probe: Any = None
+        meter = None
+        if latency_on:
+            self._probe, node = _start_probe(ray, dict(latency_on))
+            meter = RemoteServingMeter(self._probe, node)
+        actor_class: Any = ray.remote(RayTrialRunner).options(
             num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, max_concurrency=1
         )
         threads = max(1, int(cpus_per_worker))
-        self._new_actor = lambda: actor_class.remote(context, objective, num_threads=threads)
+        self._new_actor = lambda: actor_class.remote(
+            context, objective, num_threads=threads, serving_meter=meter
+        )
         self._actors: list[Any] = [self._new_actor() for _ in range(workers)]
         self.capacity = workers
         self.remote_workers = True
@@ -96,10 +111,106 @@ class RayExecutor(Executor):
         return fresh
 
     def shutdown(self) -> None:
-        for actor in self._actors:
+        for actor in [*self._actors, *([self._probe] if self._probe is not None else [])]:
             self._ray.kill(actor, no_restart=True)
         self._actors.clear()
         self._idle.clear()
+        self._probe = None
+
+
+class RayTrialRunner(TrialRunner):
+    """A `TrialRunner` that reports the Ray node it trains on (and the one its models are
+    timed on, with ``measure.latency_on``)."""
+
+    def placement(self) -> dict[str, str]:
+        import ray
+
+        where = {"node": ray.get_runtime_context().get_node_id()}
+        if isinstance(self.serving_meter, RemoteServingMeter):
+            where["latency_node"] = self.serving_meter.node
+        return where
+
+
+class _RayServingProbe(ServingProbe):
+    def node(self) -> str:
+        import ray
+
+        return str(ray.get_runtime_context().get_node_id())
+
+
+@dataclass(frozen=True)
+class RemoteServingMeter:
+    """A serving meter (see `paretotune.objectives.evaluate`) that ships the model to the
+    probe actor on the deployment target and waits for its figures."""
+
+    probe: Any  # the Ray actor handle of a `ServingProbe`
+    node: str  # the Ray node id the probe runs on
+
+    def __call__(self, model: Any, rows: Any, repeats: int) -> dict[str, float]:
+        import ray
+        import torch
+
+        buffer = io.BytesIO()
+        torch.save(model, buffer)
+        job = self.probe.measure.remote(buffer.getvalue(), rows.cpu().numpy(), repeats)
+        return dict(ray.get(job))
+
+
+def require_offered(resources: Mapping[str, float], address: str | None = None) -> None:
+    """Check that an alive node of the Ray cluster offers ``resources`` and 1 CPU (what the
+    ``measure.latency_on`` probe asks), connecting first if needed.
+
+    Raises:
+        SpecError: none does, so the probe could never be placed; the line lists what the
+            nodes offer.
+    """
+    import ray
+
+    ensure_ray(address)
+    wanted = {"CPU": 1.0, **resources}
+    offered = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    if not any(all(node.get(k, 0.0) >= v for k, v in wanted.items()) for node in offered):
+        shown = "; ".join(_custom(node) for node in offered) or "no node"
+        raise SpecError(
+            [
+                f"measure.latency_on.resources: no node of the Ray cluster offers "
+                f"{dict(resources)} and 1 CPU (its nodes offer: {shown})"
+            ]
+        )
+
+
+def _start_probe(ray: Any, resources: dict[str, float]) -> tuple[Any, str]:
+    """The probe actor on a node offering ``resources`` (and 1 CPU), and that node's id.
+
+    Raises:
+        SpecError: no alive node of the cluster offers them (see `require_offered`).
+        ClusterError: the probe was not running within `PROBE_START_TIMEOUT_S`.
+    """
+    require_offered(resources)
+    probe = (
+        ray.remote(_RayServingProbe)
+        .options(num_cpus=1, resources=resources, max_concurrency=1)
+        .remote()
+    )
+    try:
+        node = ray.get(probe.node.remote(), timeout=PROBE_START_TIMEOUT_S)
+    except ray.exceptions.GetTimeoutError:
+        ray.kill(probe, no_restart=True)
+        raise ClusterError(
+            f"measure.latency_on: the latency probe asking {resources} was not placed "
+            f"within {PROBE_START_TIMEOUT_S:.0f} s (are those resources all in use?)"
+        ) from None
+    return probe, node
+
+
+def _custom(resources: Mapping[str, float]) -> str:
+    """A node's resources as a user declares them: CPUs, GPUs and custom ones."""
+    shown = {
+        k: v
+        for k, v in resources.items()
+        if not k.startswith("node:") and k not in ("memory", "object_store_memory")
+    }
+    return ", ".join(f"{k}={v:g}" for k, v in sorted(shown.items()))
 
 
 def _pickle_module_by_value(objective: UserObjective) -> None:

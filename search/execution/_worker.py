@@ -7,7 +7,10 @@ import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from paretotune.objectives._measure import ServingMeter
 
 UserObjective = Callable[[dict[str, Any]], Mapping[str, float]]
 # Called after every epoch of a built-in trial as gate(trial number, epoch, history entry);
@@ -37,6 +40,8 @@ class TrialReport:
     error: str | None = None
     worker_time_s: float = 0.0
     stopped_at: int | None = None  # the epoch after which early stopping ended the trial
+    # where it ran, for the record: "node" (trained on), "latency_node" (latency measured on)
+    placement: dict[str, str] = field(default_factory=dict)
 
 
 class TrialRunner:
@@ -44,6 +49,7 @@ class TrialRunner:
 
     With ``objective=None`` the built-in objective (``objectives.evaluate``) runs with the
     study's ``context``; otherwise the user's callable gets the params and returns metrics.
+    ``serving_meter`` measures the models' latency and throughput (default: here).
     """
 
     def __init__(
@@ -54,11 +60,13 @@ class TrialRunner:
         keep_models: bool = True,
         num_threads: int | None = None,
         epoch_gate: EpochGate | None = None,
+        serving_meter: ServingMeter | None = None,
     ):
         self.context = context
         self.objective = objective
         self.keep_models = keep_models
         self.epoch_gate = epoch_gate
+        self.serving_meter = serving_meter
         self._example: Any = None
         if num_threads is not None and objective is None:
             import torch
@@ -84,7 +92,13 @@ class TrialRunner:
         except Exception as err:  # a failing trial is data, not a crash
             report.error = f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=8)}"
         report.worker_time_s = time.perf_counter() - started
+        report.placement = self.placement()
         return report
+
+    def placement(self) -> dict[str, str]:
+        """Where this runner's trials train and are timed (none known here; see
+        `RayTrialRunner`)."""
+        return {}
 
     def _run_builtin(self, task: TrialTask, report: TrialReport) -> None:
         from paretotune import objectives
@@ -98,7 +112,11 @@ class TrialRunner:
 
         try:
             outcome = objectives.evaluate(
-                task.params, self.context, on_epoch=on_epoch, keep_model=self.keep_models
+                task.params,
+                self.context,
+                on_epoch=on_epoch,
+                keep_model=self.keep_models,
+                serving_meter=self._meter(),
             )
         except objectives.StopTraining as stop:  # a pruned trial: what it trained, no model
             report.stopped_at = stop.epoch
@@ -116,20 +134,27 @@ class TrialRunner:
             report.input_example = self._input_example()
 
     def remeasure(self, models: Mapping[int, bytes]) -> dict[int, dict[str, float]]:
-        """Latency of each trial's model (its pickled bytes), measured again here, as a
-        trial measures it (1 thread on CPU). The driver calls this when no trial is running,
-        so the figures are taken in isolation."""
+        """Serving costs of each trial's model (its pickled bytes), measured again as a
+        trial measures them (here at 1 thread on CPU, or by the study's serving meter). The
+        driver calls this when no trial is running, so the figures are taken in isolation."""
         import torch
-        from paretotune.objectives._measure import latency, pinned_threads
+        from paretotune.objectives._measure import pinned_threads
 
-        row = torch.as_tensor(self._input_example()[:1])
-        found = {}
+        rows = torch.as_tensor(self._input_example())
+        meter, found = self._meter(), {}
         with pinned_threads(1):
             for number, model_bytes in models.items():
                 model = torch.load(io.BytesIO(model_bytes), weights_only=False).eval()
-                measured = latency(model, row, self.context.latency_repeats)
+                measured = meter(model, rows, self.context.latency_repeats)
                 found[number] = {f"{k}_isolated": v for k, v in measured.items()}
         return found
+
+    def _meter(self) -> ServingMeter:
+        if self.serving_meter is not None:
+            return self.serving_meter
+        from paretotune.objectives._measure import serving_costs
+
+        return serving_costs
 
     def _input_example(self) -> Any:
         """The first validation rows of the study's split, as the dataset gives them."""
@@ -146,6 +171,19 @@ class TrialRunner:
             )
             self._example = splits.folds[-1].X_val[:EXAMPLE_ROWS].copy()
         return self._example
+
+
+class ServingProbe:
+    """The measuring end of ``measure.latency_on``: a process on the deployment target that
+    times the models trials send it, one at a time (1 thread on CPU)."""
+
+    def measure(self, model_bytes: bytes, rows: Any, repeats: int) -> dict[str, float]:
+        import torch
+        from paretotune.objectives._measure import pinned_threads, serving_costs
+
+        model = torch.load(io.BytesIO(model_bytes), map_location="cpu", weights_only=False)
+        with pinned_threads(1):
+            return serving_costs(model.eval(), torch.tensor(rows), repeats)
 
 
 def _as_metrics(raw: Mapping[str, Any]) -> dict[str, float]:

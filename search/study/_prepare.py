@@ -30,6 +30,13 @@ def prepare(spec: StudySpec, custom_objective: bool) -> tuple[dict[str, str], An
             objective is not a metric its task produces.
     """
     if custom_objective:
+        if spec.measure.latency_on is not None:
+            raise SpecError(
+                [
+                    "measure.latency_on: times the built-in objective's models; a custom "
+                    "objective measures its own latency (remove it or the objective)"
+                ]
+            )
         return dict(spec.resolved_objectives()), None
     from paretotune import objectives as builtin
 

@@ -237,3 +237,10 @@ def test_a_resume_with_other_objectives_is_refused(tmp_path: Path):
     with pytest.raises(SpecError, match="already exists .* with objectives"):
         other = {**SPEC, "objectives": {"accuracy": "maximize"}}
         simulate_study(other, _seconds, storage=str(tmp_path / "study.journal"))
+
+
+def test_a_latency_target_is_refused_for_a_custom_objective(tmp_path: Path):
+    spec = {**SPEC, "measure": {"latency_on": {"resources": {"edge": 1}}}}
+    with pytest.raises(SpecError, match="measure.latency_on: times the built-in objective"):
+        simulate_study(spec, _seconds, storage=str(tmp_path / "study.journal"))
+    assert not (tmp_path / "study.journal").exists()

@@ -113,6 +113,15 @@ def test_regression_dataset_defaults_to_mse():
         ),
         ({"name": "x", "dataset": {"source": "csv"}}, "dataset: source 'csv' needs `path`"),
         ({"name": "bad name!"}, "name: 'bad name!' must start with a letter or digit"),
+        (
+            {"name": "x", "measure": {"latency_on": {"resources": {}}}},
+            "measure.latency_on.resources: an empty mapping",
+        ),
+        (
+            {"name": "x", "measure": {"latency_on": {"resources": {"edge": 0}}}},
+            "measure.latency_on.resources.edge: 0.0 must be positive",
+        ),
+        ({"name": "x", "measure": {"latency_of": {}}}, "measure.latency_of: unknown key"),
         ({}, "name: required key is missing"),
     ],
 )

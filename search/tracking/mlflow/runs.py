@@ -20,6 +20,7 @@ from paretotune.tracking.mlflow.schema import (
     MODEL_DIR,
     MODEL_URI_TAG,
     PARENT_RUN_TAG,
+    PLACEMENT_TAG_PREFIX,
     RAW_MODEL_FILE,
     RECOVERED_TAG,
     RUN_STATUS,
@@ -118,6 +119,7 @@ class TrialRuns:
             tags.append(RunTag(ERROR_TAG, report.error[:MAX_TAG_CHARS]))
         if report.stopped_at is not None:
             tags.append(RunTag(STOPPED_AT_TAG, str(report.stopped_at)))
+        tags += [RunTag(PLACEMENT_TAG_PREFIX + k, v) for k, v in report.placement.items()]
         for name, value in report.artifacts.items():
             self._client.log_dict(run_id, {name: value}, f"{name}.json")
         if report.model_bytes is not None:

@@ -14,6 +14,7 @@ ERROR_TAG = "paretotune.error"
 STOPPED_AT_TAG = "paretotune.stopped_at_epoch"  # early stopping: the rung epoch it reached
 RECOVERED_TAG = "paretotune.recovered"  # recorded again from Optuna by `repair`
 MODEL_URI_TAG = "paretotune.model_uri"
+PLACEMENT_TAG_PREFIX = "paretotune."  # + "node" (trained on), "latency_node" (timed on)
 PARETO_TAG = "pareto"  # "true" / "false"
 PARETO_RANK_TAG = "pareto_rank"
 PARENT_RUN_TAG = "mlflow.parentRunId"  # MLflow's own nesting tag

@@ -1,0 +1,176 @@
+"""Several Ray nodes for real: a `ray start --head` and a second node joined with
+`ray start --address`, each with its own CPU count and custom resources, on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow import MlflowClient
+from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+from tests.conftest import free_port
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+RAY = Path(sys.executable).parent / "ray"
+NODES_SCRIPT = """
+import json, sys, ray
+ray.init(address=sys.argv[1], logging_level="ERROR", log_to_driver=False)
+print(json.dumps({n["NodeID"]: n["Resources"] for n in ray.nodes() if n["Alive"]}))
+"""
+
+
+@dataclass
+class Nodes:
+    address: str
+    head: str  # node ids
+    edge: str
+    groups: list[int]  # process groups to kill at the end
+
+
+def _start_node(args: list[str], agent_port: int, env: dict[str, str]) -> int:
+    """`ray start` in its own session; returns the process group its daemons stay in."""
+    ports = [
+        "--dashboard-agent-listen-port",
+        str(agent_port),
+        "--dashboard-agent-grpc-port",
+        str(agent_port + 1),
+        "--runtime-env-agent-port",
+        str(agent_port + 2),
+        "--metrics-export-port",
+        str(agent_port + 3),
+    ]
+    command = [str(RAY), "start", "--node-ip-address", "127.0.0.1", *args, *ports]
+    command.append("--disable-usage-stats")
+    process = subprocess.Popen(
+        command, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    out, _ = process.communicate(timeout=120)
+    assert process.returncode == 0, out.decode()
+    return process.pid
+
+
+def _node_ids(address: str, env: dict[str, str]) -> dict[str, dict[str, float]]:
+    found = subprocess.run(
+        [sys.executable, "-c", NODES_SCRIPT, address],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert found.returncode == 0, found.stderr
+    return json.loads(found.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def two_nodes() -> Iterator[Nodes]:
+    """A head offering 2 CPUs and ``trainer: 2``; a second node offering 1 CPU and
+    ``edge: 1``. Both are killed at the end, whatever happened."""
+    from tests.e2e.test_cluster import _free_port_block
+
+    folder = tempfile.mkdtemp(prefix="ptn.", dir="/tmp")  # short: Ray's socket paths
+    env = os.environ | {"RAY_AUTH_MODE": "disabled", "PATH": f"{RAY.parent}:{os.environ['PATH']}"}
+    env.pop("RAY_ADDRESS", None)
+    port, agents = free_port(), _free_port_block(8)
+    address = f"127.0.0.1:{port}"
+    groups: list[int] = []
+    try:
+        head = ["--head", "--port", str(port), "--temp-dir", f"{folder}/ray"]
+        head += ["--include-dashboard=false", "--num-cpus", "2", "--resources", '{"trainer": 2}']
+        groups.append(_start_node(head, agents, env))
+        edge = ["--address", address, "--num-cpus", "1", "--resources", '{"edge": 1}']
+        groups.append(_start_node(edge, agents + 4, env))
+        ids = _node_ids(address, env)
+        head_id = next(i for i, r in ids.items() if "trainer" in r)
+        edge_id = next(i for i, r in ids.items() if "edge" in r)
+        yield Nodes(address, head_id, edge_id, groups)
+    finally:
+        for group in groups:
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                try:
+                    os.killpg(group, sig)
+                except ProcessLookupError:
+                    break
+                time.sleep(2)
+
+
+def _run(spec: Path, nodes: Nodes, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "paretotune.cli", "run", str(spec), "--no-progress", *args],
+        cwd=spec.parent,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=os.environ | {"RAY_AUTH_MODE": "disabled", "RAY_ADDRESS": nodes.address},
+    )
+
+
+SPEC = """\
+name: {name}
+dataset: {{source: digits}}
+space:
+  architecture: [mlp]
+  mlp: {{depth: 1, width: [16, 64]}}
+  optimizer: [adam]
+budget: {{trials: 4, epochs: 2}}
+resources: {{workers: 2}}
+measure: {{latency_on: {{resources: {resources}}}}}
+"""
+
+
+def test_latency_is_measured_on_the_node_offering_the_target_resource(
+    two_nodes: Nodes, tmp_path: Path
+):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC.format(name="edge-latency", resources="{edge: 1}"))
+    ran = _run(spec, two_nodes)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+
+    storage = JournalStorage(JournalFileBackend(str(tmp_path / "paretotune.journal")))
+    study = optuna.load_study(study_name="edge-latency", storage=storage)
+    complete = study.get_trials(states=[optuna.trial.TrialState.COMPLETE])
+    assert len(complete) == 4
+    for trial in complete:  # trained on the head (the edge's CPU is the probe's), timed on edge
+        assert trial.user_attrs["placement"] == {
+            "node": two_nodes.head,
+            "latency_node": two_nodes.edge,
+        }
+        assert trial.user_attrs["metrics"]["latency_ms"] > 0
+    isolated = study.user_attrs["isolated_measurements"]  # the front, again on the edge node
+    assert isolated and all(m["latency_ms_isolated"] > 0 for m in isolated.values())
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs(
+        [client.get_experiment_by_name("edge-latency").experiment_id],
+        "tags.`paretotune.trial_number` != ''",
+    )
+    assert len(runs) == 4
+    assert {r.data.tags["paretotune.latency_node"] for r in runs} == {two_nodes.edge}
+    assert {r.data.tags["paretotune.node"] for r in runs} == {two_nodes.head}
+
+
+def test_a_target_no_node_offers_is_refused_in_one_line_before_anything_is_written(
+    two_nodes: Nodes, tmp_path: Path
+):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC.format(name="no-target", resources="{tpu_box: 1}"))
+    ran = _run(spec, two_nodes)
+    assert ran.returncode == 2, ran.stderr[-3000:]
+    errors = [line for line in ran.stderr.splitlines() if line.startswith("error")]
+    assert len(errors) == 1, ran.stderr
+    assert "measure.latency_on.resources" in errors[0] and "tpu_box" in errors[0]
+    assert "edge=1" in errors[0] and "trainer=2" in errors[0]  # what the nodes do offer
+    assert "Traceback" not in ran.stderr
+    assert not (tmp_path / "paretotune.journal").exists()
+    assert not (tmp_path / "mlflow.db").exists()
