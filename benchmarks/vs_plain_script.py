@@ -5,13 +5,15 @@ digits MLPs, accuracy / train time / latency, TPE). The baseline is a ~40-line s
 Optuna script (``PLAIN`` below) doing the same training and the same latency
 measurement in one process (``paretotune.objectives.evaluate``, so the two differ only
 in how the search runs), with no storage and no tracking. ``paretotune run`` runs cold:
-a fresh folder, its own local Ray, MLflow on SQLite, the journal file.
+a fresh folder, its own local Ray, MLflow on SQLite, the journal file; and (``--up``)
+again in a folder where `paretotune up` started a Ray head and an MLflow server once,
+before the seeds (not timed), from a fresh journal each time.
 
 Both are timed as whole commands (process start to exit). Hypervolume (issue 15's
 definition): error = 1 - accuracy over 0.1, train time over 2 s, latency over 0.1 ms,
 each clipped to [0, 1], reference point (1, 1, 1). Seeds run interleaved.
 
-    .venv/bin/python benchmarks/vs_plain_script.py --seeds 0 1 2
+    .venv/bin/python benchmarks/vs_plain_script.py --seeds 0 1 2 [--up]
 """
 
 from __future__ import annotations
@@ -83,8 +85,9 @@ def run_paretotune(seed: int, folder: Path) -> tuple[float, list[list[float]]]:
 
     spec = folder / "spec.yaml"  # the demo spec with this seed
     spec.write_text(DIGITS_SPEC.read_text() + f"seed: {seed}\n")
+    (folder / "paretotune.journal").unlink(missing_ok=True)
     command = [sys.executable, "-m", "paretotune.cli", "run", str(spec), "--no-progress"]
-    env = os.environ | {"RAY_ADDRESS": ""}
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI")}
     started = time.perf_counter()
     subprocess.run(command, check=True, cwd=folder, env=env, capture_output=True)
     wall = time.perf_counter() - started
@@ -94,32 +97,55 @@ def run_paretotune(seed: int, folder: Path) -> tuple[float, list[list[float]]]:
     return wall, [list(t.values) for t in study.trials if t.values]
 
 
+def paretotune_up() -> Path:
+    """A folder where `paretotune up` runs (stopped by `paretotune_down`)."""
+    folder = Path(tempfile.mkdtemp(prefix="pt-vs-up-"))
+    command = [sys.executable, "-m", "paretotune.cli", "up"]
+    subprocess.run(command, check=True, cwd=folder, capture_output=True)
+    return folder
+
+
+def paretotune_down(folder: Path) -> None:
+    command = [sys.executable, "-m", "paretotune.cli", "down"]
+    subprocess.run(command, cwd=folder, capture_output=True)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--up", action="store_true", help="also run with `paretotune up`")
     args = parser.parse_args()
     quiet()
     facts = machine()
+    runners: dict[str, Any] = {"plain script": run_plain, "paretotune run": run_paretotune}
+    served = paretotune_up() if args.up else None
+    if served is not None:
+        runners["paretotune run, up"] = lambda seed, _: run_paretotune(seed, served)
     runs: list[dict[str, Any]] = []
-    for seed in args.seeds:
-        for name, runner in (("plain script", run_plain), ("paretotune run", run_paretotune)):
-            folder = Path(tempfile.mkdtemp(prefix="pt-vs-"))
-            try:
-                wall, points = runner(seed, folder)
-            finally:
-                shutil.rmtree(folder, ignore_errors=True)
-            runs.append(
-                {
-                    "runner": name,
-                    "seed": seed,
-                    "wall_s": wall,
-                    "hv": hypervolume_of(points),
-                    "values": points,
-                }
-            )
-            print(f"{name:15s} seed {seed}: {wall:.1f} s, hv {runs[-1]['hv']:.3f}", flush=True)
+    try:
+        for seed in args.seeds:
+            for name, runner in runners.items():
+                folder = Path(tempfile.mkdtemp(prefix="pt-vs-"))
+                try:
+                    wall, points = runner(seed, folder)
+                finally:
+                    shutil.rmtree(folder, ignore_errors=True)
+                runs.append(
+                    {
+                        "runner": name,
+                        "seed": seed,
+                        "wall_s": wall,
+                        "hv": hypervolume_of(points),
+                        "values": points,
+                    }
+                )
+                print(f"{name:18s} seed {seed}: {wall:.1f} s, hv {runs[-1]['hv']:.3f}", flush=True)
+    finally:
+        if served is not None:
+            paretotune_down(served)
     rows = []
-    for name in ("plain script", "paretotune run"):
+    for name in runners:
         mine = [r for r in runs if r["runner"] == name]
         rows.append(
             [

@@ -39,6 +39,7 @@ from paretotune.study._attrs import (
     PARENT_RUN_ATTR,
     PLACEMENT_ATTR,
     RUN_ID_ATTR,
+    STARTED_AT_ATTR,
     STOPPED_AT_ATTR,
     STUDY_UID_ATTR,
     TRACKING_URI_ATTR,
@@ -282,6 +283,8 @@ class Driver:
         self._record_curves(trial, report.history)
         trial.set_user_attr(EPOCHS_ATTR, self._epochs_trained(report))
         trial.set_user_attr(TRIAL_SECONDS_ATTR, report.worker_time_s)
+        if report.started_at:
+            trial.set_user_attr(STARTED_AT_ATTR, report.started_at)
         if report.placement:
             trial.set_user_attr(PLACEMENT_ATTR, report.placement)
         if error is None and report.stopped_at is not None:  # stopped early: never a value

@@ -100,6 +100,12 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--output", required=True, help="the YAML file to write")
     _add_storage(export)
 
+    up = sub.add_parser(
+        "up", help="start a local Ray and an MLflow server that later runs here reuse"
+    )
+    up.add_argument("--cpus", type=int, help="Ray's logical CPUs (default: the core count)")
+    sub.add_parser("down", help="stop what `paretotune up` started here")
+
     retrain = sub.add_parser("retrain", help="train an exported one-trial spec, print metrics")
     retrain.add_argument("spec", help="a YAML written by `paretotune export`")
     _add_storage(retrain)
@@ -147,10 +153,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from paretotune._run import run_study
 
+    tracking_uri = args.tracking_uri or _use_services()
     result = run_study(
         args.spec,
         storage=args.storage,
-        tracking_uri=args.tracking_uri,
+        tracking_uri=tracking_uri,
         progress=not args.no_progress,
         trials=args.trials,
         workers=args.workers,
@@ -172,6 +179,54 @@ def _run(args: argparse.Namespace) -> int:
     )
     for problem in result.tracking_errors[:5]:
         print(f"warning: MLflow: {problem}", file=sys.stderr)
+    return 0
+
+
+def _use_services() -> str | None:
+    """The MLflow URI of the services `paretotune up` started here, with their Ray made
+    the one to join, when the user named neither a Ray nor an MLflow."""
+    if os.environ.get("RAY_ADDRESS") or os.environ.get("MLFLOW_TRACKING_URI"):
+        return None
+    from paretotune.cli._services import running_services
+
+    services = running_services()
+    if services is None:
+        return None
+    os.environ["RAY_ADDRESS"] = services.ray_address
+    print(
+        f"using `paretotune up`'s Ray {services.ray_address} and MLflow {services.tracking_uri}",
+        file=sys.stderr,
+    )
+    return services.tracking_uri
+
+
+def _up(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from paretotune.cli._services import start_services
+
+    print("starting a local Ray and an MLflow server on 127.0.0.1 …", file=sys.stderr)
+    services = start_services(Path.cwd(), args.cpus)
+    print(f"export RAY_ADDRESS={services.ray_address}")
+    print(f"export MLFLOW_TRACKING_URI={services.tracking_uri}")
+    print(
+        "`paretotune run` in this folder uses them without the exports; "
+        "`paretotune down` stops them",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from paretotune.cli._services import stop_services
+
+    stopped = stop_services(Path.cwd())
+    if stopped is None:
+        print("nothing to stop: `paretotune up` started nothing in this folder")
+    else:
+        print(f"stopped Ray {stopped.ray_address} and MLflow {stopped.tracking_uri}")
     return 0
 
 
@@ -327,6 +382,8 @@ _COMMANDS = {
     "knee": _knee,
     "export": _export,
     "retrain": _retrain,
+    "up": _up,
+    "down": _down,
 }
 
 

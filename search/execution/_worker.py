@@ -39,6 +39,7 @@ class TrialReport:
     input_example: Any = None  # a few raw input rows (numpy) the model accepts
     error: str | None = None
     worker_time_s: float = 0.0
+    started_at: float = 0.0  # Unix time the worker began the trial (0: unknown)
     stopped_at: int | None = None  # the epoch after which early stopping ended the trial
     # where it ran, for the record: "node" (trained on), "latency_node" (latency measured on)
     placement: dict[str, str] = field(default_factory=dict)
@@ -83,7 +84,7 @@ class TrialRunner:
 
     def run(self, task: TrialTask) -> TrialReport:
         started = time.perf_counter()
-        report = TrialReport(number=task.number)
+        report = TrialReport(number=task.number, started_at=time.time())
         try:
             if self.objective is not None:
                 report.metrics = _as_metrics(self.objective(dict(task.params)))

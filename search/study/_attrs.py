@@ -36,6 +36,7 @@ RUNG_ATTR_PREFIX = "rung."  # "rung.<k>": {"values": …, "promoted": …} (earl
 STOPPED_AT_ATTR = "stopped_at_epoch"  # a pruned trial: the epoch it was stopped after
 EPOCHS_ATTR = "epochs_trained"
 TRIAL_SECONDS_ATTR = "trial_seconds"  # the trial's time on its worker
+STARTED_AT_ATTR = "started_at"  # Unix time its worker began it (Optuna's start is the ask)
 PLACEMENT_ATTR = "placement"  # Ray node ids: {"node": trained on, "latency_node": timed on}
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)

@@ -168,3 +168,23 @@ def test_npz_errors(tmp_path):
     np.savez(path, X=np.array([["a", "b"]] * 4), y=np.arange(4) % 2)
     with pytest.raises(DatasetError, match=r"array 'X' of x\.npz is not numeric"):
         dataset_info({"source": "npz", "path": str(path)})
+
+
+@pytest.mark.parametrize("source", ["digits", "wine", "breast_cancer", "diabetes"])
+def test_the_bundled_sets_known_info_is_what_loading_them_gives(source: str):
+    from paretotune.objectives._datasets import BUILTIN_INFO, read_dataset
+
+    assert BUILTIN_INFO[source] == read_dataset({"source": source}).info
+
+
+def test_checking_a_bundled_set_imports_neither_scikit_learn_nor_torch():
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; from paretotune import objectives; "
+        "objectives.dataset_info({'source': 'digits'}); "
+        "print('sklearn' in sys.modules, 'torch' in sys.modules)"
+    )
+    found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert found.stdout.split() == ["False", "False"], found.stderr

@@ -70,10 +70,12 @@ class FrontPublisher:
         self._study = study
         self._pareto = pareto
         self._guard = guard
+        self._published_front: list[tuple[int, dict[str, float]]] | None = None
 
     def publish(self, snapshot: FrontSnapshot, superseded: bool) -> None:
         """Tag the runs with their Pareto rank and publish the front on the parent run;
-        a ``superseded`` snapshot (a newer one is queued) only adds its metric points."""
+        a ``superseded`` snapshot (a newer one is queued), or one whose front has the same
+        members as the last published, only adds its metric points."""
         from mlflow.entities import Metric
         from paretotune.tracking.mlflow.plots import front_figure_png, front_html, front_table_csv
 
@@ -86,16 +88,17 @@ class FrontPublisher:
         if parent is None:
             return  # the parent run could not be made: already one line in errors
         now = int(time.time() * 1000)
-        front_size = sum(1 for row in snapshot.rows if row["rank"] == 0)
-        metrics = [Metric("pareto_size", float(front_size), now, snapshot.step)]
+        front = [row for row in snapshot.rows if row["rank"] == 0]
+        metrics = [Metric("pareto_size", float(len(front)), now, snapshot.step)]
         if snapshot.hypervolume is not None:
             metrics.append(Metric("hypervolume", snapshot.hypervolume, now, snapshot.step))
         metrics += [Metric(k, v, now, snapshot.step) for k, v in snapshot.study_metrics.items()]
         self._client.log_batch(parent, metrics=metrics)
-        if superseded:
-            return
+        members = [(row["number"], row["values"]) for row in front]
+        if superseded or (members == self._published_front and not snapshot.final):
+            return  # the heavy artifacts only when the front changed (and at the end)
+        self._published_front = members
         self._client.log_text(parent, front_table_csv(snapshot), f"{FRONT_DIR}/pareto_front.csv")
-        front = [row for row in snapshot.rows if row["rank"] == 0]
         self._client.log_text(
             parent, json.dumps(front, indent=2, default=str), f"{FRONT_DIR}/pareto_front.json"
         )

@@ -11,6 +11,7 @@ end of the pipe is its signal.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections import deque
@@ -33,6 +34,12 @@ from paretotune.tracking.mlflow.protocol import (
     TrackingFailed,
     TrialRecorded,
 )
+
+# The logging process yields the cores to trials and the driver: on a 2-core machine its
+# imports and SQLite writes otherwise slow the trials that run beside it (their train
+# time is on the compute clock, but their wall time is the study's). A queue it lags
+# behind on is bounded by the driver's run-id wait; at the end nothing else runs.
+LOGGING_NICENESS = 10
 
 if TYPE_CHECKING:
     from paretotune.tracking._base import FrontSnapshot
@@ -163,6 +170,8 @@ def _send(news: Connection, message: News) -> None:
 def main(argv: list[str]) -> None:
     """The process's entry point: ``JOBS_FD NEWS_FD TRACKING_URI``."""
     jobs_fd, news_fd, uri = int(argv[0]), int(argv[1]), argv[2]
+    with contextlib.suppress(OSError):  # trials first: logging takes what they leave
+        os.nice(LOGGING_NICENESS)
     # MLflow prints "View run ... at: URL" for every run it ends on a tracking server: not
     # for the user's terminal, which shows the study's progress. Errors go back as news.
     sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the life of the process)

@@ -27,6 +27,7 @@ from paretotune.tracking.mlflow.schema import (
     STATE_TAG,
     STOPPED_AT_TAG,
     STUDY_TAG,
+    TRIAL_ARTIFACT,
     TRIAL_TAG,
     raw_model_uri,
 )
@@ -120,8 +121,8 @@ class TrialRuns:
         if report.stopped_at is not None:
             tags.append(RunTag(STOPPED_AT_TAG, str(report.stopped_at)))
         tags += [RunTag(PLACEMENT_TAG_PREFIX + k, v) for k, v in report.placement.items()]
-        for name, value in report.artifacts.items():
-            self._client.log_dict(run_id, {name: value}, f"{name}.json")
+        if report.artifacts:  # one file, one call: notes, confusion matrices, clocks, ...
+            self._client.log_dict(run_id, report.artifacts, TRIAL_ARTIFACT)
         if report.model_bytes is not None:
             self._log_raw_model(run_id, report)
             self._study.raw_models.add(run_id)

@@ -31,6 +31,7 @@ EXAMPLE_FILE = "input_example.npy"
 LOGGED_MODEL_NAME = "model"
 FRONT_DIR = "pareto"  # on the parent run: pareto_front.{csv,json,html,png}
 SPEC_ARTIFACT = "spec.json"
+TRIAL_ARTIFACT = "trial.json"  # on a child run: what its trial reported besides metrics
 
 
 def raw_model_uri(run_id: str) -> str:

@@ -1,0 +1,212 @@
+"""`paretotune up` / `paretotune down`: a local Ray head and an MLflow server that outlive
+the command, on 127.0.0.1, so that every `paretotune run` in this folder skips their
+start-up (Ray's alone is ~9 s on 2 cores).
+
+`up` records what it started in ``.paretotune/services.json``; `run` finds it there (when
+neither ``$RAY_ADDRESS`` nor an MLflow URI is given) and says so in one line. The MLflow
+server keeps this folder's store (``mlflow.db``, ``mlartifacts/``), the one a run without
+`up` writes directly, so a study's runs stay in one place either way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from paretotune.errors import ClusterError
+
+STATE_FILE = Path(".paretotune") / "services.json"
+START_TIMEOUT_S = 120.0
+STOP_GRACE_S = 10.0
+SEARCH_EXPERIMENTS = "api/2.0/mlflow/experiments/search?max_results=1"
+
+
+@dataclass(frozen=True)
+class Services:
+    """What `up` started: where to reach it and the process groups to stop."""
+
+    ray_address: str
+    tracking_uri: str
+    ray_group: int
+    mlflow_group: int
+    ray_temp_dir: str
+
+    def alive(self) -> bool:
+        return all(_group_alive(g) for g in (self.ray_group, self.mlflow_group))
+
+
+def running_services(folder: Path | None = None) -> Services | None:
+    """The services `up` started for ``folder`` (default: here), if they still run."""
+    state = (folder or Path.cwd()) / STATE_FILE
+    try:
+        services = Services(**json.loads(state.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+    return services if services.alive() else None
+
+
+def start_services(folder: Path, cpus: int | None = None) -> Services:
+    """Start a Ray head and an MLflow server for ``folder``, wait until both answer, and
+    record them. Returns the running ones instead when `up` already started them.
+
+    Raises:
+        ClusterError: one of them did not come up within `START_TIMEOUT_S` (both are
+            stopped again, nothing is recorded).
+    """
+    folder = folder.resolve()
+    running = running_services(folder)
+    if running is not None:
+        return running
+    logs = folder / STATE_FILE.parent
+    logs.mkdir(parents=True, exist_ok=True)
+    bin_dir = Path(sys.executable).parent
+    temp = tempfile.mkdtemp(prefix="ptup.", dir="/tmp")  # short: Ray's socket paths
+    ray_port, mlflow_port, agents = _free_port(), _free_port(), _free_port_block(4)
+    groups: list[int] = []
+    try:
+        groups.append(_start_ray(bin_dir, temp, ray_port, agents, cpus, logs / "ray.log"))
+        groups.append(_start_mlflow(bin_dir, folder, mlflow_port, logs / "mlflow.log"))
+        tracking = f"http://127.0.0.1:{mlflow_port}"
+        _wait_for(f"{tracking}/health", "the MLflow server", logs / "mlflow.log")
+        # the first request that reads the store creates it (SQLite schema migrations,
+        # seconds of CPU): make it now, not beside the first study's trials
+        _wait_for(f"{tracking}/{SEARCH_EXPERIMENTS}", "the MLflow store", logs / "mlflow.log")
+    except BaseException:
+        for group in groups:
+            _stop_group(group)
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+    services = Services(f"127.0.0.1:{ray_port}", tracking, groups[0], groups[1], temp)
+    (folder / STATE_FILE).write_text(json.dumps(asdict(services), indent=1))
+    return services
+
+
+def stop_services(folder: Path) -> Services | None:
+    """Stop what `up` started for ``folder`` and forget it; None when nothing was."""
+    state = folder / STATE_FILE
+    try:
+        services = Services(**json.loads(state.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+    for group in (services.ray_group, services.mlflow_group):
+        _stop_group(group)
+    shutil.rmtree(services.ray_temp_dir, ignore_errors=True)
+    state.unlink(missing_ok=True)
+    return services
+
+
+def _start_ray(
+    bin_dir: Path, temp: str, port: int, agents: int, cpus: int | None, log: Path
+) -> int:
+    """`ray start --head` in its own session: its daemons stay in the returned group."""
+    command = [str(bin_dir / "ray"), "start", "--head", "--node-ip-address", "127.0.0.1"]
+    command += ["--port", str(port), "--temp-dir", temp, "--include-dashboard=false"]
+    command += ["--num-cpus", str(cpus or os.cpu_count() or 1), "--disable-usage-stats"]
+    command += ["--dashboard-agent-listen-port", str(agents)]
+    command += ["--dashboard-agent-grpc-port", str(agents + 1)]
+    command += ["--runtime-env-agent-port", str(agents + 2)]
+    command += ["--metrics-export-port", str(agents + 3)]
+    env = os.environ | {"PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            code = process.wait(timeout=START_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            _stop_group(process.pid)
+            raise ClusterError(
+                f"ray start did not finish in {START_TIMEOUT_S:.0f} s; see {log}"
+            ) from None
+    if code != 0:
+        _stop_group(process.pid)
+        raise ClusterError(f"ray start failed (exit {code}); see {log}")
+    return process.pid
+
+
+def _start_mlflow(bin_dir: Path, folder: Path, port: int, log: Path) -> int:
+    """`mlflow server` over this folder's store, at the logging process's low priority
+    (see `paretotune.tracking.mlflow.process`): it works for that process."""
+    command = ["nice", "-n", "10", str(bin_dir / "mlflow"), "server"]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    command += ["--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}"]
+    command += ["--artifacts-destination", str(folder / "mlartifacts"), "--workers", "1"]
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    return process.pid
+
+
+def _wait_for(url: str, what: str, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise ClusterError(f"{what} did not answer at {url} in {START_TIMEOUT_S:.0f} s; see {log}")
+
+
+def _stop_group(group: int) -> None:
+    """SIGTERM the process group, then SIGKILL what is left after `STOP_GRACE_S`."""
+    try:
+        os.killpg(group, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + STOP_GRACE_S
+    while time.monotonic() < deadline and _group_alive(group):
+        time.sleep(0.2)
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _group_alive(group: int) -> bool:
+    """Whether a process of the group still runs (zombies do not count)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group and fields[0] != "Z":
+            return True
+    return False
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _free_port_block(size: int) -> int:
+    """The first of ``size`` consecutive free ports on 127.0.0.1."""
+    for _ in range(50):
+        first = _free_port()
+        if first + size < 65536 and all(_port_free(first + i) for i in range(1, size)):
+            return first
+    raise ClusterError("no block of free ports on 127.0.0.1")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True

@@ -1,0 +1,77 @@
+"""`paretotune up` / `down` for real: a Ray head and an MLflow server that outlive the
+command, reused by `paretotune run` in the same folder, and stopped without leftovers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow import MlflowClient
+from paretotune import open_storage
+from paretotune.cli._services import STATE_FILE, _group_alive
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+SPEC = """\
+name: served
+dataset: {source: digits}
+space: {architecture: [mlp], mlp: {depth: 1, width: 16}, optimizer: [adam]}
+budget: {trials: 2, epochs: 1}
+resources: {workers: 2}
+"""
+
+
+def _cli(folder: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI")}
+    return subprocess.run(
+        [sys.executable, "-m", "paretotune.cli", *args],
+        cwd=folder,
+        env=env | {"RAY_AUTH_MODE": "disabled"},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_up_serves_later_runs_and_down_stops_everything(tmp_path: Path):
+    up = _cli(tmp_path, "up", "--cpus", "2")
+    try:
+        assert up.returncode == 0, up.stderr
+        state = json.loads((tmp_path / STATE_FILE).read_text())
+        exports = dict(line.removeprefix("export ").split("=", 1) for line in up.stdout.splitlines())
+        assert exports == {
+            "RAY_ADDRESS": state["ray_address"],
+            "MLFLOW_TRACKING_URI": state["tracking_uri"],
+        }
+        assert state["tracking_uri"].startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(f"{state['tracking_uri']}/health", timeout=10) as answer:
+            assert answer.status == 200
+        again = _cli(tmp_path, "up")  # a second `up` finds them running
+        assert again.returncode == 0 and json.loads((tmp_path / STATE_FILE).read_text()) == state
+
+        (tmp_path / "spec.yaml").write_text(SPEC)
+        ran = _cli(tmp_path, "run", "spec.yaml", "--no-progress")
+        assert ran.returncode == 0, ran.stderr[-3000:]
+        assert f"using `paretotune up`'s Ray {state['ray_address']}" in ran.stderr
+        study = optuna.load_study(
+            study_name="served", storage=open_storage(str(tmp_path / "paretotune.journal"))
+        )
+        assert len(study.trials) == 2
+        client = MlflowClient(state["tracking_uri"])  # the runs went through the server
+        experiment = client.get_experiment_by_name("served")
+        assert len(client.search_runs([experiment.experiment_id])) == 3  # parent + 2
+        assert (tmp_path / "mlflow.db").exists(), "the server keeps this folder's store"
+    finally:
+        down = _cli(tmp_path, "down")
+    assert down.returncode == 0 and "stopped Ray" in down.stdout, down.stderr
+    assert not (tmp_path / STATE_FILE).exists()
+    assert not _group_alive(state["ray_group"]) and not _group_alive(state["mlflow_group"])
+    assert not Path(state["ray_temp_dir"]).exists()
+    nothing = _cli(tmp_path, "down")
+    assert nothing.returncode == 0 and "nothing to stop" in nothing.stdout
