@@ -165,7 +165,9 @@ if cpu is not None:
     os.sched_setaffinity(0, {{cpu}})
 torch.set_num_threads(1)
 from paretotune import objectives
-ctx = objectives.TrialContext(dataset={{"source": "digits"}}, epochs=50, num_threads=1)
+ctx = objectives.TrialContext(
+    dataset={{"source": "digits"}}, epochs=50, num_threads=1, exclusive_timing={exclusive}
+)
 params = {{"architecture": "mlp", "mlp.depth": 3, "mlp.width": 512, "optimizer": "adam"}}
 print("ready", flush=True)
 while True:
@@ -173,14 +175,17 @@ while True:
 """
 
 
-def start_trainers(count: int, cpus: list[int | None]) -> list[Any]:
+def start_trainers(count: int, cpus: list[int | None], *, exclusive: bool = False) -> list[Any]:
     """``count`` processes training a digits MLP in a loop (the ``i``-th pinned to
-    ``cpus[i]`` when given), once each has begun: the load a neighbouring trial makes."""
+    ``cpus[i]`` when given), once each has begun: the load a neighbouring trial makes.
+    ``exclusive``: they take the machine's measuring slot per batch, as trials of a study
+    with several workers do."""
     import subprocess
 
     procs = []
     for i in range(count):
-        code = TRAINER.format(root=str(ROOT), cpu=cpus[i] if i < len(cpus) else None)
+        cpu = cpus[i] if i < len(cpus) else None
+        code = TRAINER.format(root=str(ROOT), cpu=cpu, exclusive=exclusive)
         proc = subprocess.Popen(
             [sys.executable, "-c", code],
             stdout=subprocess.PIPE,

@@ -11,6 +11,9 @@ measurement (the latency figures: the same model each time):
 - alone: nothing else of ours runs;
 - beside: another process trains a digits MLP in a loop, unpinned, as the second worker
   of a 2-worker study does;
+- beside, slot: the same, with both in the machine's measuring slot
+  (``objectives._slot``, what trials of a study with several workers use now): the
+  trainer pauses at its next batch while a model is timed;
 - same core: measurer and trainer pinned to CPU 0 (the worst case: time-slicing);
 - alone again: last, so drift over the run (and a first scenario's warm-up) shows up.
 
@@ -54,17 +57,25 @@ def trained(params: dict[str, Any]) -> tuple[Any, Any]:
     return outcome.model, torch.as_tensor(splits.folds[-1].X_val[:1])
 
 
-def measure(params: dict[str, Any], model: Any, row: Any, repeats: int) -> list[dict[str, float]]:
+def measure(
+    params: dict[str, Any], model: Any, row: Any, repeats: int, exclusive: bool
+) -> list[dict[str, float]]:
     """``repeats`` trainings of the config (train time: each training is a new trial) and
-    ``repeats`` latency measurements of one and the same trained model."""
+    ``repeats`` latency measurements of one and the same trained model (in the machine's
+    measuring slot when ``exclusive``)."""
     from paretotune import objectives
     from paretotune.objectives._measure import latency
+    from paretotune.objectives._slot import NO_SLOT, machine_slot
 
-    context = objectives.TrialContext(dataset={"source": "digits"}, epochs=15, num_threads=1)
+    context = objectives.TrialContext(
+        dataset={"source": "digits"}, epochs=15, num_threads=1, exclusive_timing=exclusive
+    )
+    slot = machine_slot() if exclusive else NO_SLOT
     found = []
     for _ in range(repeats):
         metrics = dict(objectives.evaluate(params, context).metrics)
-        metrics |= latency(model, row, context.latency_repeats)  # the same model each time
+        with slot.timing():
+            metrics |= latency(model, row, context.latency_repeats)  # the same model each time
         found.append(metrics)
     return found
 
@@ -85,14 +96,26 @@ def main() -> None:
     torch.set_num_threads(1)
     models = {name: trained(p) for name, p in CONFIGS.items()}
     scenarios: dict[str, dict[str, list[dict[str, float]]]] = {}
-    order = (("alone", None), ("beside", None), ("same core", 0), ("alone again", None))
+    order = (
+        ("alone", None),
+        ("beside", None),
+        ("beside, slot", None),
+        ("same core", 0),
+        ("alone again", None),
+    )
     for scenario, cpu in order:
-        trainer = None if scenario.startswith("alone") else start_trainers(1, [cpu])[0]
+        exclusive = scenario == "beside, slot"
+        trainer = (
+            None
+            if scenario.startswith("alone")
+            else start_trainers(1, [cpu], exclusive=exclusive)[0]
+        )
         if cpu is not None:
             os.sched_setaffinity(0, {cpu})
         try:
             scenarios[scenario] = {
-                name: measure(p, *models[name], args.repeats) for name, p in CONFIGS.items()
+                name: measure(p, *models[name], args.repeats, exclusive)
+                for name, p in CONFIGS.items()
             }
         finally:
             os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
@@ -117,6 +140,8 @@ def main() -> None:
                         "bias_alone_again": statistics.median(values["alone again"]) / alone,
                         "cv_beside": cv(values["beside"]),
                         "bias_beside": statistics.median(values["beside"]) / alone,
+                        "cv_beside_slot": cv(values["beside, slot"]),
+                        "bias_beside_slot": statistics.median(values["beside, slot"]) / alone,
                         "cv_same_core": cv(values["same core"]),
                         "bias_same_core": statistics.median(values["same core"]) / alone,
                     }
@@ -134,6 +159,8 @@ def main() -> None:
                     "bias_alone_again",
                     "cv_beside",
                     "bias_beside",
+                    "cv_beside_slot",
+                    "bias_beside_slot",
                     "cv_same_core",
                     "bias_same_core",
                 )

@@ -42,6 +42,9 @@ class TrialContext:
         num_threads: torch threads pinned while a trial trains and is timed.
         costs_on_epoch: measure the model's latency and size once, at the first epoch, and
             pass them to ``on_epoch`` with every entry (early stopping ranks by them).
+        exclusive_timing: time models in the machine's measuring slot, with no trial of
+            this machine training meanwhile (see ``objectives._slot``); for studies that
+            run several trials at once.
     """
 
     dataset: Mapping[str, Any]
@@ -54,6 +57,7 @@ class TrialContext:
     latency_repeats: int = 30
     num_threads: int = 1
     costs_on_epoch: bool = False
+    exclusive_timing: bool = False
 
     def __post_init__(self) -> None:
         checks = {

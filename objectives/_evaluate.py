@@ -47,6 +47,7 @@ from paretotune.objectives._metrics import (
 )
 from paretotune.objectives._models import Predictor, build_predictor, transformer_width
 from paretotune.objectives._params import resolve_params
+from paretotune.objectives._slot import NO_SLOT, machine_slot
 from paretotune.objectives._training import Distillation, TensorFold, Trainer
 
 OnEpoch = Callable[[int, Mapping[str, float]], None]
@@ -67,7 +68,7 @@ def evaluate(
     *,
     on_epoch: OnEpoch | None = None,
     keep_model: bool = False,
-    serving_meter: ServingMeter = serving_costs,
+    serving_meter: ServingMeter | None = None,
 ) -> TrialOutcome:
     """Train, compress and measure the model described by ``params``.
 
@@ -81,8 +82,9 @@ def evaluate(
             ``size_bytes`` (measured once); it may raise :class:`StopTraining`.
         keep_model: return the final predictor in ``TrialOutcome.model``.
         serving_meter: measures ``latency_*`` and ``throughput_sps`` of a model (default:
-            here, on the model's device); the Ray executor passes one that measures on the
-            node ``measure.latency_on`` names.
+            here, on the model's device, in the machine's measuring slot with
+            ``context.exclusive_timing``); the Ray executor passes one that measures on
+            the node ``measure.latency_on`` names.
 
     Metrics (validation ones are the optimisation targets):
         classification: ``accuracy``, ``f1_macro``, ``precision_macro``, ``recall_macro``,
@@ -139,10 +141,11 @@ class _Trial:
         context: TrialContext,
         splits: Splits,
         device: torch.device,
-        serving_meter: ServingMeter,
+        serving_meter: ServingMeter | None,
     ) -> None:
         self.p, self.context, self.splits, self.device = p, context, splits, device
-        self.serving_meter = serving_meter
+        self.slot = machine_slot() if context.exclusive_timing else NO_SLOT
+        self.serving_meter = serving_meter or self._timed_alone
         self.info: DatasetInfo = splits.info
         self.primary = "accuracy" if self.info.task == "classification" else "mse"
         self.compression: str = p["compression"]
@@ -191,6 +194,12 @@ class _Trial:
         run.trainer.model.train()
         return {k: costs[k] for k in ("latency_ms", "size_bytes")}
 
+    def _timed_alone(
+        self, model: torch.nn.Module, rows: torch.Tensor, repeats: int
+    ) -> dict[str, float]:
+        with self.slot.timing():
+            return serving_costs(model, rows, repeats)
+
     def _fold_run(self, index: int, fold: Fold) -> _FoldRun:
         data = TensorFold(
             _tensor(fold.X_train, self.device),
@@ -225,6 +234,7 @@ class _Trial:
             seed=seed,
             augment_shape=augment,
             distill=distill,
+            slot=self.slot,
         )
         return _FoldRun(fold, data, trainer, teacher)
 
@@ -277,6 +287,7 @@ class _Trial:
                     lr=p["learning_rate"] * FINETUNE_LR_FACTOR,
                     schedule="constant",
                     augment_shape=run.trainer.augment_shape,
+                    slot=self.slot,
                 )
                 entries = [trainer.run_epoch() for _ in range(epochs)]
                 self.artifacts.setdefault("finetune_history", []).append(entries)

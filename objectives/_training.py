@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from paretotune.objectives._measure import compute_clock, sync
 from paretotune.objectives._models import Predictor
+from paretotune.objectives._slot import NO_SLOT, MeasuringSlot
 from torch import nn
 
 
@@ -100,8 +101,10 @@ class Trainer:
         schedule: str | None = None,
         augment_shape: tuple[int, int, int] | None = None,
         distill: Distillation | None = None,
+        slot: MeasuringSlot = NO_SLOT,
     ) -> None:
         self.model, self.data, self.distill = model, data, distill
+        self.slot = slot  # shared per batch: no batch runs while a trial times its model
         self.batch_size = params["batch_size"]
         self.optimizer = make_optimizer(params, model, lr or params["learning_rate"])
         self.schedule = make_schedule(schedule or params["lr_schedule"], self.optimizer, epochs)
@@ -146,19 +149,23 @@ class Trainer:
         order = torch.randperm(n, generator=self.generator).to(self.device)
         total = torch.zeros((), device=self.device)
         for i in range(0, n, self.batch_size):
-            idx = order[i : i + self.batch_size]
-            x = self.data.X_train[idx]
-            if self.augment_shape is not None:
-                x = random_shift(x, self.augment_shape, self.generator)
-            loss = self._loss(self.model.net_output(x), self.y_train[idx], x)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            total += loss.detach() * idx.shape[0]
+            with self.slot.training():
+                idx = order[i : i + self.batch_size]
+                x = self.data.X_train[idx]
+                if self.augment_shape is not None:
+                    x = random_shift(x, self.augment_shape, self.generator)
+                loss = self._loss(self.model.net_output(x), self.y_train[idx], x)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                total += loss.detach() * idx.shape[0]
+                if self.slot.active:  # the batch's GPU work done inside the slot
+                    sync(self.device)
         if self.schedule is not None:
             self.schedule.step()
-        entry = {"train_loss": float(total) / n, **self.validate()}
-        sync(self.device)
+        with self.slot.training():
+            entry = {"train_loss": float(total) / n, **self.validate()}
+            sync(self.device)
         self.train_time_s += clock() - start
         self.train_wall_s += time.perf_counter() - wall
         return entry

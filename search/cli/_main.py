@@ -153,11 +153,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from paretotune._run import run_study
 
-    tracking_uri = args.tracking_uri or _use_services()
+    _use_services()
     result = run_study(
         args.spec,
         storage=args.storage,
-        tracking_uri=tracking_uri,
+        tracking_uri=args.tracking_uri,
         progress=not args.no_progress,
         trials=args.trials,
         workers=args.workers,
@@ -182,22 +182,24 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _use_services() -> str | None:
-    """The MLflow URI of the services `paretotune up` started here, with their Ray made
-    the one to join, when the user named neither a Ray nor an MLflow."""
+def _use_services() -> None:
+    """Join the Ray that `paretotune up` started here, when the user named neither a Ray
+    nor an MLflow. Runs still write this folder's MLflow store directly (the default
+    ``sqlite:///mlflow.db``, the store `up`'s server shows): cheaper than through the
+    server, which would add an HTTP hop and a second process's work to every call."""
     if os.environ.get("RAY_ADDRESS") or os.environ.get("MLFLOW_TRACKING_URI"):
-        return None
+        return
     from paretotune.cli._services import running_services
 
     services = running_services()
     if services is None:
-        return None
+        return
     os.environ["RAY_ADDRESS"] = services.ray_address
     print(
-        f"using `paretotune up`'s Ray {services.ray_address} and MLflow {services.tracking_uri}",
+        f"using `paretotune up`'s Ray {services.ray_address}; "
+        f"the MLflow UI is at {services.tracking_uri}",
         file=sys.stderr,
     )
-    return services.tracking_uri
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -208,10 +210,10 @@ def _up(args: argparse.Namespace) -> int:
     print("starting a local Ray and an MLflow server on 127.0.0.1 …", file=sys.stderr)
     services = start_services(Path.cwd(), args.cpus)
     print(f"export RAY_ADDRESS={services.ray_address}")
-    print(f"export MLFLOW_TRACKING_URI={services.tracking_uri}")
+    print(f"MLflow UI over this folder's store: {services.tracking_uri}", file=sys.stderr)
     print(
-        "`paretotune run` in this folder uses them without the exports; "
-        "`paretotune down` stops them",
+        "`paretotune run` in this folder joins that Ray without the export; "
+        "`paretotune down` stops both",
         file=sys.stderr,
     )
     return 0

@@ -141,9 +141,11 @@ def _start_mlflow(bin_dir: Path, folder: Path, port: int, log: Path) -> int:
     command += ["--host", "127.0.0.1", "--port", str(port)]
     command += ["--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}"]
     command += ["--artifacts-destination", str(folder / "mlartifacts"), "--workers", "1"]
+    # no GenAI job runners (six more processes on the same cores): runs need none
+    env = os.environ | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     with log.open("wb") as out:
         process = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
     return process.pid
 

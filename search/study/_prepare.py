@@ -73,6 +73,8 @@ def prepare(spec: StudySpec, custom_objective: bool) -> tuple[dict[str, str], An
         # early stopping ranks rungs by latency and size too: measure them at epoch 1
         costs_on_epoch=spec.early_stopping.method != "none"
         and bool({"latency_ms", "size_bytes"} & set(chosen)),
+        # several trials at once: each times its model while none of the others trains
+        exclusive_timing=spec.resources.workers > 1,
     )
     return chosen, context
 
