@@ -15,7 +15,13 @@ from paretotune._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from paretotune.errors import DatasetError
-    from paretotune.objectives._context import StopTraining, TrialContext, TrialOutcome
+    from paretotune.objectives._context import (
+        StopTraining,
+        TrainingDiverged,
+        TrialContext,
+        TrialOutcome,
+        TrivialModel,
+    )
     from paretotune.objectives._datasets import (
         DatasetInfo,
         Fold,
@@ -37,6 +43,8 @@ if TYPE_CHECKING:
 
 _HOMES = {
     "StopTraining": "paretotune.objectives._context",
+    "TrainingDiverged": "paretotune.objectives._context",
+    "TrivialModel": "paretotune.objectives._context",
     "TrialContext": "paretotune.objectives._context",
     "TrialOutcome": "paretotune.objectives._context",
     "DatasetError": "paretotune.errors",
@@ -70,8 +78,10 @@ __all__ = [
     "Predictor",
     "Splits",
     "StopTraining",
+    "TrainingDiverged",
     "TrialContext",
     "TrialOutcome",
+    "TrivialModel",
     "dataset_info",
     "evaluate",
     "load_dataset",

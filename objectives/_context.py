@@ -22,6 +22,16 @@ class StopTraining(Exception):  # noqa: N818 - the name is the public contract
         self.epoch = epoch
 
 
+class TrainingDiverged(ValueError):  # noqa: N818 - reads as what happened to the trial
+    """The training loss became non-finite or exploded: the trial is a failure, never a
+    fast model on the front. The message says when and how far."""
+
+
+class TrivialModel(ValueError):  # noqa: N818 - reads as what the trial produced
+    """The trained model is no better than a trivial predictor (the most frequent class,
+    the mean): a failed trial, never a fast model on the front."""
+
+
 @dataclass(frozen=True)
 class TrialContext:
     """The settings shared by every trial of a study (not searched).

@@ -23,7 +23,7 @@ from paretotune.objectives._compression import (
     quantize_int8,
     weight_sparsity,
 )
-from paretotune.objectives._context import TrialContext, TrialOutcome
+from paretotune.objectives._context import TrialContext, TrialOutcome, TrivialModel
 from paretotune.objectives._datasets import DatasetInfo, Fold, Splits, dataset_key, load_dataset
 from paretotune.objectives._distill import get_teacher
 from paretotune.objectives._measure import (
@@ -182,6 +182,7 @@ class _Trial:
         self.metrics["train_wall_s"] = sum(run.trainer.train_wall_s for run in runs)
         self.artifacts["time_clock"] = compute_clock(self.device)[0]
         self._score_folds(runs, models)
+        self._check_beats_trivial(runs)
         self._score_final(runs[-1], models[-1])
         self.metrics.update(before)
         final = models[-1].cpu().eval() if keep_model else None
@@ -331,6 +332,22 @@ class _Trial:
             self.artifacts["confusion_matrix"] = np.sum(matrices, axis=0).tolist()
             self.artifacts["class_labels"] = list(self.splits.class_labels or ())
 
+    def _check_beats_trivial(self, runs: list[_FoldRun]) -> None:
+        """Raise `TrivialModel` when the validation quality is no better than a trivial
+        predictor's, the most frequent training class (or the training mean for
+        regression), averaged over folds alike: such a model (a learning rate far off, a
+        training that went nowhere) is fast and small, and would otherwise sit on the front."""
+        trivial = statistics.fmean(_trivial_score(run.fold, self.primary) for run in runs)
+        score = self.metrics[self.primary]
+        better = score > trivial if self.primary == "accuracy" else score < trivial
+        if not better:
+            baseline = "the most frequent class" if self.primary == "accuracy" else "the mean"
+            raise TrivialModel(
+                f"no better than a trivial predictor: {self.primary} {score:.4g} against "
+                f"{trivial:.4g} for always predicting {baseline}; the training went nowhere "
+                "(is the learning rate far off?)"
+            )
+
     def _score_final(self, run: _FoldRun, model: torch.nn.Module) -> None:
         """Test metrics and cost metrics of the final (last fold's, compressed) model."""
         if len(self.splits.y_test):
@@ -356,6 +373,15 @@ class _Trial:
             self.metrics[f"{self.primary}_before_compression"] = self.metrics[self.primary]
             for name in ("latency_ms", "size_bytes", "n_params"):
                 self.metrics[f"{name}_before_compression"] = self.metrics[name]
+
+
+def _trivial_score(fold: Fold, primary: str) -> float:
+    """The validation accuracy of always predicting the most frequent training class, or
+    the validation MSE of always predicting the training mean."""
+    if primary == "accuracy":
+        majority = np.bincount(fold.y_train).argmax()
+        return float(np.mean(fold.y_val == majority))
+    return float(np.mean((fold.y_val - fold.y_train.mean()) ** 2))
 
 
 def _mean(entries: list[dict[str, float]]) -> dict[str, float]:

@@ -6,6 +6,7 @@ permutation (no DataLoader), so per-batch Python overhead is the step itself.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,10 +14,14 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from paretotune.objectives._context import TrainingDiverged
 from paretotune.objectives._measure import compute_clock, sync
 from paretotune.objectives._models import Predictor
 from paretotune.objectives._slot import NO_SLOT, MeasuringSlot
 from torch import nn
+
+# An epoch's training loss this many times the untrained model's validation loss: diverged.
+DIVERGED_FACTOR = 100.0
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,8 @@ class Trainer:
         # Regression trains on the standardized target; the teacher's output is rescaled alike.
         self.y_train = self._target(data.y_train)
         self.y_val = self._target(data.y_val)
+        self.epochs_run = 0
+        self.untrained_loss = self.validate()["val_loss"]  # what divergence is judged by
 
     def _target(self, y: torch.Tensor) -> torch.Tensor:
         if self.regression:
@@ -168,7 +175,21 @@ class Trainer:
             sync(self.device)
         self.train_time_s += clock() - start
         self.train_wall_s += time.perf_counter() - wall
+        self.epochs_run += 1
+        self._check_diverged(entry["train_loss"])
         return entry
+
+    def _check_diverged(self, loss: float) -> None:
+        """Raise `TrainingDiverged` when the epoch's training loss is not finite or is
+        `DIVERGED_FACTOR` times the untrained model's validation loss (a learning rate
+        far too high: losses in the millions, and a model at chance that looks fast)."""
+        limit = DIVERGED_FACTOR * max(self.untrained_loss, 1e-3)
+        if math.isfinite(loss) and loss <= limit:
+            return
+        raise TrainingDiverged(
+            f"training diverged: loss {loss:.3g} after epoch {self.epochs_run} (the untrained "
+            f"model's was {self.untrained_loss:.3g}); try a lower learning rate"
+        )
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:

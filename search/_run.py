@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from paretotune.stopping import EarlyStopping
 from paretotune.study import resolve_storage_url, resolve_tracking_uri
 from paretotune.study._attrs import GOAL_TRIAL_ATTR, STOP_REASON_ATTR
 from paretotune.study._constraints import parse_constraints
+from paretotune.study._lock import driver_lock
 from paretotune.study._open import open_study
 from paretotune.study._prepare import apply_overrides, prepare
 from paretotune.tracking import Tracker
@@ -77,6 +79,7 @@ def run_study(
             ``constraints`` (a list) replace the spec's values.
 
     Raises:
+        StudyBusyError: another live driver runs the study (journal file storages).
         SpecError: the spec or an override is invalid, the dataset does not fit it, or a
             study of that name exists with other objectives. Nothing is created then (a
             local Ray started meanwhile is stopped again).
@@ -85,6 +88,7 @@ def run_study(
     # Ray starts while the dataset is checked and the study opens; if either fails, the
     # Ray started for it is stopped again (none of its processes is left behind).
     ray_starting = executor is None and _start_ray(spec)
+    lock = contextlib.ExitStack()
     try:
         objectives, context = prepare(spec, custom_objective=objective is not None)
         latency_on = spec.measure.latency_on.resources if spec.measure.latency_on else None
@@ -93,73 +97,77 @@ def run_study(
 
             require_offered(latency_on)
         storage_url = resolve_storage_url(storage)
+        lock.enter_context(driver_lock(storage_url, spec.name))  # before touching trials
         study = open_study(spec, objectives, storage_url)
     except BaseException:
+        lock.close()
         if ray_starting:
             from paretotune.execution import stop_ray
 
             stop_ray()
         raise
-    if tracker is None:
-        from paretotune.tracking.mlflow import MlflowTracker
+    with lock:  # held until the study is closed, whatever happens
+        if tracker is None:
+            from paretotune.tracking.mlflow import MlflowTracker
 
-        tracker = MlflowTracker(resolve_tracking_uri(tracking_uri))
-    own_executor = executor is None
-    driver = Driver(
-        spec,
-        study,
-        objectives,
-        tracker,
-        clock or SystemClock(),
-        progress,
-        stopping=_early_stopping(spec, objectives),
-        constraints=parse_constraints(spec.constraints),
-        goal=parse_expression(spec.budget.stop_when) if spec.budget.stop_when else None,
-    )
-    status, reason = "FAILED", "failed"
-    try:
-        if executor is None:  # actors start in the background while MLflow opens
-            from paretotune.execution import RayExecutor
-
-            executor = RayExecutor(
-                spec.resources.workers,
-                context,
-                objective,
-                cpus_per_worker=spec.resources.cpus_per_trial,
-                gpus_per_worker=spec.resources.gpus_per_trial,
-                latency_on=latency_on,
-            )
-        driver.open()
-        if driver.stopping is not None:
-            if executor.remote_workers:
-                driver.stopping.share_with_ray()
-            executor.use_epoch_gate(driver.stopping.gate())
-        driver.loop(executor)
-        status, reason = "FINISHED", driver.stop_reason()
-        driver.remeasure_front(executor)
-    except KeyboardInterrupt:
-        status, reason = "KILLED", "interrupted"
-        raise
-    finally:
+            tracker = MlflowTracker(resolve_tracking_uri(tracking_uri))
+        own_executor = executor is None
+        driver = Driver(
+            spec,
+            study,
+            objectives,
+            tracker,
+            clock or SystemClock(),
+            progress,
+            stopping=_early_stopping(spec, objectives),
+            constraints=parse_constraints(spec.constraints),
+            goal=parse_expression(spec.budget.stop_when) if spec.budget.stop_when else None,
+        )
+        status, reason = "FAILED", "failed"
         try:
-            driver.abandon_in_flight()
-            if own_executor and executor is not None:
-                executor.shutdown()
+            if executor is None:  # actors start in the background while MLflow opens
+                from paretotune.execution import RayExecutor
+
+                executor = RayExecutor(
+                    spec.resources.workers,
+                    context,
+                    objective,
+                    cpus_per_worker=spec.resources.cpus_per_trial,
+                    gpus_per_worker=spec.resources.gpus_per_trial,
+                    latency_on=latency_on,
+                    trial_timeout_s=spec.budget.trial_timeout_s,
+                )
+            driver.open()
             if driver.stopping is not None:
-                if not own_executor and executor is not None:
-                    executor.use_epoch_gate(None)  # the caller's executor, as it was given
-                driver.stopping.close()
-            driver.repair_records()
-            study.set_user_attr(STOP_REASON_ATTR, reason)
-            if driver.goal_met_by is not None:
-                study.set_user_attr(GOAL_TRIAL_ATTR, driver.goal_met_by)
-            front = driver.publish_front(final=True)
+                if executor.remote_workers:
+                    driver.stopping.share_with_ray()
+                executor.use_epoch_gate(driver.stopping.gate())
+            driver.loop(executor)
+            status, reason = "FINISHED", driver.stop_reason()
+            driver.remeasure_front(executor)
+        except KeyboardInterrupt:
+            status, reason = "KILLED", "interrupted"
+            raise
         finally:
-            driver.close_tracker(status)
-    result = _result(driver, storage_url, front, reason)
-    if progress:
-        print_front(front, tracking_uri=tracker.location, experiment_id=result.experiment_id)
-    return result
+            try:
+                driver.abandon_in_flight()
+                if own_executor and executor is not None:
+                    executor.shutdown()
+                if driver.stopping is not None:
+                    if not own_executor and executor is not None:
+                        executor.use_epoch_gate(None)  # the caller's executor, as it was given
+                    driver.stopping.close()
+                driver.repair_records()
+                study.set_user_attr(STOP_REASON_ATTR, reason)
+                if driver.goal_met_by is not None:
+                    study.set_user_attr(GOAL_TRIAL_ATTR, driver.goal_met_by)
+                front = driver.publish_front(final=True)
+            finally:
+                driver.close_tracker(status)
+        result = _result(driver, storage_url, front, reason)
+        if progress:
+            print_front(front, tracking_uri=tracker.location, experiment_id=result.experiment_id)
+        return result
 
 
 def _start_ray(spec: StudySpec) -> bool:

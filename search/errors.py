@@ -43,6 +43,10 @@ class StudyNotFoundError(ParetotuneError, LookupError):
     """No study of that name in the storage; the message lists the ones that exist."""
 
 
+class StudyBusyError(ParetotuneError, RuntimeError):
+    """Another live driver is running the study; the message names it."""
+
+
 class TrialNotFoundError(ParetotuneError, LookupError):
     """No trial of that number in the study, or a record that names no study."""
 

@@ -76,12 +76,14 @@ class DatasetSpec(_Strict):
 
 class BudgetSpec(_Strict):
     """How much to spend: trials in total (finished ones count on resume), epochs per trial,
-    a time limit, and a goal (``stop_when``) that ends the study once a feasible trial
-    meets it, e.g. ``"accuracy >= 0.98 and latency_ms <= 0.05"``."""
+    a time limit for the study and one for each trial (a trial past it is stopped and
+    recorded as failed; its worker is replaced), and a goal (``stop_when``) that ends the
+    study once a feasible trial meets it, e.g. ``"accuracy >= 0.98 and latency_ms <= 0.05"``."""
 
-    trials: int = Field(30, ge=1)
+    trials: int = Field(30, ge=1, le=10_000_000)
     epochs: int = Field(15, ge=1, le=10_000)
     timeout_s: float | None = Field(None, gt=0)
+    trial_timeout_s: float | None = Field(None, gt=0)
     stop_when: str | None = None
 
     @field_validator("stop_when")

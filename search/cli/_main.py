@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import os
 import sys
@@ -22,6 +23,11 @@ if TYPE_CHECKING:
 EXIT_BUG = 1
 
 EXIT_USAGE = 2
+# The machine refused a write or a read: a full or read-only disk, a quota, permissions.
+# The user's to fix, so one line, not a traceback.
+ENVIRONMENT_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -145,9 +151,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in err.lines():
             print(f"error: {line}", file=sys.stderr)
         return 1 if isinstance(err, ClusterError) else EXIT_USAGE
+    except OSError as err:
+        if err.errno not in ENVIRONMENT_ERRNOS:
+            raise
+        print(f"error: {_os_error_line(err, args.command)}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted: run the same command again to resume the study", file=sys.stderr)
         return 130
+
+
+def _os_error_line(err: OSError, command: str) -> str:
+    where = f"{err.filename}: " if err.filename else ""
+    line = f"{where}{err.strerror or err} ({errno.errorcode.get(err.errno or 0, 'OSError')})"
+    if command == "run":
+        line += (
+            "; the study keeps every trial recorded before it: fix that, then run the same "
+            "command again to resume"
+        )
+    return line
 
 
 def _run(args: argparse.Namespace) -> int:

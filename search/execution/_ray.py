@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,7 @@ class RayExecutor(Executor):
         gpus_per_worker: float = 0.0,
         address: str | None = None,
         latency_on: Mapping[str, float] | None = None,
+        trial_timeout_s: float | None = None,
     ):
         import ray
 
@@ -65,6 +67,8 @@ class RayExecutor(Executor):
         self._gate: EpochGate | None = None
         self._idle = list(self._actors)
         self._in_flight: dict[Any, tuple[Any, TrialTask]] = {}
+        self._trial_timeout_s = trial_timeout_s
+        self._deadlines: dict[Any, float] = {}  # ref -> monotonic time its trial must end by
 
     def remeasure(self, models: dict[int, bytes]) -> dict[int, dict[str, float]]:
         if not models or not self._idle:
@@ -81,10 +85,14 @@ class RayExecutor(Executor):
         actor = self._idle.pop()
         ref = actor.run.remote(task)
         self._in_flight[ref] = (actor, task)
+        if self._trial_timeout_s is not None:
+            self._deadlines[ref] = time.monotonic() + self._trial_timeout_s
 
     def wait(self, timeout: float) -> list[TrialReport]:
         if not self._in_flight:
             return []
+        if self._deadlines:  # wake up for the first trial to run out of time
+            timeout = max(0.0, min(timeout, min(self._deadlines.values()) - time.monotonic()))
         ready, _ = self._ray.wait(list(self._in_flight), num_returns=1, timeout=timeout)
         if ready:  # collect everything else that is already done, without waiting
             more, _ = self._ray.wait(
@@ -94,12 +102,33 @@ class RayExecutor(Executor):
         reports = []
         for ref in ready:
             actor, task = self._in_flight.pop(ref)
+            self._deadlines.pop(ref, None)
             try:
                 reports.append(self._ray.get(ref))
                 self._idle.append(actor)
             except self._ray.exceptions.RayError as err:
                 reports.append(TrialReport(number=task.number, error=f"worker died: {err}"))
                 self._idle.append(self._replace(actor))
+        return reports + self._stop_overdue()
+
+    def _stop_overdue(self) -> list[TrialReport]:
+        """Stop the workers of trials past ``budget.trial_timeout_s``; fail those trials."""
+        now, reports = time.monotonic(), []
+        for ref, deadline in list(self._deadlines.items()):
+            if deadline > now:
+                continue
+            del self._deadlines[ref]
+            actor, task = self._in_flight.pop(ref)
+            self._ray.kill(actor, no_restart=True)
+            reports.append(
+                TrialReport(
+                    number=task.number,
+                    error=f"TrialTimeout: the trial ran past budget.trial_timeout_s = "
+                    f"{self._trial_timeout_s:g} s; its worker was stopped and replaced",
+                    worker_time_s=float(self._trial_timeout_s or 0.0),
+                )
+            )
+            self._idle.append(self._replace(actor))
         return reports
 
     def _replace(self, dead: Any) -> Any:

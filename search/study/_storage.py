@@ -8,6 +8,7 @@ from pathlib import Path
 import optuna
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalStorage
+from paretotune.study._journal import repair_torn_tail
 
 DEFAULT_STORAGE = "paretotune.journal"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -38,9 +39,19 @@ def open_storage(url: str | None = None) -> BaseStorage:
         from optuna.storages.journal import JournalRedisBackend
 
         return JournalStorage(JournalRedisBackend(url))
-    path = Path(url.removeprefix("journal://"))
+    path = journal_path(url)
+    assert path is not None
     path.parent.mkdir(parents=True, exist_ok=True)
+    repair_torn_tail(path)
     return JournalStorage(JournalFileBackend(str(path)))
+
+
+def journal_path(url: str | None) -> Path | None:
+    """The journal file a storage URL names (None for a database or Redis)."""
+    url = resolve_storage_url(url)
+    if url.startswith((*_RDB_SCHEMES, "redis://")):
+        return None
+    return Path(url.removeprefix("journal://"))
 
 
 def _engine_kwargs(url: str) -> dict:

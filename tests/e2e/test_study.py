@@ -15,7 +15,7 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
-from paretotune import Client, open_storage, run_study
+from paretotune import Client, NullTracker, open_storage, run_study
 from paretotune.spaces import EXAMPLES_DIR
 from paretotune.study._attrs import interrupted_numbers
 
@@ -266,3 +266,33 @@ def test_a_dying_worker_fails_its_trial_and_is_replaced(ray_cluster, workdir: Pa
     assert died and result.n_complete == 8 - len(died) and result.n_failed == len(died)
     assert all("worker died" in t.user_attrs["fail_reason"] for t in died)
     assert all(t.state == TrialState.COMPLETE for t in trials if t not in died)
+
+
+def _hanging_objective(params):
+    if params["batch_size"] == 32:
+        time.sleep(120)  # a hung objective
+    return {"accuracy": 0.5, "train_time_s": 0.1, "latency_ms": 1.0}
+
+
+def test_a_trial_past_its_time_limit_fails_and_the_study_goes_on(ray_cluster, workdir: Path):
+    storage = str(workdir / "study.journal")
+    spec = {
+        "name": "hanging",
+        "space": {"batch_size": [32, 64]},
+        "budget": {"trials": 6, "trial_timeout_s": 2},
+        "sampler": {"name": "random"},
+    }
+    started = time.monotonic()
+    result = run_study(
+        spec, _hanging_objective, storage=storage, tracker=NullTracker(), progress=False
+    )
+    assert time.monotonic() - started < 60, "a hung trial hung the study"
+    study = optuna.load_study(study_name="hanging", storage=open_storage(storage))
+    failed = [t for t in study.get_trials() if t.state == TrialState.FAIL]
+    complete = [t for t in study.get_trials() if t.state == TrialState.COMPLETE]
+    assert len(failed) + len(complete) == 6 and failed and complete
+    assert all(t.params["batch_size"] == 32 for t in failed)
+    assert all("budget.trial_timeout_s = 2 s" in t.user_attrs["fail_reason"] for t in failed)
+    assert result.n_failed == len(failed)
+    later = [t for t in complete if t.number > min(f.number for f in failed)]
+    assert later, "trials after a stopped one ran on the replaced worker"

@@ -10,7 +10,9 @@ import torch
 from paretotune.objectives import (
     METRIC_NAMES,
     StopTraining,
+    TrainingDiverged,
     TrialContext,
+    TrivialModel,
     evaluate,
     load_dataset,
     task_metrics,
@@ -197,7 +199,8 @@ def test_user_files_train(tmp_path, run, fast_mlp):
     np.savez(tmp_path / "seq.npz", X=X, y=y)
     npz = {"source": "npz", "path": str(tmp_path / "seq.npz")}
     for family in ("mlp", "cnn", "rnn"):
-        assert run({"architecture": family, "learning_rate": 1e-2}, npz).metrics["accuracy"] > 0
+        outcome = run({"architecture": family, "learning_rate": 1e-2}, npz, epochs=10)
+        assert outcome.metrics["accuracy"] > 0.55  # better than the majority class
     lines = ["f1,f2,label"] + [
         f"{a:.3f},{b:.3f},{'yes' if a + b > 0 else 'no'}" for a, b in rng.normal(size=(80, 2))
     ]
@@ -220,3 +223,12 @@ def test_cuda_training_and_latency(run, fast_mlp):
     outcome = run(fast_mlp, device="cuda", epochs=5, keep_model=False)
     assert outcome.metrics["accuracy"] > 0.8
     assert outcome.artifacts["latency_device"] == "cuda"
+
+
+def test_a_diverging_training_fails_instead_of_reaching_the_front(run, fast_mlp):
+    with pytest.raises(TrainingDiverged, match=r"training diverged: loss .* after epoch 1 "):
+        run({**fast_mlp, "optimizer": "adam", "learning_rate": 1.0}, epochs=5)
+    # no explosion, but a model at chance (0.097 on digits): no better than the majority
+    with pytest.raises(TrivialModel, match=r"no better than a trivial predictor: accuracy"):
+        run({**fast_mlp, "optimizer": "sgd", "learning_rate": 10.0}, epochs=5)
+    run({**fast_mlp, "optimizer": "sgd", "learning_rate": 0.1}, epochs=5)  # a sane one trains

@@ -1,0 +1,174 @@
+"""Faults injected for real: a full disk under the journal, a second driver on a running
+study, a driver killed with its lock held, a torn journal tail."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+from paretotune import open_storage
+from paretotune.study._attrs import finished_trials, interrupted_numbers
+
+pytestmark = pytest.mark.slow
+
+SPEC = """\
+name: faults
+dataset: {{source: digits}}
+space: {{architecture: [mlp], mlp: {{depth: 1, width: [16, 32]}}, optimizer: [adam]}}
+budget: {{trials: {trials}, epochs: {epochs}}}
+resources: {{workers: 2}}
+"""
+
+
+def _cli(folder: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "paretotune.cli", *args],
+        cwd=folder,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _env() -> dict[str, str]:
+    drop = ("RAY_ADDRESS", "MLFLOW_TRACKING_URI", "PARETOTUNE_STORAGE")
+    return {k: v for k, v in os.environ.items() if k not in drop} | {"RAY_AUTH_MODE": "disabled"}
+
+
+def _trials(journal: Path, state: TrialState) -> list[int]:
+    study = optuna.load_study(study_name="faults", storage=open_storage(str(journal)))
+    return [t.number for t in study.get_trials(deepcopy=False, states=[state])]
+
+
+def _running(journal: Path) -> list[int]:
+    """The running trials, once the study exists (none before)."""
+    try:
+        return _trials(journal, TrialState.RUNNING)
+    except KeyError:  # the journal is there, the study not yet
+        return []
+
+
+def _errors(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+@pytest.fixture()
+def small_disk(tmp_path: Path):
+    """A 48 KB tmpfs: a journal fills it within a few trials."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=48k", "tmpfs", str(mount)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def test_a_full_disk_stops_the_run_in_one_line_and_the_study_resumes(
+    tmp_path: Path, small_disk: Path
+):
+    (tmp_path / "spec.yaml").write_text(SPEC.format(trials=30, epochs=1))
+    full = small_disk / "study.journal"
+    ran = _cli(tmp_path, "run", "spec.yaml", "--no-progress", "--storage", str(full))
+    assert ran.returncode == 2, ran.stderr[-3000:]
+    assert "Traceback" not in ran.stderr
+    errors = _errors(ran.stderr)
+    assert len(errors) == 1 and "No space left on device" in errors[0], ran.stderr[-3000:]
+    assert "run the same command again to resume" in errors[0]
+
+    moved = tmp_path / "study.journal"  # space freed: the journal moves to a roomier disk
+    shutil.copy(full, moved)
+    torn = not moved.read_bytes().endswith(b"\n")
+    kept = _trials(moved, TrialState.COMPLETE) if not torn else None
+    resumed = _cli(tmp_path, "run", "spec.yaml", "--no-progress", "--storage", str(moved))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert ("cut a torn last record" in resumed.stderr) == torn
+    complete = _trials(moved, TrialState.COMPLETE)
+    study = optuna.load_study(study_name="faults", storage=open_storage(str(moved)))
+    counted = {t.number for t in finished_trials(study)}
+    assert len(counted) == 30, "the budget, met"
+    # the trials in flight when the disk filled: closed as interrupted and run again
+    assert set(_trials(moved, TrialState.FAIL)) - counted <= interrupted_numbers(study)
+    if kept is not None:
+        assert set(kept) <= set(complete), "a trial finished before the fault was lost"
+    assert _trials(moved, TrialState.RUNNING) == []
+    listed = _cli(tmp_path, "studies", "--storage", str(moved))
+    assert listed.returncode == 0 and "faults" in listed.stdout
+
+
+def test_a_torn_journal_tail_is_cut_and_the_study_goes_on(tmp_path: Path):
+    (tmp_path / "spec.yaml").write_text(SPEC.format(trials=2, epochs=1))
+    assert _cli(tmp_path, "run", "spec.yaml", "--no-progress").returncode == 0
+    journal = tmp_path / "paretotune.journal"
+    good = journal.read_bytes()
+    torn = b'{"op_code": 6, "worker_id": "x", "study_id": 0, "tri'
+    journal.write_bytes(good + torn)
+    (tmp_path / "spec.yaml").write_text(SPEC.format(trials=4, epochs=1))
+    resumed = _cli(tmp_path, "run", "spec.yaml", "--no-progress")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"cut a torn last record ({len(torn)} bytes" in resumed.stderr
+    assert journal.read_bytes().startswith(good)
+    assert len(_trials(journal, TrialState.COMPLETE)) == 4
+
+
+def test_a_second_driver_is_refused_and_a_killed_ones_lock_is_no_obstacle(tmp_path: Path):
+    (tmp_path / "spec.yaml").write_text(SPEC.format(trials=6, epochs=20))
+    journal = tmp_path / "paretotune.journal"
+    first = subprocess.Popen(
+        [sys.executable, "-m", "paretotune.cli", "run", "spec.yaml", "--no-progress"],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (journal.exists() and _running(journal)):
+            assert time.monotonic() < deadline and first.poll() is None, "the first never ran"
+            time.sleep(0.5)
+        second = _cli(tmp_path, "run", "spec.yaml", "--no-progress")
+        assert second.returncode == 2, second.stderr[-3000:]
+        errors = _errors(second.stderr)
+        assert len(errors) == 1 and "Traceback" not in second.stderr, second.stderr[-3000:]
+        holder = f"is being run by another driver (pid {first.pid} on "
+        assert "study 'faults' in paretotune.journal " + holder in errors[0]
+        _, first_err = first.communicate(timeout=300)
+        assert first.returncode == 0, first_err[-3000:]
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert len(_trials(journal, TrialState.COMPLETE)) == 6
+    assert _trials(journal, TrialState.FAIL) == [], "the refused driver touched no trial"
+
+    (tmp_path / "spec.yaml").write_text(SPEC.format(trials=12, epochs=20))
+    killed = subprocess.Popen(
+        [sys.executable, "-m", "paretotune.cli", "run", "spec.yaml", "--no-progress"],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while len(_trials(journal, TrialState.COMPLETE)) < 7:
+        assert time.monotonic() < deadline and killed.poll() is None
+        time.sleep(0.3)
+    os.killpg(killed.pid, signal.SIGKILL)  # the driver, its Ray, its logging process
+    killed.wait()
+    resumed = _cli(tmp_path, "run", "spec.yaml", "--no-progress")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert len(_trials(journal, TrialState.COMPLETE)) == 12
