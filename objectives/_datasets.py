@@ -207,6 +207,8 @@ def _read_cached(key: tuple[tuple[str, Any], ...], mtime: int) -> LoadedDataset:
         path = spec.get("path")
         if not isinstance(path, str) or not path:
             raise DatasetError(f"dataset.path: required for source {source!r}, got {path!r}")
+        if os.path.isdir(path):
+            raise DatasetError(f"dataset.path: {path!r} is a directory, not a {source} file")
         if not os.path.isfile(path):
             raise DatasetError(f"dataset.path: file {path!r} does not exist")
         name = os.path.basename(path)
@@ -334,7 +336,9 @@ def _assemble(
         labels, codes = np.unique(y, return_inverse=True)
         counts = np.bincount(codes, minlength=len(labels))
         if len(labels) < 2:
-            raise DatasetError(f"dataset: only one class ({labels[0]!r}); at least 2 are needed")
+            raise DatasetError(
+                f"dataset: only one class ({labels.tolist()[0]!r}); at least 2 are needed"
+            )
         for label, count in zip(labels.tolist(), counts.tolist(), strict=True):
             if count < 2:
                 raise DatasetError(

@@ -13,6 +13,7 @@ inclusive bounds too, so the adapter's job is the kind dispatch and the checks.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import optuna
@@ -73,6 +74,19 @@ def _normalize_range(value: dict[str, Any], knob: Knob) -> dict[str, Any]:
     return {"low": low, "high": high, "log": log, "step": step}
 
 
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _with_dot(text: str) -> str:
+    mantissa, _, exponent = text.lower().partition("e")
+    return f"{mantissa if '.' in mantissa else mantissa + '.0'}e{exponent}" if exponent else text
+
+
 def _check_scalar(value: Any, knob: Knob) -> Any:
     if knob.kind == "categorical":
         if knob.choices is not None and value not in knob.choices:
@@ -80,7 +94,14 @@ def _check_scalar(value: Any, knob: Knob) -> Any:
             raise DimensionError(f"{value!r} is not one of: {allowed}")
         return value
     if isinstance(value, bool) or not isinstance(value, int | float):
+        if isinstance(value, str) and _looks_numeric(value):
+            raise DimensionError(
+                f"{value!r} is not a number (YAML reads an exponent without a dot as text: "
+                f"write {_with_dot(value)})"
+            )
         raise DimensionError(f"{value!r} is not a number")
+    if not math.isfinite(value):
+        raise DimensionError(f"{value!r} is not a finite number")
     if knob.kind == "int":
         if isinstance(value, float) and not value.is_integer():
             raise DimensionError(f"{value!r} is not an integer")

@@ -134,7 +134,10 @@ def parse_expression(text: str) -> Expression:
     if not isinstance(text, str) or not text.strip():
         raise ExpressionError(f"an empty condition {text!r}; write e.g. 'latency_ms <= 0.2'")
     parser = _Parser(text, _tokenize(text))
-    root = parser.expr()
+    try:
+        root = parser.expr()
+    except RecursionError:
+        raise ExpressionError(f"{text[:40]!r}…: nested too deeply") from None
     if parser.peek() is not None:
         parser.fail("expected 'and', 'or' or the end")
     return Expression(text.strip(), root)

@@ -29,15 +29,36 @@ def load_spec(source: str | Path | dict[str, Any] | StudySpec) -> StudySpec:
     if not path.is_file():
         raise SpecError([f"spec: file {str(path)!r} does not exist"])
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         problem = getattr(err, "problem", None) or "invalid YAML"
         raise SpecError([f"spec: {path} is not valid YAML{where}: {problem}"]) from None
+    except RecursionError:
+        raise SpecError([f"spec: {path} is nested too deeply to be a spec"]) from None
     if not isinstance(data, dict):
         raise SpecError([f"spec: {path} must hold a mapping at the top, got {type(data).__name__}"])
     return validate_spec(data)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (YAML's own rule,
+    which PyYAML does not enforce: the last one would silently win)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"the key {key!r} is given twice",
+                    key_node.start_mark,
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def validate_spec(data: dict[str, Any]) -> StudySpec:
@@ -50,6 +71,8 @@ def validate_spec(data: dict[str, Any]) -> StudySpec:
         return StudySpec.model_validate(data)
     except ValidationError as err:
         raise SpecError(format_validation_error(err)) from None
+    except RecursionError:
+        raise SpecError(["spec: nested too deeply to be a spec"]) from None
 
 
 def format_validation_error(err: ValidationError) -> list[str]:

@@ -269,7 +269,7 @@ class StudySpec(_Strict):
     sampler: SamplerSpec = SamplerSpec()
     early_stopping: EarlyStoppingSpec = EarlyStoppingSpec()
     measure: MeasureSpec = MeasureSpec()
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=2**32 - 1)  # what numpy's generators accept
     constraints: list[str] | None = None
 
     @field_validator("name")

@@ -172,3 +172,17 @@ def test_a_second_driver_is_refused_and_a_killed_ones_lock_is_no_obstacle(tmp_pa
     resumed = _cli(tmp_path, "run", "spec.yaml", "--no-progress")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert len(_trials(journal, TrialState.COMPLETE)) == 12
+
+
+def test_a_read_only_storage_is_one_line_and_creates_nothing(tmp_path: Path, small_disk: Path):
+    remounted = subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], capture_output=True)
+    if remounted.returncode != 0:
+        pytest.skip(f"cannot remount read-only here: {remounted.stderr.decode().strip()}")
+    (tmp_path / "spec.yaml").write_text(SPEC.format(trials=2, epochs=1))
+    journal = small_disk / "study.journal"
+    ran = _cli(tmp_path, "run", "spec.yaml", "--no-progress", "--storage", str(journal))
+    assert ran.returncode == 2, ran.stderr[-3000:]
+    assert "Traceback" not in ran.stderr
+    errors = _errors(ran.stderr)
+    assert len(errors) == 1 and "Read-only file system (EROFS)" in errors[0], ran.stderr
+    assert not (tmp_path / "mlflow.db").exists() and not journal.exists()

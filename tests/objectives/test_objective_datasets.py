@@ -188,3 +188,12 @@ def test_checking_a_bundled_set_imports_neither_scikit_learn_nor_torch():
     )
     found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert found.stdout.split() == ["False", "False"], found.stderr
+
+
+def test_a_directory_path_and_a_single_class_read_as_plain_words(tmp_path):
+    with pytest.raises(DatasetError, match=r"dataset.path: '.*' is a directory, not a csv file"):
+        dataset_info({"source": "csv", "path": str(tmp_path), "target": "y"})
+    (tmp_path / "one.csv").write_text("a,y\n1,0\n2,0\n3,0\n")
+    with pytest.raises(DatasetError, match=r"only one class \(0\); at least 2") as caught:
+        dataset_info({"source": "csv", "path": str(tmp_path / "one.csv"), "target": "y"})
+    assert "np." not in str(caught.value)

@@ -122,6 +122,25 @@ def test_regression_dataset_defaults_to_mse():
             "measure.latency_on.resources.edge: 0.0 must be positive",
         ),
         ({"name": "x", "measure": {"latency_of": {}}}, "measure.latency_of: unknown key"),
+        (
+            {"name": "x", "space": {"learning_rate": {"low": float("nan"), "high": 0.1}}},
+            "space.learning_rate: nan is not a finite number",
+        ),
+        (
+            {"name": "x", "space": {"learning_rate": float("nan")}},
+            "space.learning_rate: nan is not a finite number",
+        ),
+        (
+            {"name": "x", "space": {"learning_rate": [0.1, float("inf")]}},
+            "space.learning_rate: inf is not a finite number",
+        ),
+        (
+            {"name": "x", "space": {"learning_rate": {"low": "1e-4", "high": 0.1}}},
+            "space.learning_rate: '1e-4' is not a number (YAML reads an exponent without a "
+            "dot as text: write 1.0e-4)",
+        ),
+        ({"name": "x", "seed": 10**26}, "seed: Input should be less than or equal to 4294967295"),
+        ({"name": "x", "budget": {"trials": 10**23}}, "budget.trials: Input should be less"),
         ({}, "name: required key is missing"),
     ],
 )
@@ -205,3 +224,17 @@ def test_fixed_values_are_not_optuna_params():
     params = sample_params(trial, spec.space)
     assert params["batch_size"] == 64 and params["optimizer"] == "adam"
     assert "batch_size" not in trial.params and "optimizer" not in trial.params
+
+
+def test_a_key_given_twice_and_absurd_nesting_are_one_line_each(tmp_path: Path):
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("name: x\nbudget: {trials: 5}\nbudget: {trials: 6}\n")
+    with pytest.raises(SpecError, match=r"at line 3: the key 'budget' is given twice"):
+        load_spec(twice)
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("name: x\nspace: " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(SpecError, match="nested too deeply"):
+        load_spec(deep)
+    for text in ("(" * 3000 + "accuracy < 1" + ")" * 3000, "not " * 3000 + "accuracy < 1"):
+        with pytest.raises(SpecError, match="nested too deeply"):
+            validate_spec({"name": "x", "constraints": [text]})
