@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
 import optuna
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalStorage
+from paretotune.errors import SpecError
 from paretotune.study._journal import repair_torn_tail
 
 DEFAULT_STORAGE = "paretotune.journal"
@@ -34,16 +36,55 @@ def open_storage(url: str | None = None) -> BaseStorage:
     """
     url = resolve_storage_url(url)
     if url.startswith(_RDB_SCHEMES):
+        url = with_installed_driver(url)
         return RDBStorage(url, engine_kwargs=_engine_kwargs(url))
     if url.startswith("redis://"):
         from optuna.storages.journal import JournalRedisBackend
 
+        _require("redis", "redis", url)
         return JournalStorage(JournalRedisBackend(url))
     path = journal_path(url)
     assert path is not None
     path.parent.mkdir(parents=True, exist_ok=True)
     repair_torn_tail(path)
     return JournalStorage(JournalFileBackend(str(path)))
+
+
+def with_installed_driver(url: str) -> str:
+    """A SQLAlchemy URL whose bare scheme names a driver that is installed: ``postgresql://``
+    means psycopg 3 to SQLAlchemy, so with only psycopg2 (the ``postgres`` extra) it
+    becomes ``postgresql+psycopg2://``.
+
+    Raises:
+        SpecError: no driver for the URL's database is installed; the line says which
+            extra installs one.
+    """
+    if url.startswith("postgresql://"):
+        if _installed("psycopg"):
+            return url
+        _require("psycopg2", "postgres", url)
+        return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+    if url.startswith("mysql://"):
+        if _installed("MySQLdb"):
+            return url
+        _require("pymysql", "mysql", url)
+        return "mysql+pymysql://" + url.removeprefix("mysql://")
+    return url
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def _require(module: str, extra: str, url: str) -> None:
+    if not _installed(module):
+        scheme = url.split("://", 1)[0]
+        raise SpecError(
+            [
+                f"storage: {scheme}:// needs the {module} driver, which is not installed: "
+                f"pip install 'paretotune[{extra}]'"
+            ]
+        )
 
 
 def journal_path(url: str | None) -> Path | None:
