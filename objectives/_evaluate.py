@@ -182,7 +182,7 @@ class _Trial:
         self.metrics["train_wall_s"] = sum(run.trainer.train_wall_s for run in runs)
         self.artifacts["time_clock"] = compute_clock(self.device)[0]
         self._score_folds(runs, models)
-        self._check_beats_trivial(runs)
+        self._check_beats_trivial(runs, history)
         self._score_final(runs[-1], models[-1])
         self.metrics.update(before)
         final = models[-1].cpu().eval() if keep_model else None
@@ -332,21 +332,27 @@ class _Trial:
             self.artifacts["confusion_matrix"] = np.sum(matrices, axis=0).tolist()
             self.artifacts["class_labels"] = list(self.splits.class_labels or ())
 
-    def _check_beats_trivial(self, runs: list[_FoldRun]) -> None:
-        """Raise `TrivialModel` when the validation quality is no better than a trivial
-        predictor's, the most frequent training class (or the training mean for
-        regression), averaged over folds alike: such a model (a learning rate far off, a
-        training that went nowhere) is fast and small, and would otherwise sit on the front."""
+    def _check_beats_trivial(self, runs: list[_FoldRun], history: list[dict[str, float]]) -> None:
+        """Raise `TrivialModel` when the training went nowhere: the validation quality is
+        no better than a trivial predictor's (the most frequent training class, or the
+        training mean for regression, averaged over folds alike) and the training loss
+        never fell below the untrained model's. Such a model (a learning rate far off) is
+        fast and small, and would otherwise sit on the front. A slow learner, still at the
+        trivial score after a short training but whose loss falls, is kept."""
         trivial = statistics.fmean(_trivial_score(run.fold, self.primary) for run in runs)
         score = self.metrics[self.primary]
         better = score > trivial if self.primary == "accuracy" else score < trivial
-        if not better:
-            baseline = "the most frequent class" if self.primary == "accuracy" else "the mean"
-            raise TrivialModel(
-                f"no better than a trivial predictor: {self.primary} {score:.4g} against "
-                f"{trivial:.4g} for always predicting {baseline}; the training went nowhere "
-                "(is the learning rate far off?)"
-            )
+        untrained = statistics.fmean(run.trainer.untrained_loss for run in runs)
+        best_loss = min(entry["train_loss"] for entry in history)
+        if better or best_loss < untrained:
+            return
+        baseline = "the most frequent class" if self.primary == "accuracy" else "the mean"
+        raise TrivialModel(
+            f"no better than a trivial predictor: {self.primary} {score:.4g} against "
+            f"{trivial:.4g} for always predicting {baseline}, and the training loss never "
+            f"fell below the untrained model's ({best_loss:.3g} >= {untrained:.3g}); is the "
+            "learning rate far off?"
+        )
 
     def _score_final(self, run: _FoldRun, model: torch.nn.Module) -> None:
         """Test metrics and cost metrics of the final (last fold's, compressed) model."""

@@ -54,6 +54,9 @@ from paretotune.tracking import FinishedTrial, StudyRef, Tracker, TrackerNews
 
 POLL_S = 0.2
 FRONT_EVERY_S = 10.0  # how often the ranked front is republished while the study runs
+# A trial that joins the front republishes it sooner (its runs' pareto tags then agree with
+# the CLI even if the driver dies next), but not more often than this.
+FRONT_CHANGE_S = 1.0
 BACKLOG_NOTICE = 20  # trials MLflow may still have to record before closing says so
 # A finished trial is told to Optuna once its MLflow run id is stored with it, but never
 # held longer than this, nor while more than this many (or 2 per worker) finished
@@ -112,6 +115,7 @@ class Driver:
     def __post_init__(self) -> None:
         self.started = self.clock.now()
         self.front = Front(self.objectives)
+        self.front_changed = False  # a trial joined the front since it was last published
         self._finished_before: list[int] = []  # trials an earlier driver finished
 
     # -- set-up ------------------------------------------------------------------------
@@ -232,7 +236,8 @@ class Driver:
                     item.finished_at = self.clock.now()
                     self.finished_untold.append((item, report))
                 self._keep_rung_records()
-                if self.clock.now() - self.front.published_at >= FRONT_EVERY_S:
+                since = self.clock.now() - self.front.published_at
+                if since >= FRONT_EVERY_S or (self.front_changed and since >= FRONT_CHANGE_S):
                     self.publish_front(final=False)
 
     def _show(self, bar: StudyProgress, counts: Counts) -> None:
@@ -296,7 +301,8 @@ class Driver:
             values = [report.metrics[m] for m in self.objectives]
             trial.set_user_attr(METRICS_ATTR, report.metrics)
             self.study.tell(trial, values)
-            self.front.add(trial.number, values, report.model_bytes)
+            if self.front.add(trial.number, values, report.model_bytes):
+                self.front_changed = True
             state, keys = "COMPLETE", ["complete"]
             if is_feasible(self.constraints, {**item.params, **report.metrics}):
                 keys.append("feasible")
@@ -397,6 +403,7 @@ class Driver:
         front, snapshot = self.front.snapshot(
             self.study, final=final, study_metrics=study_metrics, now=self.clock.now()
         )
+        self.front_changed = False
         self.tracker.update_front(snapshot)
         return front
 

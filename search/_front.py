@@ -30,15 +30,18 @@ class Front:
     def __len__(self) -> int:
         return len(self.running)
 
-    def add(self, number: int, values: list[float], model: bytes | None = None) -> None:
+    def add(self, number: int, values: list[float], model: bytes | None = None) -> bool:
         """A complete trial: count it toward the front's size, and keep its model while no
-        other trial of this run dominates it."""
-        self.running.add(values)
-        if model is None:
-            return
+        other trial of this run dominates it. True when it joined the front."""
+        joined = self.running.add(values)
+        if model is not None and joined:
+            self._keep_model(number, values, model)
+        return joined
+
+    def _keep_model(self, number: int, values: list[float], model: bytes) -> None:
         directions = list(self.objectives.values())
         if any(dominates(v, values, directions) for v, _ in self.models.values()):
-            return
+            return  # dominated by a model of this run (the running front may hold older ones)
         for other in [n for n, (v, _) in self.models.items() if dominates(values, v, directions)]:
             del self.models[other]
         self.models[number] = (values, model)

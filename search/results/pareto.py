@@ -49,14 +49,18 @@ class RunningFront:
     def __len__(self) -> int:
         return len(self._points)
 
-    def add(self, values: Sequence[float] | None) -> None:
+    def add(self, values: Sequence[float] | None) -> bool:
+        """Count a trial's values; True when they are on the front (none dominates them)."""
         if values is None:
-            return
+            return False
         point = _signed(values, self._signs)
-        if point in self._points or any(_dominates_minimized(p, point) for p in self._points):
-            return  # a copy of a kept point adds nothing to the front's size
+        if any(_dominates_minimized(p, point) for p in self._points):
+            return False
+        if point in self._points:
+            return True  # a copy of a kept point is on the front, but adds nothing to its size
         kept = [p for p in self._points if not _dominates_minimized(point, p)]
         self._points = kept + [point]
+        return True
 
 
 def pareto_mask(values, directions: Sequence[str]) -> np.ndarray:

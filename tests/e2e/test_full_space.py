@@ -7,9 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pytest
 from mlflow import MlflowClient
-from paretotune import Client, run_study
+from paretotune import Client, open_storage, run_study
 from paretotune.spaces import COMPRESSIONS, FAMILIES, OPTIMIZERS
 from sklearn.datasets import load_digits
 
@@ -42,7 +43,9 @@ def _everything_spec(name: str, dataset: dict) -> dict:
 
 
 def _check_every_option_ran(result, storage: str, tracking: str) -> None:
-    assert result.n_failed == 0, Client(storage=storage).trials(result.name)
+    study = optuna.load_study(study_name=result.name, storage=open_storage(storage))
+    failed = [(t.params, t.user_attrs.get("fail_reason", "")[:300]) for t in study.trials]
+    assert result.n_failed == 0, [(params, reason) for params, reason in failed if reason]
     trials = Client(storage=storage, tracking_uri=tracking).trials(result.name)
     assert {t.params["architecture"] for t in trials} == set(FAMILIES)
     assert {t.params["optimizer"] for t in trials} == set(OPTIMIZERS)

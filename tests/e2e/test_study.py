@@ -296,3 +296,66 @@ def test_a_trial_past_its_time_limit_fails_and_the_study_goes_on(ray_cluster, wo
     assert result.n_failed == len(failed)
     later = [t for t in complete if t.number > min(f.number for f in failed)]
     assert later, "trials after a stopped one ran on the replaced worker"
+
+
+TAGGED_DRIVER = textwrap.dedent(
+    """
+    import sys, time
+    from paretotune import run_study
+
+    def objective(params):
+        time.sleep(2.0)
+        lr = params["learning_rate"]
+        return {"accuracy": lr, "train_time_s": lr * lr, "latency_ms": 1.0 / params["batch_size"]}
+
+    run_study({"name": "tagged", "budget": {"trials": 40}, "resources": {"workers": 1},
+               "sampler": {"name": "random"}},
+              objective, storage=sys.argv[1], tracking_uri=sys.argv[2], progress=False)
+    """
+)
+
+
+def _alive_with(text: str) -> bool:
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and text in (entry / "cmdline").read_text():
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def test_pareto_tags_follow_the_front_even_when_the_driver_is_killed(ray_cluster, workdir: Path):
+    script = workdir / "driver.py"
+    script.write_text(TAGGED_DRIVER)
+    storage = str(workdir / "study.journal")
+    tracking = f"sqlite:///{workdir / 'mlflow.db'}"
+    env = os.environ | {"RAY_ADDRESS": ray_cluster.get_runtime_context().gcs_address}
+    proc = subprocess.Popen([sys.executable, str(script), storage, tracking], env=env)
+    try:
+        deadline, seen = time.monotonic() + 180, 0
+        while seen < 6:
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.2)
+            if Path(storage).exists() and optuna.get_all_study_summaries(open_storage(storage)):
+                study = optuna.load_study(study_name="tagged", storage=open_storage(storage))
+                seen = len(study.get_trials(states=[TrialState.COMPLETE]))
+        time.sleep(1.5)  # past the front's republication, before the next trial ends (2 s)
+        proc.send_signal(signal.SIGKILL)  # the driver only: its logging process drains
+    finally:
+        proc.wait(timeout=30)
+    deadline = time.monotonic() + 60
+    while _alive_with(tracking):
+        assert time.monotonic() < deadline, "the logging process never finished"
+        time.sleep(0.5)
+
+    study = optuna.load_study(study_name="tagged", storage=open_storage(storage))
+    complete = study.get_trials(states=[TrialState.COMPLETE])
+    pareto = {t.number for t in study.best_trials}
+    runs = MlflowClient(tracking).search_runs(
+        [study.user_attrs["mlflow_experiment_id"]], "tags.`paretotune.trial_number` != ''"
+    )
+    tagged = {int(r.data.tags["paretotune.trial_number"]): r.data.tags.get("pareto") for r in runs}
+    assert {t.number for t in complete} <= set(tagged), "every told trial has its run"
+    assert {n for n in pareto} == {n for n, v in tagged.items() if v == "true"}
+    assert all(tagged[t.number] == "false" for t in complete if t.number not in pareto)

@@ -229,6 +229,7 @@ def test_a_diverging_training_fails_instead_of_reaching_the_front(run, fast_mlp)
     with pytest.raises(TrainingDiverged, match=r"training diverged: loss .* after epoch 1 "):
         run({**fast_mlp, "optimizer": "adam", "learning_rate": 1.0}, epochs=5)
     # no explosion, but a model at chance (0.097 on digits): no better than the majority
-    with pytest.raises(TrivialModel, match=r"no better than a trivial predictor: accuracy"):
+    nowhere = r"no better than a trivial predictor: accuracy .* never fell"
+    with pytest.raises(TrivialModel, match=nowhere):
         run({**fast_mlp, "optimizer": "sgd", "learning_rate": 10.0}, epochs=5)
     run({**fast_mlp, "optimizer": "sgd", "learning_rate": 0.1}, epochs=5)  # a sane one trains

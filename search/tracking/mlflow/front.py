@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import tempfile
 import time
@@ -22,6 +23,10 @@ from paretotune.tracking.mlflow.schema import (
     PARETO_RANK_TAG,
     PARETO_TAG,
 )
+
+# The front's tables and plots are drawn again at most this often (its tags follow every
+# change, and the final front is always drawn).
+ARTIFACTS_EVERY_S = 10.0
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -71,6 +76,7 @@ class FrontPublisher:
         self._pareto = pareto
         self._guard = guard
         self._published_front: list[tuple[int, dict[str, float]]] | None = None
+        self._drawn_at = -math.inf  # when the front's artifacts were last drawn (monotonic)
 
     def publish(self, snapshot: FrontSnapshot, superseded: bool) -> None:
         """Tag the runs with their Pareto rank and publish the front on the parent run;
@@ -95,9 +101,11 @@ class FrontPublisher:
         metrics += [Metric(k, v, now, snapshot.step) for k, v in snapshot.study_metrics.items()]
         self._client.log_batch(parent, metrics=metrics)
         members = [(row["number"], row["values"]) for row in front]
-        if superseded or (members == self._published_front and not snapshot.final):
-            return  # the heavy artifacts only when the front changed (and at the end)
-        self._published_front = members
+        unchanged = members == self._published_front
+        recent = time.monotonic() - self._drawn_at < ARTIFACTS_EVERY_S
+        if superseded or (not snapshot.final and (unchanged or recent)):
+            return  # the heavy artifacts: when the front changed, at most every few seconds
+        self._published_front, self._drawn_at = members, time.monotonic()
         self._client.log_text(parent, front_table_csv(snapshot), f"{FRONT_DIR}/pareto_front.csv")
         self._client.log_text(
             parent, json.dumps(front, indent=2, default=str), f"{FRONT_DIR}/pareto_front.json"
