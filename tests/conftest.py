@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -50,9 +49,9 @@ def tracking_uri(folder: Path) -> str:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    from paretotune.cli._services import free_port as free
+
+    return free()
 
 
 @contextlib.contextmanager

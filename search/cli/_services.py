@@ -71,7 +71,7 @@ def start_services(folder: Path, cpus: int | None = None) -> Services:
     logs.mkdir(parents=True, exist_ok=True)
     bin_dir = Path(sys.executable).parent
     temp = tempfile.mkdtemp(prefix="ptup.", dir="/tmp")  # short: Ray's socket paths
-    ray_port, mlflow_port, agents = _free_port(), _free_port(), _free_port_block(4)
+    ray_port, mlflow_port, agents = free_port(), free_port(), free_port_block(4)
     groups: list[int] = []
     try:
         groups.append(_start_ray(bin_dir, temp, ray_port, agents, cpus, logs / "ray.log"))
@@ -190,16 +190,17 @@ def _group_alive(group: int) -> bool:
     return False
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def _free_port_block(size: int) -> int:
+def free_port_block(size: int) -> int:
     """The first of ``size`` consecutive free ports on 127.0.0.1."""
     for _ in range(50):
-        first = _free_port()
+        first = free_port()
         if first + size < 65536 and all(_port_free(first + i) for i in range(1, size)):
             return first
     raise ClusterError("no block of free ports on 127.0.0.1")

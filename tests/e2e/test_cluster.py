@@ -5,7 +5,6 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 from paretotune import Client
+from paretotune.cli._services import free_port_block
 
 from tests.conftest import free_port
 
@@ -30,24 +30,6 @@ space:
 budget: {trials: 3, epochs: 2}
 resources: {workers: 2}
 """
-
-
-def _free_port_block(size: int) -> int:
-    """The first of ``size`` consecutive free ports."""
-    for _ in range(50):
-        first = free_port()
-        if first + size < 65536 and all(_is_free(first + i) for i in range(1, size)):
-            return first
-    raise RuntimeError("no block of free ports")
-
-
-def _is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _submit(spec: Path, *args: str) -> subprocess.CompletedProcess:
@@ -70,7 +52,7 @@ def local_cluster():
         "MLFLOW_PORT": str(free_port()),
         "RAY_PORT": str(free_port()),
         "DASHBOARD_PORT": str(free_port()),
-        "AGENT_PORT": str(_free_port_block(4)),
+        "AGENT_PORT": str(free_port_block(4)),
         "VENV_BIN": str(Path(sys.executable).parent),
     }
     try:

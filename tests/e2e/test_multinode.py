@@ -18,6 +18,7 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 from optuna.storages.journal import JournalFileBackend, JournalStorage
+from paretotune.cli._services import free_port_block
 
 from tests.conftest import free_port
 
@@ -77,12 +78,10 @@ def _node_ids(address: str, env: dict[str, str]) -> dict[str, dict[str, float]]:
 def two_nodes() -> Iterator[Nodes]:
     """A head offering 2 CPUs and ``trainer: 2``; a second node offering 1 CPU and
     ``edge: 1``. Both are killed at the end, whatever happened."""
-    from tests.e2e.test_cluster import _free_port_block
-
     folder = tempfile.mkdtemp(prefix="ptn.", dir="/tmp")  # short: Ray's socket paths
     env = os.environ | {"RAY_AUTH_MODE": "disabled", "PATH": f"{RAY.parent}:{os.environ['PATH']}"}
     env.pop("RAY_ADDRESS", None)
-    port, agents = free_port(), _free_port_block(8)
+    port, agents = free_port(), free_port_block(8)
     address = f"127.0.0.1:{port}"
     groups: list[int] = []
     try:
