@@ -6,11 +6,15 @@ from pathlib import Path
 
 import optuna
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from paretotune import ExpressionError
 from paretotune.spaces import (
     EXAMPLES_DIR,
     SpecError,
     StudySpec,
     load_spec,
+    parse_expression,
     sample_params,
     validate_spec,
 )
@@ -238,3 +242,55 @@ def test_a_key_given_twice_and_absurd_nesting_are_one_line_each(tmp_path: Path):
     for text in ("(" * 3000 + "accuracy < 1" + ")" * 3000, "not " * 3000 + "accuracy < 1"):
         with pytest.raises(SpecError, match="nested too deeply"):
             validate_spec({"name": "x", "constraints": [text]})
+
+
+_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.sampled_from(["mlp", "cnn", "adam", "sgd", "none", "1e-4", "low", "high", "log"]),
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["low", "high", "log", "step", "x", "mlp"]), inner, max_size=4
+        )
+    ),
+    max_leaves=12,
+)
+_SECTIONS = [
+    "dataset",
+    "objectives",
+    "space",
+    "budget",
+    "resources",
+    "validation",
+    "sampler",
+    "early_stopping",
+    "measure",
+    "seed",
+    "constraints",
+    "bogus",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(_SECTIONS), _VALUES, max_size=4))
+def test_a_broken_spec_raises_only_the_spec_error(sections: dict):
+    try:
+        validate_spec({"name": "x", **sections})
+    except SpecError as err:
+        assert err.problems and all(isinstance(line, str) and line for line in err.problems)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="()<>=!&|. _-+*/0123456789eandortlcy_msaz", max_size=60))
+def test_a_broken_condition_raises_only_the_expression_error(text: str):
+    try:
+        parse_expression(text)
+    except ExpressionError:
+        pass
