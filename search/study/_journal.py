@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from typing import BinaryIO
 
+from optuna.storages.journal import JournalFileSymlinkLock
+
 logger = logging.getLogger("paretotune")
 TAIL_CHUNK = 64 * 1024
 
@@ -21,22 +23,25 @@ TAIL_CHUNK = 64 * 1024
 def repair_torn_tail(path: Path) -> int:
     """Truncate ``path`` after its last complete line; return the bytes cut (0: none).
 
-    The cut bytes are logged as one warning. A missing or empty file is left alone.
+    The cut is made holding the journal's write lock (Optuna's own), so an append still
+    under way in another process (a live driver, seen by a read-only command) is never
+    mistaken for a torn one. The cut bytes are logged as one warning.
     """
+    if _ends_complete(path):
+        return 0
+    lock = JournalFileSymlinkLock(str(path))
+    lock.acquire()
     try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        return 0
-    if size == 0:
-        return 0
-    with path.open("rb+") as journal:
-        journal.seek(size - 1)
-        if journal.read(1) == b"\n":
+        if _ends_complete(path):  # it was an append under way, now finished
             return 0
-        end = _after_last_newline(journal, size)
-        journal.truncate(end)
-        journal.flush()
-        os.fsync(journal.fileno())
+        size = path.stat().st_size
+        with path.open("rb+") as journal:
+            end = _after_last_newline(journal, size)
+            journal.truncate(end)
+            journal.flush()
+            os.fsync(journal.fileno())
+    finally:
+        lock.release()
     cut = size - end
     logger.warning(
         "%s: cut a torn last record (%d bytes of a write that never finished, such as on "
@@ -45,6 +50,19 @@ def repair_torn_tail(path: Path) -> int:
         cut,
     )
     return cut
+
+
+def _ends_complete(path: Path) -> bool:
+    """Whether the file is missing, empty, or ends with a newline."""
+    try:
+        with path.open("rb") as journal:
+            journal.seek(0, os.SEEK_END)
+            if journal.tell() == 0:
+                return True
+            journal.seek(-1, os.SEEK_END)
+            return journal.read(1) == b"\n"
+    except FileNotFoundError:
+        return True
 
 
 def _after_last_newline(journal: BinaryIO, size: int) -> int:
