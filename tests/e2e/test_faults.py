@@ -80,7 +80,7 @@ def small_disk(tmp_path: Path):
 def test_a_full_disk_stops_the_run_in_one_line_and_the_study_resumes(
     tmp_path: Path, small_disk: Path
 ):
-    (tmp_path / "spec.yaml").write_text(SPEC.format(trials=30, epochs=1))
+    (tmp_path / "spec.yaml").write_text(SPEC.format(trials=20, epochs=1))
     full = small_disk / "study.journal"
     ran = _cli(tmp_path, "run", "spec.yaml", "--no-progress", "--storage", str(full))
     assert ran.returncode == 2, ran.stderr[-3000:]
@@ -99,7 +99,7 @@ def test_a_full_disk_stops_the_run_in_one_line_and_the_study_resumes(
     complete = _trials(moved, TrialState.COMPLETE)
     study = optuna.load_study(study_name="faults", storage=open_storage(str(moved)))
     counted = {t.number for t in finished_trials(study)}
-    assert len(counted) == 30, "the budget, met"
+    assert len(counted) == 20, "the budget, met"
     # the trials in flight when the disk filled: closed as interrupted and run again
     assert set(_trials(moved, TrialState.FAIL)) - counted <= interrupted_numbers(study)
     if kept is not None:
@@ -125,7 +125,7 @@ def test_a_torn_journal_tail_is_cut_and_the_study_goes_on(tmp_path: Path):
 
 
 def test_a_second_driver_is_refused_and_a_killed_ones_lock_is_no_obstacle(tmp_path: Path):
-    (tmp_path / "spec.yaml").write_text(SPEC.format(trials=6, epochs=20))
+    (tmp_path / "spec.yaml").write_text(SPEC.format(trials=4, epochs=20))
     journal = tmp_path / "paretotune.journal"
     first = subprocess.Popen(
         [sys.executable, "-m", "paretotune.cli", "run", "spec.yaml", "--no-progress"],
@@ -151,10 +151,10 @@ def test_a_second_driver_is_refused_and_a_killed_ones_lock_is_no_obstacle(tmp_pa
     finally:
         if first.poll() is None:
             first.kill()
-    assert len(_trials(journal, TrialState.COMPLETE)) == 6
+    assert len(_trials(journal, TrialState.COMPLETE)) == 4
     assert _trials(journal, TrialState.FAIL) == [], "the refused driver touched no trial"
 
-    (tmp_path / "spec.yaml").write_text(SPEC.format(trials=12, epochs=20))
+    (tmp_path / "spec.yaml").write_text(SPEC.format(trials=9, epochs=20))
     killed = subprocess.Popen(
         [sys.executable, "-m", "paretotune.cli", "run", "spec.yaml", "--no-progress"],
         cwd=tmp_path,
@@ -164,14 +164,14 @@ def test_a_second_driver_is_refused_and_a_killed_ones_lock_is_no_obstacle(tmp_pa
         start_new_session=True,
     )
     deadline = time.monotonic() + 120
-    while len(_trials(journal, TrialState.COMPLETE)) < 7:
+    while len(_trials(journal, TrialState.COMPLETE)) < 6:
         assert time.monotonic() < deadline and killed.poll() is None
         time.sleep(0.3)
     os.killpg(killed.pid, signal.SIGKILL)  # the driver, its Ray, its logging process
     killed.wait()
     resumed = _cli(tmp_path, "run", "spec.yaml", "--no-progress")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert len(_trials(journal, TrialState.COMPLETE)) == 12
+    assert len(_trials(journal, TrialState.COMPLETE)) == 9
 
 
 def test_a_read_only_storage_is_one_line_and_creates_nothing(tmp_path: Path, small_disk: Path):
