@@ -78,12 +78,10 @@ def latency(
         before = _slowdown()
         measured = measure_rounds(model, row, repeats, target_cv=target_cv, max_rounds=max_rounds)
         attempts.append(measured)
-        after = _slowdown()
-        worst = max(before, after)
-        relieved = worst < slowdown * (1 - SLOW_EPISODE_MARGIN / 2)
-        if worst <= 1 + SLOW_EPISODE_MARGIN or len(attempts) > SLOW_EPISODE_RETRIES:
-            break
-        if len(attempts) > 1 and not relieved:
+        worst = max(before, _slowdown())
+        fast_again = worst <= 1 + SLOW_EPISODE_MARGIN
+        no_relief = worst >= slowdown * (1 - SLOW_EPISODE_MARGIN / 2)  # never on the first
+        if fast_again or no_relief or len(attempts) > SLOW_EPISODE_RETRIES:
             break
         slowdown = worst
         _busy(model, row, SLOW_EPISODE_PAUSE_S)

@@ -115,7 +115,6 @@ class Driver:
     def __post_init__(self) -> None:
         self.started = self.clock.now()
         self.front = Front(self.objectives)
-        self.front_changed = False  # a trial joined the front since it was last published
         self._finished_before: list[int] = []  # trials an earlier driver finished
 
     # -- set-up ------------------------------------------------------------------------
@@ -237,7 +236,7 @@ class Driver:
                     self.finished_untold.append((item, report))
                 self._keep_rung_records()
                 since = self.clock.now() - self.front.published_at
-                if since >= FRONT_EVERY_S or (self.front_changed and since >= FRONT_CHANGE_S):
+                if since >= FRONT_EVERY_S or (self.front.changed and since >= FRONT_CHANGE_S):
                     self.publish_front(final=False)
 
     def _show(self, bar: StudyProgress, counts: Counts) -> None:
@@ -301,8 +300,7 @@ class Driver:
             values = [report.metrics[m] for m in self.objectives]
             trial.set_user_attr(METRICS_ATTR, report.metrics)
             self.study.tell(trial, values)
-            if self.front.add(trial.number, values, report.model_bytes):
-                self.front_changed = True
+            self.front.add(trial.number, values, report.model_bytes)
             state, keys = "COMPLETE", ["complete"]
             if is_feasible(self.constraints, {**item.params, **report.metrics}):
                 keys.append("feasible")
@@ -403,7 +401,6 @@ class Driver:
         front, snapshot = self.front.snapshot(
             self.study, final=final, study_metrics=study_metrics, now=self.clock.now()
         )
-        self.front_changed = False
         self.tracker.update_front(snapshot)
         return front
 

@@ -21,6 +21,7 @@ class Front:
 
     objectives: dict[str, str]
     published_at: float = -math.inf
+    changed: bool = False  # a trial joined the front since the last snapshot
     # models of this run's non-dominated trials: number -> (values, pickled model)
     models: dict[int, tuple[list[float], bytes]] = field(default_factory=dict)
 
@@ -30,13 +31,13 @@ class Front:
     def __len__(self) -> int:
         return len(self.running)
 
-    def add(self, number: int, values: list[float], model: bytes | None = None) -> bool:
-        """A complete trial: count it toward the front's size, and keep its model while no
-        other trial of this run dominates it. True when it joined the front."""
+    def add(self, number: int, values: list[float], model: bytes | None = None) -> None:
+        """A complete trial: count it toward the front's size, mark the front changed when
+        it joins it, and keep its model while no other trial of this run dominates it."""
         joined = self.running.add(values)
+        self.changed = self.changed or joined
         if model is not None and joined:
             self._keep_model(number, values, model)
-        return joined
 
     def _keep_model(self, number: int, values: list[float], model: bytes) -> None:
         directions = list(self.objectives.values())
@@ -50,7 +51,7 @@ class Front:
         self, study: optuna.Study, *, final: bool, study_metrics: dict[str, float], now: float
     ) -> tuple[FrontSummary, FrontSnapshot]:
         """Every complete trial ranked, and the snapshot a tracker publishes."""
-        self.published_at = now
+        self.published_at, self.changed = now, False
         trials = study.get_trials(deepcopy=False)
         front = rank_trials(trials, self.objectives)
         rows = [

@@ -74,7 +74,9 @@ def start_services(folder: Path, cpus: int | None = None) -> Services:
     ray_port, mlflow_port, agents = free_port(), free_port(), free_port_block(4)
     groups: list[int] = []
     try:
-        groups.append(_start_ray(bin_dir, temp, ray_port, agents, cpus, logs / "ray.log"))
+        head = ["--head", "--port", str(ray_port), "--temp-dir", temp]
+        head += ["--include-dashboard=false", "--num-cpus", str(cpus or os.cpu_count() or 1)]
+        groups.append(start_ray_node(head, agents, logs / "ray.log"))
         groups.append(_start_mlflow(bin_dir, folder, mlflow_port, logs / "mlflow.log"))
         tracking = f"http://127.0.0.1:{mlflow_port}"
         _wait_for(f"{tracking}/health", "the MLflow server", logs / "mlflow.log")
@@ -83,7 +85,7 @@ def start_services(folder: Path, cpus: int | None = None) -> Services:
         _wait_for(f"{tracking}/{SEARCH_EXPERIMENTS}", "the MLflow store", logs / "mlflow.log")
     except BaseException:
         for group in groups:
-            _stop_group(group)
+            stop_group(group)
         shutil.rmtree(temp, ignore_errors=True)
         raise
     services = Services(f"127.0.0.1:{ray_port}", tracking, groups[0], groups[1], temp)
@@ -99,24 +101,28 @@ def stop_services(folder: Path) -> Services | None:
     except (OSError, ValueError, TypeError):
         return None
     for group in (services.ray_group, services.mlflow_group):
-        _stop_group(group)
+        stop_group(group)
     shutil.rmtree(services.ray_temp_dir, ignore_errors=True)
     state.unlink(missing_ok=True)
     return services
 
 
-def _start_ray(
-    bin_dir: Path, temp: str, port: int, agents: int, cpus: int | None, log: Path
-) -> int:
-    """`ray start --head` in its own session: its daemons stay in the returned group."""
-    command = [str(bin_dir / "ray"), "start", "--head", "--node-ip-address", "127.0.0.1"]
-    command += ["--port", str(port), "--temp-dir", temp, "--include-dashboard=false"]
-    command += ["--num-cpus", str(cpus or os.cpu_count() or 1), "--disable-usage-stats"]
-    command += ["--dashboard-agent-listen-port", str(agents)]
+def start_ray_node(args: list[str], agents: int, log: Path) -> int:
+    """`ray start ARGS` on 127.0.0.1 in its own session, with the agents on ``agents`` and
+    the next three ports (Ray's defaults clash with any other Ray here); returns the
+    process group its daemons stay in (see `stop_group`).
+
+    Raises:
+        ClusterError: ``ray start`` failed or did not finish in `START_TIMEOUT_S`.
+    """
+    bin_dir = Path(sys.executable).parent
+    command = [str(bin_dir / "ray"), "start", "--node-ip-address", "127.0.0.1", *args]
+    command += ["--disable-usage-stats", "--dashboard-agent-listen-port", str(agents)]
     command += ["--dashboard-agent-grpc-port", str(agents + 1)]
     command += ["--runtime-env-agent-port", str(agents + 2)]
     command += ["--metrics-export-port", str(agents + 3)]
-    env = os.environ | {"PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"}
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["PATH"] = f"{bin_dir}:{os.environ.get('PATH', '')}"
     with log.open("wb") as out:
         process = subprocess.Popen(
             command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
@@ -124,12 +130,12 @@ def _start_ray(
         try:
             code = process.wait(timeout=START_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            _stop_group(process.pid)
+            stop_group(process.pid)
             raise ClusterError(
                 f"ray start did not finish in {START_TIMEOUT_S:.0f} s; see {log}"
             ) from None
     if code != 0:
-        _stop_group(process.pid)
+        stop_group(process.pid)
         raise ClusterError(f"ray start failed (exit {code}); see {log}")
     return process.pid
 
@@ -161,7 +167,7 @@ def _wait_for(url: str, what: str, log: Path) -> None:
     raise ClusterError(f"{what} did not answer at {url} in {START_TIMEOUT_S:.0f} s; see {log}")
 
 
-def _stop_group(group: int) -> None:
+def stop_group(group: int) -> None:
     """SIGTERM the process group, then SIGKILL what is left after `STOP_GRACE_S`."""
     try:
         os.killpg(group, signal.SIGTERM)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -28,14 +29,24 @@ resources: {{workers: 2}}
 """
 
 
+CLI = [sys.executable, "-m", "paretotune.cli"]
+
+
 def _cli(folder: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "paretotune.cli", *args],
+        [*CLI, *args],
         cwd=folder,
         env=_env(),
         capture_output=True,
         text=True,
         timeout=timeout,
+    )
+
+
+def _launch(folder: Path, **popen: Any) -> subprocess.Popen:
+    """`paretotune run spec.yaml` in ``folder``, in the background."""
+    return subprocess.Popen(
+        [*CLI, "run", "spec.yaml", "--no-progress"], cwd=folder, env=_env(), **popen
     )
 
 
@@ -127,14 +138,7 @@ def test_a_torn_journal_tail_is_cut_and_the_study_goes_on(tmp_path: Path):
 def test_a_second_driver_is_refused_and_a_killed_ones_lock_is_no_obstacle(tmp_path: Path):
     (tmp_path / "spec.yaml").write_text(SPEC.format(trials=4, epochs=20))
     journal = tmp_path / "paretotune.journal"
-    first = subprocess.Popen(
-        [sys.executable, "-m", "paretotune.cli", "run", "spec.yaml", "--no-progress"],
-        cwd=tmp_path,
-        env=_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    first = _launch(tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
         while not (journal.exists() and _running(journal)):
@@ -155,13 +159,8 @@ def test_a_second_driver_is_refused_and_a_killed_ones_lock_is_no_obstacle(tmp_pa
     assert _trials(journal, TrialState.FAIL) == [], "the refused driver touched no trial"
 
     (tmp_path / "spec.yaml").write_text(SPEC.format(trials=9, epochs=20))
-    killed = subprocess.Popen(
-        [sys.executable, "-m", "paretotune.cli", "run", "spec.yaml", "--no-progress"],
-        cwd=tmp_path,
-        env=_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+    killed = _launch(
+        tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
     deadline = time.monotonic() + 120
     while len(_trials(journal, TrialState.COMPLETE)) < 6:

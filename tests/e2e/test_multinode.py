@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-import signal
+import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,13 +17,12 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 from optuna.storages.journal import JournalFileBackend, JournalStorage
-from paretotune.cli._services import free_port_block
+from paretotune.cli._services import free_port_block, start_ray_node, stop_group
 
 from tests.conftest import free_port
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
-RAY = Path(sys.executable).parent / "ray"
 NODES_SCRIPT = """
 import json, sys, ray
 ray.init(address=sys.argv[1], logging_level="ERROR", log_to_driver=False)
@@ -38,28 +36,6 @@ class Nodes:
     head: str  # node ids
     edge: str
     groups: list[int]  # process groups to kill at the end
-
-
-def _start_node(args: list[str], agent_port: int, env: dict[str, str]) -> int:
-    """`ray start` in its own session; returns the process group its daemons stay in."""
-    ports = [
-        "--dashboard-agent-listen-port",
-        str(agent_port),
-        "--dashboard-agent-grpc-port",
-        str(agent_port + 1),
-        "--runtime-env-agent-port",
-        str(agent_port + 2),
-        "--metrics-export-port",
-        str(agent_port + 3),
-    ]
-    command = [str(RAY), "start", "--node-ip-address", "127.0.0.1", *args, *ports]
-    command.append("--disable-usage-stats")
-    process = subprocess.Popen(
-        command, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    out, _ = process.communicate(timeout=120)
-    assert process.returncode == 0, out.decode()
-    return process.pid
 
 
 def _node_ids(address: str, env: dict[str, str]) -> dict[str, dict[str, float]]:
@@ -77,31 +53,26 @@ def _node_ids(address: str, env: dict[str, str]) -> dict[str, dict[str, float]]:
 @pytest.fixture(scope="module")
 def two_nodes() -> Iterator[Nodes]:
     """A head offering 2 CPUs and ``trainer: 2``; a second node offering 1 CPU and
-    ``edge: 1``. Both are killed at the end, whatever happened."""
-    folder = tempfile.mkdtemp(prefix="ptn.", dir="/tmp")  # short: Ray's socket paths
-    env = os.environ | {"RAY_AUTH_MODE": "disabled", "PATH": f"{RAY.parent}:{os.environ['PATH']}"}
-    env.pop("RAY_ADDRESS", None)
+    ``edge: 1``. Both are stopped at the end, whatever happened."""
+    folder = Path(tempfile.mkdtemp(prefix="ptn.", dir="/tmp"))  # short: Ray's socket paths
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     port, agents = free_port(), free_port_block(8)
     address = f"127.0.0.1:{port}"
     groups: list[int] = []
     try:
-        head = ["--head", "--port", str(port), "--temp-dir", f"{folder}/ray"]
+        head = ["--head", "--port", str(port), "--temp-dir", str(folder / "ray")]
         head += ["--include-dashboard=false", "--num-cpus", "2", "--resources", '{"trainer": 2}']
-        groups.append(_start_node(head, agents, env))
+        groups.append(start_ray_node(head, agents, folder / "head.log"))
         edge = ["--address", address, "--num-cpus", "1", "--resources", '{"edge": 1}']
-        groups.append(_start_node(edge, agents + 4, env))
+        groups.append(start_ray_node(edge, agents + 4, folder / "edge.log"))
         ids = _node_ids(address, env)
         head_id = next(i for i, r in ids.items() if "trainer" in r)
         edge_id = next(i for i, r in ids.items() if "edge" in r)
         yield Nodes(address, head_id, edge_id, groups)
     finally:
         for group in groups:
-            for sig in (signal.SIGTERM, signal.SIGKILL):
-                try:
-                    os.killpg(group, sig)
-                except ProcessLookupError:
-                    break
-                time.sleep(2)
+            stop_group(group)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _run(spec: Path, nodes: Nodes, *args: str) -> subprocess.CompletedProcess[str]:
