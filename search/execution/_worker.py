@@ -117,7 +117,7 @@ class TrialRunner:
                 self.context,
                 on_epoch=on_epoch,
                 keep_model=self.keep_models,
-                serving_meter=self._meter(),
+                serving_meter=self.serving_meter,  # None: here, in the measuring slot
             )
         except objectives.StopTraining as stop:  # a pruned trial: what it trained, no model
             report.stopped_at = stop.epoch

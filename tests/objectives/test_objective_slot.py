@@ -63,3 +63,37 @@ def test_without_a_path_the_slot_does_nothing():
     with slot.training(), slot.timing():
         pass
     assert not slot.active
+
+
+def test_a_worker_times_its_trials_models_inside_the_slot():
+    """Another process holds the slot for training 3 s: a trial of a multi-worker study
+    (``exclusive_timing``) trains beside it, but cannot time its model until it is done."""
+    from paretotune.execution import TrialRunner, TrialTask
+    from paretotune.objectives import TrialContext
+    from paretotune.objectives._slot import machine_slot_path
+
+    holder = """
+import sys, time
+from paretotune.objectives._slot import MeasuringSlot
+with MeasuringSlot(sys.argv[1]).training():
+    print("held", flush=True)
+    time.sleep(3.0)
+"""
+    context = TrialContext(
+        dataset={"source": "digits"}, epochs=1, latency_repeats=3, exclusive_timing=True
+    )
+    runner = TrialRunner(context, keep_models=False)
+    params = {"architecture": "mlp", "mlp.width": 16, "optimizer": "adam"}
+    runner.run(TrialTask(0, params))  # imports and data warm, outside the timed run
+    training = subprocess.Popen(
+        [sys.executable, "-c", holder, machine_slot_path()], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert training.stdout.readline().strip() == "held"
+        started = time.monotonic()
+        report = runner.run(TrialTask(1, params))
+        waited = time.monotonic() - started
+    finally:
+        training.wait(timeout=30)
+    assert report.error is None, report.error
+    assert waited > 2.0, f"the model was timed while another trial trained ({waited:.2f} s)"
