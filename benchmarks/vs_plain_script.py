@@ -55,7 +55,7 @@ study = optuna.create_study(
     directions=["maximize", "minimize", "minimize"],
     sampler=optuna.samplers.TPESampler(seed=seed, multivariate=True),
 )
-study.optimize(objective, n_trials=30)
+study.optimize(objective, n_trials=30, catch=(ValueError,))  # a failed trial, as paretotune
 json.dump([t.values for t in study.trials if t.values], open(out, "w"))
 """
 BOUNDS = (0.1, 2.0, 0.1)  # error, train time (s), latency (ms)
