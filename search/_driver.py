@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from paretotune._clock import Clock
 from paretotune._front import Front
 from paretotune._progress import StudyProgress
@@ -115,7 +115,6 @@ class Driver:
     def __post_init__(self) -> None:
         self.started = self.clock.now()
         self.front = Front(self.objectives)
-        self._finished_before: list[int] = []  # trials an earlier driver finished
 
     # -- set-up ------------------------------------------------------------------------
     def open(self) -> None:
@@ -132,30 +131,15 @@ class Driver:
         stale = running_trials(self.study)
         close_interrupted(self.study, stale)
         self.tracker.mark_interrupted(list(stale))
-        self._finished_before = [t.number for t in finished_trials(self.study)]
         if self.stopping is not None:
             self.stopping.restore(self.study)
 
     def repair_records(self) -> None:
-        """On a resumed study, have the tracker record again the earlier trials whose
-        records a killed driver left missing or open. Done at the end, when a logging
-        process the killed driver left behind has long finished what it was sent."""
-        if not self._finished_before:
-            return
-        earlier = set(self._finished_before)
-        self.tracker.repair(
-            [
-                FinishedTrial(
-                    number=trial.number,
-                    state=trial.state.name,
-                    params=dict(trial.user_attrs.get(PARAMS_ATTR) or trial.params),
-                    metrics=dict(trial.user_attrs.get(METRICS_ATTR) or {}),
-                    error=trial.user_attrs.get(FAIL_REASON_ATTR),
-                )
-                for trial in finished_trials(self.study)
-                if trial.number in earlier
-            ]
-        )
+        """Have the tracker make its records agree with Optuna: every finished trial whose
+        record is missing, open or different (a killed driver's unsent jobs, an outage's
+        held trials). Done at the end, when this run's own records are all sent, and a
+        logging process a killed driver left behind has long finished what it was sent."""
+        self.tracker.repair([finished_trial(t) for t in finished_trials(self.study)])
 
     def _absorb(self, news: TrackerNews) -> None:
         """Store what the tracker learned: the study's MLflow ids, the trials' run ids."""
@@ -418,3 +402,31 @@ class Driver:
     @property
     def elapsed_s(self) -> float:
         return self.clock.now() - self.started
+
+
+def finished_trial(trial: FrozenTrial) -> FinishedTrial:
+    """What Optuna holds of a finished trial, for a tracker to record it again."""
+    curves = {
+        key.removeprefix(CURVE_ATTR_PREFIX): value
+        for key, value in trial.user_attrs.items()
+        if key.startswith(CURVE_ATTR_PREFIX) and isinstance(value, list)
+    }
+    epochs = max((len(curve) for curve in curves.values()), default=0)
+    history = [
+        {name: curve[epoch] for name, curve in curves.items() if _is_number(curve, epoch)}
+        for epoch in range(epochs)
+    ]
+    return FinishedTrial(
+        number=trial.number,
+        state=trial.state.name,
+        params=dict(trial.user_attrs.get(PARAMS_ATTR) or trial.params),
+        metrics=dict(trial.user_attrs.get(METRICS_ATTR) or {}),
+        error=trial.user_attrs.get(FAIL_REASON_ATTR),
+        history=history,
+        stopped_at=trial.user_attrs.get(STOPPED_AT_ATTR),
+        placement=dict(trial.user_attrs.get(PLACEMENT_ATTR) or {}),
+    )
+
+
+def _is_number(curve: list[Any], epoch: int) -> bool:
+    return epoch < len(curve) and isinstance(curve[epoch], int | float)

@@ -7,9 +7,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from optuna.trial import TrialState
 from paretotune._clock import Clock, SystemClock
 from paretotune._driver import Driver
 from paretotune._progress import print_front
+from paretotune.errors import StudyNotFoundError
 from paretotune.execution import Executor, UserObjective
 from paretotune.results.records import Compute, FrontSummary, TrialRecord
 from paretotune.spaces import StudySpec, load_spec, parse_expression
@@ -20,6 +22,8 @@ from paretotune.study._constraints import parse_constraints
 from paretotune.study._lock import driver_lock
 from paretotune.study._open import open_study
 from paretotune.study._prepare import apply_overrides, prepare
+from paretotune.study._storage import journal_path
+from paretotune.study._unlogged import unlogged_dir
 from paretotune.tracking import Tracker
 
 
@@ -79,7 +83,7 @@ def run_study(
             ``constraints`` (a list) replace the spec's values.
 
     Raises:
-        StudyBusyError: another live driver runs the study (journal file storages).
+        StudyBusyError: another live driver runs the study.
         SpecError: the spec or an override is invalid, the dataset does not fit it, or a
             study of that name exists with other objectives. Nothing is created then (a
             local Ray started meanwhile is stopped again).
@@ -110,7 +114,9 @@ def run_study(
         if tracker is None:
             from paretotune.tracking.mlflow import MlflowTracker
 
-            tracker = MlflowTracker(resolve_tracking_uri(tracking_uri))
+            tracker = MlflowTracker(
+                resolve_tracking_uri(tracking_uri), unlogged_dir(storage_url, spec.name)
+            )
         own_executor = executor is None
         driver = Driver(
             spec,
@@ -168,6 +174,72 @@ def run_study(
         if progress:
             print_front(front, tracking_uri=tracker.location, experiment_id=result.experiment_id)
         return result
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """What `sync_study` did: the runs it recorded again, and what MLflow still lacks."""
+
+    name: str
+    tracking_uri: str
+    repaired: int  # runs made or recorded again
+    still_held: int  # trials whose records MLflow still did not take
+    tracking_errors: list[str] = field(default_factory=list)
+
+
+def sync_study(
+    name: str, *, storage: str | None = None, tracking_uri: str | None = None
+) -> SyncResult:
+    """Make a study's MLflow record agree with Optuna, without running a trial: record
+    the trials held on disk while MLflow was unreachable (curves and models included),
+    record again every run that is missing or disagrees with Optuna, close runs left
+    RUNNING, and publish the front. It takes the study's driver lock, so it never runs
+    beside a live driver of the study.
+
+    Raises:
+        StudyNotFoundError: no such study in the storage.
+        StudyBusyError: a live driver runs the study.
+    """
+    from paretotune.results.client import Client
+    from paretotune.study._attrs import SPEC_ATTR, study_objectives
+    from paretotune.tracking.mlflow import MlflowTracker
+
+    storage_url = resolve_storage_url(storage)
+    journal = journal_path(storage_url)
+    if journal is not None and not journal.exists():  # a read of nothing creates nothing
+        raise StudyNotFoundError(f"study {name!r} not found: {journal} does not exist")
+    client = Client(storage=storage_url, tracking_uri=tracking_uri)
+    held = unlogged_dir(storage_url, name)
+    with driver_lock(storage_url, name):
+        study = client.load_study(name)
+        uri = client.tracking_uri_of(study)
+        spec = load_spec(dict(study.user_attrs[SPEC_ATTR]))
+        tracker = MlflowTracker(uri, held)
+        driver = Driver(
+            spec,
+            study,
+            study_objectives(study),
+            tracker,
+            SystemClock(),
+            show_progress=False,
+            constraints=parse_constraints(spec.constraints),
+        )
+        driver.open()
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            driver.front.add(trial.number, trial.values)
+        driver.repair_records()
+        driver.publish_front(final=True)
+        status = "KILLED" if study.user_attrs.get(STOP_REASON_ATTR) == "interrupted" else "FINISHED"
+        driver.close_tracker(status)
+    from paretotune.tracking.mlflow.unlogged import UnloggedTrials
+
+    return SyncResult(
+        name=name,
+        tracking_uri=uri,
+        repaired=tracker.repaired,
+        still_held=len(UnloggedTrials(held)),
+        tracking_errors=list(driver.tracking_errors),
+    )
 
 
 def _start_ray(spec: StudySpec) -> bool:

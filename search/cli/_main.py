@@ -100,6 +100,15 @@ def _parser() -> argparse.ArgumentParser:
     knee.add_argument("study")
     _add_query_options(knee)
 
+    sync = sub.add_parser(
+        "sync",
+        help="make a study's MLflow record agree with Optuna (after an MLflow outage or an "
+        "unwritable artifact store), without running a trial",
+    )
+    sync.add_argument("study", help="the study's name")
+    _add_storage(sync)
+    _add_tracking(sync)
+
     export = sub.add_parser("export", help="write a spec that re-trains one trial")
     export.add_argument("study")
     export.add_argument("number", type=int, help="the trial number")
@@ -199,9 +208,18 @@ def _run(args: argparse.Namespace) -> int:
     print(
         f"stopped: {_why(result.stop_reason, result.goal_met_by)}; {_compute_words(result.compute)}"
     )
-    for problem in result.tracking_errors[:5]:
-        print(f"warning: MLflow: {problem}", file=sys.stderr)
+    _warn_tracking(result.tracking_errors)
     return 0
+
+
+def _warn_tracking(errors: list[str], shown: int = 4) -> None:
+    """MLflow's trouble on stderr: the first few lines, and always the last (the summary
+    of what was skipped or held, and what to do about it)."""
+    lines = errors if len(errors) <= shown + 1 else [*errors[:shown], errors[-1]]
+    for i, line in enumerate(lines):
+        if i == shown and len(errors) > shown + 1:
+            print(f"warning: MLflow: … {len(errors) - shown - 1} more", file=sys.stderr)
+        print(f"warning: MLflow: {line.removeprefix('MLflow: ')}", file=sys.stderr)
 
 
 def _use_services() -> None:
@@ -376,6 +394,20 @@ def _retrain(args: argparse.Namespace) -> int:
     return _show(client.trial(result.name, complete[-1].number), args.json)
 
 
+def _sync(args: argparse.Namespace) -> int:
+    from paretotune._run import sync_study
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    result = sync_study(args.study, storage=args.storage, tracking_uri=args.tracking_uri)
+    _warn_tracking(result.tracking_errors)
+    print(
+        f"synced {result.name} with MLflow at {result.tracking_uri}: "
+        f"{result.repaired} trial records written again"
+        + (f", {result.still_held} still held" if result.still_held else "")
+    )
+    return 1 if result.still_held else 0
+
+
 def _client(args: argparse.Namespace) -> Client:
     from paretotune.results.client import Client
 
@@ -404,6 +436,7 @@ _COMMANDS = {
     "studies": _studies,
     "best": _best,
     "knee": _knee,
+    "sync": _sync,
     "export": _export,
     "retrain": _retrain,
     "up": _up,

@@ -36,8 +36,15 @@ from paretotune.study._attrs import (
     TRACKING_URI_ATTR,
     study_objectives,
 )
+from paretotune.study._unlogged import unlogged_dir
 from paretotune.tracking.mlflow import models as _models
-from paretotune.tracking.mlflow.schema import MODEL_URI_TAG, PARENT_RUN_TAG, TRIAL_TAG
+from paretotune.tracking.mlflow.schema import (
+    MODEL_URI_TAG,
+    PARENT_RUN_TAG,
+    RECOVERED_TAG,
+    TRIAL_TAG,
+)
+from paretotune.tracking.mlflow.unlogged import UnloggedTrials
 
 if TYPE_CHECKING:
     import torch
@@ -79,6 +86,15 @@ class Client:
 
     def study_names(self) -> list[str]:
         return sorted(optuna.get_all_study_names(self._storage))
+
+    def load_study(self, name: str) -> optuna.Study:
+        """The Optuna study called ``name``.
+
+        Raises:
+            StudyNotFoundError: the storage holds no such study (the message lists those
+                it holds).
+        """
+        return self._study(name)
 
     def _study(self, name: str) -> optuna.Study:
         names = self.study_names()
@@ -193,7 +209,7 @@ class Client:
         It takes raw feature rows as the dataset gives them (float32, ``(n, features)``;
         the preprocessing is inside) and returns logits or target-unit predictions.
         """
-        return _models.load_model(self._tracking_uri_of(record), self._model_uri(record))
+        return _models.load_model(self.tracking_uri_of(record), self._model_uri(record))
 
     def register(
         self, record: TrialRecord, name: str, alias: str | None = "champion"
@@ -203,7 +219,7 @@ class Client:
         from mlflow import MlflowClient
 
         model_uri = self._model_uri(record)
-        uri = self._tracking_uri_of(record)
+        uri = self.tracking_uri_of(record)
         client = MlflowClient(uri, registry_uri=uri)
         return _models.register_model(client, record.mlflow_run_id or "", model_uri, name, alias)
 
@@ -247,7 +263,9 @@ class Client:
             feasible_only=feasible_only,
         )
 
-    def _tracking_uri_of(self, record_or_study: TrialRecord | optuna.Study) -> str:
+    def tracking_uri_of(self, record_or_study: TrialRecord | optuna.Study) -> str:
+        """The MLflow URI a study (or a trial's study) is read from: the one this client
+        was given, else the one the study was tracked at, else the default."""
         if self._given_tracking_uri:
             return self._given_tracking_uri
         study = record_or_study
@@ -290,7 +308,7 @@ class Client:
 
         try:
             return list(
-                MlflowClient(self._tracking_uri_of(study)).search_runs(
+                MlflowClient(self.tracking_uri_of(study)).search_runs(
                     [experiment],
                     filter_string=f"tags.`{PARENT_RUN_TAG}` = '{parent}'",
                     max_results=50_000,
@@ -308,14 +326,43 @@ class Client:
             )
         return record.study
 
-    @staticmethod
-    def _model_uri(record: TrialRecord) -> str:
-        if not record.model_uri or not record.mlflow_run_id:
+    def _model_uri(self, record: TrialRecord) -> str:
+        if record.model_uri and record.mlflow_run_id:
+            return record.model_uri
+        where = f"trial {record.number} of study {record.study!r}"
+        if not record.mlflow_run_id:
             raise NoModelError(
-                f"trial {record.number} of study {record.study!r} has no model in MLflow "
-                "(custom objectives and untracked studies keep none)"
+                f"{where} has no MLflow run: the study ran untracked, or MLflow missed the "
+                f"trial (`paretotune sync {record.study}` records the trials held meanwhile)"
             )
-        return record.model_uri
+        held = UnloggedTrials(unlogged_dir(self.storage_url, self._study_of(record)))
+        if record.number in held.numbers():
+            raise NoModelError(
+                f"{where} has no model in MLflow yet: MLflow did not take it, and it is held "
+                f"in {held.folder}; `paretotune sync {record.study}` logs it"
+            )
+        again = (
+            f"`paretotune export {record.study} {record.number} -o trial.yaml` and "
+            "`paretotune retrain trial.yaml` train it again from its params"
+        )
+        if self._run_tag(record, RECOVERED_TAG) == "true":
+            raise NoModelError(
+                f"{where} has no model: its MLflow run {record.mlflow_run_id} was recorded "
+                f"again from Optuna after MLflow missed it, and the model was lost; {again}"
+            )
+        raise NoModelError(
+            f"{where} has no model in its MLflow run {record.mlflow_run_id} (a custom "
+            f"objective logs none); for the built-in objective, {again}"
+        )
+
+    def _run_tag(self, record: TrialRecord, tag: str) -> str | None:
+        from mlflow import MlflowClient
+
+        try:
+            run = MlflowClient(self.tracking_uri_of(record)).get_run(record.mlflow_run_id or "")
+        except Exception:  # only to word an error better
+            return None
+        return run.data.tags.get(tag)
 
     def trials(self, name: str) -> TrialSet:
         """Every trial of the study, whatever its state, by trial number (no model URIs)."""

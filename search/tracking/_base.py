@@ -51,14 +51,18 @@ class FrontSnapshot:
 
 @dataclass(frozen=True)
 class FinishedTrial:
-    """A trial Optuna holds as finished, as far as it can be recorded again from there
-    (its curves, artifacts and model lived only in the driver that ran it)."""
+    """A trial Optuna holds as finished, as far as it can be recorded again from there:
+    its state, params, final metrics and per-epoch curves (its artifacts and model lived
+    only in the driver that ran it, or in the tracker's unlogged store)."""
 
     number: int
     state: str  # COMPLETE, PRUNED or FAIL
     params: dict[str, Any]
     metrics: dict[str, float]
     error: str | None = None
+    history: list[dict[str, float]] = field(default_factory=list)  # one entry per epoch
+    stopped_at: int | None = None
+    placement: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -114,8 +118,10 @@ class Tracker(abc.ABC):
         """Publish the current Pareto front (tags on trials, artifacts on the parent)."""
 
     def repair(self, finished: Sequence[FinishedTrial]) -> None:
-        """Record again those of ``finished`` whose records are missing or still open: a
-        driver killed outright can lose the last jobs it had not yet handed over."""
+        """Make the records agree with Optuna's ``finished`` trials (every finished trial
+        of the study): record again those missing, open or disagreeing (a driver killed
+        outright loses the jobs it had not handed over; an outage, what it could not
+        send), and close the records of trials that are not finished."""
         return None
 
     def log_metrics(self, number: int, metrics: dict[str, float]) -> None:

@@ -1,8 +1,10 @@
 """Faults injected for real: a full disk under the journal, a second driver on a running
-study, a driver killed with its lock held, a torn journal tail."""
+study, a driver killed with its lock held, a torn journal tail, a read-only storage and a
+read-only MLflow artifact store."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -14,9 +16,13 @@ from typing import Any
 
 import optuna
 import pytest
+import torch
+from mlflow import MlflowClient
 from optuna.trial import TrialState
-from paretotune import open_storage
+from paretotune import Client, NoModelError, open_storage
 from paretotune.study._attrs import finished_trials, interrupted_numbers
+from paretotune.tracking.mlflow.schema import MODEL_URI_TAG, STATE_TAG, TRIAL_TAG
+from sklearn.datasets import load_digits
 
 pytestmark = pytest.mark.slow
 
@@ -72,13 +78,12 @@ def _errors(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("error:")]
 
 
-@pytest.fixture()
-def small_disk(tmp_path: Path):
-    """A 48 KB tmpfs: a journal fills it within a few trials."""
-    mount = tmp_path / "small"
+@contextlib.contextmanager
+def _tmpfs(mount: Path, size: str):
+    """A tmpfs of ``size`` at ``mount`` (the test is skipped where mounting is refused)."""
     mount.mkdir()
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=48k", "tmpfs", str(mount)], capture_output=True
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True
     )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
@@ -86,6 +91,19 @@ def small_disk(tmp_path: Path):
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def _remount(mount: Path, mode: str) -> None:
+    remounted = subprocess.run(["mount", "-o", f"remount,{mode}", str(mount)], capture_output=True)
+    if remounted.returncode != 0:
+        pytest.skip(f"cannot remount {mode} here: {remounted.stderr.decode().strip()}")
+
+
+@pytest.fixture()
+def small_disk(tmp_path: Path):
+    """A 48 KB tmpfs: a journal fills it within a few trials."""
+    with _tmpfs(tmp_path / "small", "48k") as mount:
+        yield mount
 
 
 def test_a_full_disk_stops_the_run_in_one_line_and_the_study_resumes(
@@ -174,9 +192,7 @@ def test_a_second_driver_is_refused_and_a_killed_ones_lock_is_no_obstacle(tmp_pa
 
 
 def test_a_read_only_storage_is_one_line_and_creates_nothing(tmp_path: Path, small_disk: Path):
-    remounted = subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], capture_output=True)
-    if remounted.returncode != 0:
-        pytest.skip(f"cannot remount read-only here: {remounted.stderr.decode().strip()}")
+    _remount(small_disk, "ro")
     (tmp_path / "spec.yaml").write_text(SPEC.format(trials=2, epochs=1))
     journal = small_disk / "study.journal"
     ran = _cli(tmp_path, "run", "spec.yaml", "--no-progress", "--storage", str(journal))
@@ -185,3 +201,56 @@ def test_a_read_only_storage_is_one_line_and_creates_nothing(tmp_path: Path, sma
     errors = _errors(ran.stderr)
     assert len(errors) == 1 and "Read-only file system (EROFS)" in errors[0], ran.stderr
     assert not (tmp_path / "mlflow.db").exists() and not journal.exists()
+
+
+def test_an_unwritable_artifact_store_costs_no_metric_and_sync_logs_the_models(tmp_path: Path):
+    """MLflow's artifact folder is read-only, its database writable: every run still gets
+    its params, metrics and state; the models are held beside the journal, and once the
+    folder is writable again `paretotune sync` logs them, so the front's models load. A
+    run that disagrees with Optuna later (say, ended FAILED by an older version) is put
+    right by the next sync."""
+    (tmp_path / "spec.yaml").write_text(SPEC.format(trials=4, epochs=1))
+    with _tmpfs(tmp_path / "mlartifacts", "64m") as artifacts:
+        _remount(artifacts, "ro")
+        ran = _cli(tmp_path, "run", "spec.yaml", "--no-progress")
+        assert ran.returncode == 0, ran.stderr[-3000:]
+        assert "its artifacts were not logged" in ran.stderr, ran.stderr[-3000:]
+        assert "`paretotune sync faults`" in ran.stderr, ran.stderr[-3000:]
+        tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+        runs = _trial_runs(tracking)
+        assert len(runs) == 4
+        for run in runs:
+            assert run.info.status == "FINISHED" and run.data.tags[STATE_TAG] == "COMPLETE"
+            assert {"accuracy", "latency_ms", "train_loss"} <= set(run.data.metrics)
+            assert run.data.params["optimizer"] == "adam"
+            assert MODEL_URI_TAG not in run.data.tags
+        client = Client(storage=str(tmp_path / "paretotune.journal"), tracking_uri=tracking)
+        best = client.pareto_front("faults")[0]
+        with pytest.raises(NoModelError, match="`paretotune sync faults` logs it"):
+            client.load_model(best)
+
+        _remount(artifacts, "rw")
+        synced = _cli(tmp_path, "sync", "faults")
+        assert synced.returncode == 0, synced.stderr[-3000:]
+        assert "4 trial records written again" in synced.stdout, synced.stdout
+        model = client.load_model(client.pareto_front("faults")[0])
+        rows = load_digits().data[:5].astype("float32")
+        assert tuple(model(torch.from_numpy(rows)).shape) == (5, 10)
+        assert not (tmp_path / "paretotune.journal.faults.unlogged").exists()
+
+        broken = runs[0].info.run_id  # what an unrepaired outage used to leave
+        MlflowClient(tracking).set_terminated(broken, "FAILED")
+        MlflowClient(tracking).set_tag(broken, STATE_TAG, "RUNNING")
+        again = _cli(tmp_path, "sync", "faults")
+        assert again.returncode == 0 and "1 trial records written again" in again.stdout
+        repaired = MlflowClient(tracking).get_run(broken)
+        assert repaired.info.status == "FINISHED"
+        assert repaired.data.tags[STATE_TAG] == "COMPLETE"
+
+
+def _trial_runs(tracking: str) -> list:
+    mlflow = MlflowClient(tracking)
+    experiment = mlflow.get_experiment_by_name("faults")
+    assert experiment is not None
+    runs = mlflow.search_runs([experiment.experiment_id])
+    return [run for run in runs if TRIAL_TAG in run.data.tags]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import textwrap
@@ -222,6 +223,9 @@ class _LosingTracker(MlflowTracker):
         if number not in (1, 2):
             super().finish_trial(number, state, report)
 
+    def repair(self, finished) -> None:
+        pass  # a driver killed outright never gets to its closing repair
+
 
 def test_a_resume_records_again_what_a_killed_driver_lost(workdir: Path):
     """The next run of the study records the trials whose MLflow jobs were lost again,
@@ -261,37 +265,41 @@ def test_a_resume_records_again_what_a_killed_driver_lost(workdir: Path):
     }
 
 
-def _runs_so_far(uri: str) -> list:
-    """The child runs of study ``server-died`` recorded so far (none before it exists)."""
-    if MlflowClient(uri).get_experiment_by_name("server-died") is None:
+def _runs_so_far(uri: str, study: str) -> list:
+    """The child runs of ``study`` recorded so far (none before it exists)."""
+    if MlflowClient(uri).get_experiment_by_name(study) is None:
         return []
-    return _child_runs(uri, "server-died")
+    return _child_runs(uri, study)
 
 
-def test_a_server_that_dies_mid_study_costs_one_attempt_and_a_rerun_repairs(
-    workdir: Path, monkeypatch: pytest.MonkeyPatch
-):
-    """The tracking server goes away while the study runs: the first call that cannot
-    reach it is one error line, every later call is skipped (instead of each waiting out
-    MLflow's retries), and the study finishes. Run again once the server is back, the
-    study records the trials MLflow missed."""
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail fast in the test
+def _stop_when_two_runs_exist(server, study: str, calls: list, at: int):
+    """An objective that stops ``server`` on its ``at``-th call, once MLflow has made a
+    couple of runs (so the study's record exists)."""
+
+    def objective(params):
+        calls.append(params)
+        if len(calls) == at:
+            deadline = time.monotonic() + 90
+            while len(_runs_so_far(server.url, study)) < 2:
+                assert time.monotonic() < deadline, "MLflow recorded nothing in 90 s"
+                time.sleep(0.2)
+            stop_server(server)
+        return _noop(params)
+
+    return objective
+
+
+def test_a_server_that_stays_down_holds_the_trials_and_sync_records_them(workdir: Path):
+    """The tracking server goes away mid-study and stays away, with MLflow's own retry
+    settings: the first call that cannot reach it is one error line, every later call is
+    skipped (the study pays no retries per trial), and what MLflow did not record is held
+    on disk. Once the server is back, `paretotune sync` records it all, and closes the
+    runs and the parent left RUNNING."""
     store, log, port = workdir / "server.db", workdir / "server.log", free_port()
     spec = {"name": "server-died", "space": SPACE, "budget": {"trials": 8}}
-    calls = []
-
+    calls: list = []
     with mlflow_server(store, log, port) as server:
-
-        def objective(params):
-            calls.append(params)
-            if len(calls) == 4:  # once MLflow has recorded a couple of runs, stop it
-                deadline = time.monotonic() + 90
-                while len(_runs_so_far(server.url)) < 2:
-                    assert time.monotonic() < deadline, "MLflow recorded nothing in 90 s"
-                    time.sleep(0.2)
-                stop_server(server)
-            return _noop(params)
-
+        objective = _stop_when_two_runs_exist(server, "server-died", calls, at=4)
         result = run_study(
             spec,
             objective,
@@ -301,15 +309,68 @@ def test_a_server_that_dies_mid_study_costs_one_attempt_and_a_rerun_repairs(
             progress=False,
         )
     assert result.n_complete == 8
-    assert len(result.tracking_errors) == 2, result.tracking_errors
-    assert "failed with exception" in result.tracking_errors[0]
-    assert result.tracking_errors[1].startswith("MLflow: ")
-    assert "the tracking server did not answer; run the study again" in result.tracking_errors[1]
+    errors = result.tracking_errors
+    assert "failed with exception" in errors[0], errors
+    assert sum("failed with exception" in line for line in errors) == 1, errors
+    assert errors[-1].startswith("MLflow: ") and "skipped" in errors[-1], errors
+    assert "`paretotune sync server-died`" in errors[-1], errors
+    held = workdir / "study.journal.server-died.unlogged"
+    assert len(list(held.glob("trial-*.pkl"))) >= 4, "the trials after the outage are held"
 
     with mlflow_server(store, log, port) as server:
-        again = _run_noop(workdir, spec, server.url)
-        assert again.trials_run == 0 and again.tracking_errors == []
+        synced = subprocess.run(
+            [sys.executable, "-m", "paretotune.cli", "sync", "server-died"]
+            + ["--storage", storage_url(workdir), "--tracking-uri", server.url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert synced.returncode == 0, synced.stderr
+        assert synced.stdout.startswith("synced server-died with MLflow at "), synced.stdout
         runs = _child_runs(server.url, "server-died")
         assert sorted(int(r.data.tags[TRIAL_TAG]) for r in runs) == list(range(8))
         assert all(r.info.status == "FINISHED" for r in runs)
+        assert all(r.data.tags[STATE_TAG] == "COMPLETE" for r in runs)
+        assert all("accuracy" in r.data.metrics for r in runs)
         assert _parent_status(server.url, "server-died") == "FINISHED"
+        assert not held.exists(), "what was held is recorded and dropped"
+        again = subprocess.run(
+            [sys.executable, "-m", "paretotune.cli", "sync", "server-died"]
+            + ["--storage", storage_url(workdir), "--tracking-uri", server.url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert again.returncode == 0 and ": 0 trial records written again" in again.stdout
+
+
+def test_a_server_back_before_the_study_ends_gets_everything_it_missed(workdir: Path):
+    """The server is down for a few trials and back before the study ends: the trials held
+    meanwhile are recorded by the same run, nothing is left for a sync."""
+    store, log, port = workdir / "server.db", workdir / "server.log", free_port()
+    spec = {"name": "server-blip", "space": SPACE, "budget": {"trials": 8}}
+    calls: list = []
+    with contextlib.ExitStack() as servers:
+        server = servers.enter_context(mlflow_server(store, log, port))
+        stopping = _stop_when_two_runs_exist(server, "server-blip", calls, at=3)
+
+        def objective(params):
+            if len(calls) == 5:  # the 6th trial brings the server back
+                servers.enter_context(mlflow_server(store, log, port))
+            return stopping(params)
+
+        result = run_study(
+            spec,
+            objective,
+            storage=storage_url(workdir),
+            tracking_uri=server.url,
+            executor=InProcessExecutor(None, objective),
+            progress=False,
+        )
+        assert result.n_complete == 8
+        assert not any("skipped" in line for line in result.tracking_errors[1:]), result
+        runs = _child_runs(server.url, "server-blip")
+        assert sorted(int(r.data.tags[TRIAL_TAG]) for r in runs) == list(range(8))
+        assert all(r.info.status == "FINISHED" for r in runs)
+        assert _parent_status(server.url, "server-blip") == "FINISHED"
+        assert not (workdir / "study.journal.server-blip.unlogged").exists()

@@ -16,6 +16,7 @@ import os
 import sys
 from collections import deque
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import TYPE_CHECKING, assert_never
 
 from paretotune.tracking.mlflow.protocol import (
@@ -27,6 +28,7 @@ from paretotune.tracking.mlflow.protocol import (
     News,
     OpenStudy,
     PublishFront,
+    RecordsRepaired,
     RepairTrials,
     RunMade,
     StartTrial,
@@ -40,6 +42,16 @@ from paretotune.tracking.mlflow.protocol import (
 # time is on the compute clock, but their wall time is the study's). A queue it lags
 # behind on is bounded by the driver's run-id wait; at the end nothing else runs.
 LOGGING_NICENESS = 10
+
+# MLflow's REST client retries a server out of reach for ~2 min by default (7 retries,
+# backoff factor 2). The logging process gives up after ~7 s instead: a longer outage
+# opens the circuit breaker (`guard`), trials are held on disk meanwhile (`unlogged`),
+# and the server is asked again every few seconds, so nothing waits out the retries.
+SHORT_RETRIES = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
 
 if TYPE_CHECKING:
     from paretotune.tracking._base import FrontSnapshot
@@ -84,12 +96,14 @@ class Backlog:
         return self._finishes.pop(number, None)
 
 
-def serve(jobs: Connection, news: Connection, tracking_uri: str) -> None:
+def serve(
+    jobs: Connection, news: Connection, tracking_uri: str, unlogged_dir: Path | None = None
+) -> None:
     """Run jobs until `CloseStudy` or the end of the pipe; report what was learned."""
     from paretotune.tracking.mlflow.recorder import MlflowRecorder
 
     try:
-        recorder = MlflowRecorder(tracking_uri)
+        recorder = MlflowRecorder(tracking_uri, unlogged_dir)
     except Exception as err:  # no store: say so, and end (the driver goes on without)
         _send(news, TrackingFailed(f"MLflow at {tracking_uri}: {type(err).__name__}: {err}"))
         news.close()
@@ -103,8 +117,13 @@ def serve(jobs: Connection, news: Connection, tracking_uri: str) -> None:
             recorder.close("KILLED")  # the driver died: its study did not finish
             break
         job = backlog.pop()
+        if not isinstance(job, CloseStudy):  # (close asks the server itself)
+            _tell_made(news, recorder, recorder.reconnect())
         _run_job(recorder, job, backlog, news)
         reported_errors = _tell_errors(news, recorder, reported_errors)
+        if recorder.repaired:
+            _send(news, RecordsRepaired(recorder.repaired))
+            recorder.repaired = []
         if isinstance(job, CloseStudy):
             break
     news.close()
@@ -149,9 +168,19 @@ def _run_job(recorder: MlflowRecorder, job: Job, backlog: Backlog, news: Connect
         case PublishFront(snapshot):
             recorder.update_front(snapshot, superseded=backlog.newest_front is not None)
         case CloseStudy(status):
-            recorder.close(status)
+            _tell_made(news, recorder, recorder.close(status))
         case _:
             assert_never(job)
+
+
+def _tell_made(news: Connection, recorder: MlflowRecorder, made: dict[int, str] | None) -> None:
+    """After a reconnection: the study's record (if it was opened only now) and the runs
+    made for trials held meanwhile."""
+    if made is None:
+        return
+    _send(news, StudyOpened(recorder.experiment_id or None, recorder.parent_run_id))
+    for number, run_id in made.items():
+        _send(news, RunMade(number, run_id))
 
 
 def _tell_errors(news: Connection, recorder: MlflowRecorder, reported: int) -> int:
@@ -168,14 +197,19 @@ def _send(news: Connection, message: News) -> None:
 
 
 def main(argv: list[str]) -> None:
-    """The process's entry point: ``JOBS_FD NEWS_FD TRACKING_URI``."""
+    """The process's entry point: ``JOBS_FD NEWS_FD TRACKING_URI [UNLOGGED_DIR]``."""
     jobs_fd, news_fd, uri = int(argv[0]), int(argv[1]), argv[2]
+    unlogged_dir = Path(argv[3]) if len(argv) > 3 and argv[3] else None
     with contextlib.suppress(OSError):  # trials first: logging takes what they leave
         os.nice(LOGGING_NICENESS)
+    for name, value in SHORT_RETRIES.items():  # the user's own settings win
+        os.environ.setdefault(name, value)
     # MLflow prints "View run ... at: URL" for every run it ends on a tracking server: not
     # for the user's terminal, which shows the study's progress. Errors go back as news.
     sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the life of the process)
-    serve(Connection(jobs_fd, writable=False), Connection(news_fd, readable=False), uri)
+    serve(
+        Connection(jobs_fd, writable=False), Connection(news_fd, readable=False), uri, unlogged_dir
+    )
     # Every MLflow call was synchronous, so all is committed: skip the interpreter's
     # teardown, which the driver's close() would wait for (MLflow's exit hooks alone take
     # over a second).

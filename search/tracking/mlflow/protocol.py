@@ -91,4 +91,9 @@ class TrackingFailed:
     line: str
 
 
-News = StudyOpened | RunMade | TrialRecorded | TrackingFailed
+@dataclass(frozen=True)
+class RecordsRepaired:
+    numbers: list[int]  # trials whose records were made to agree with Optuna again
+
+
+News = StudyOpened | RunMade | TrialRecorded | TrackingFailed | RecordsRepaired

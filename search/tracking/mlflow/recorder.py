@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from paretotune.execution import TrialReport
@@ -29,6 +30,7 @@ from paretotune.tracking.mlflow.front import FrontPublisher, ParetoTags
 from paretotune.tracking.mlflow.guard import Guard
 from paretotune.tracking.mlflow.runs import StudyRecord, TrialRuns
 from paretotune.tracking.mlflow.schema import ROLE_TAG, SPEC_ARTIFACT, STUDY_TAG, STUDY_UID_TAG
+from paretotune.tracking.mlflow.unlogged import HeldTrial, UnloggedTrials
 
 
 class MlflowRecorder:
@@ -40,7 +42,7 @@ class MlflowRecorder:
     each failure after set-up becomes one line in ``errors``.
     """
 
-    def __init__(self, tracking_uri: str):
+    def __init__(self, tracking_uri: str, unlogged_dir: Path | None = None):
         from mlflow import MlflowClient
 
         # "Creating initial MLflow database tables..." is not news on the user's terminal
@@ -50,7 +52,12 @@ class MlflowRecorder:
             sqlite.prefer_wal(tracking_uri)
             self._client = MlflowClient(tracking_uri=tracking_uri)
         self.study = StudyRecord()
-        self._guard = Guard()
+        self.unlogged = UnloggedTrials(unlogged_dir)
+        self._guard = Guard(tracking_uri)
+        self._opened: StudyRef | None = None
+        self._params: dict[int, dict[str, Any]] = {}  # of trials started, for held ones
+        self._artifact_trouble_said = False
+        self.repaired: list[int] = []  # trials whose records `repair` made agree again
         self._pareto = ParetoTags()
         self._runs = TrialRuns(self._client, self.study, self._pareto)
         self._front = FrontPublisher(self._client, self.study, self._pareto, self._guard)
@@ -76,6 +83,7 @@ class MlflowRecorder:
     # -- study -----------------------------------------------------------------------
     def open_study(self, study: StudyRef) -> None:
         self.study.name = study.name
+        self._opened = study
         self._guard.call(self._open_study, study.name, study.spec, study.parent_run_id, study.uid)
         # Without the study's record (an unreachable server, say) every later call would
         # fail too, each after MLflow's own retries: skip them and say so once, at close.
@@ -126,20 +134,44 @@ class MlflowRecorder:
     ) -> str | None:
         """Create the trial's nested run and log its params; with ``outcome`` (the trial
         already finished) record the result in the same calls. Returns the run id."""
+        self._params[number] = params
         run_id = self._guard.call(self._runs.create, number, params)
-        if run_id is None:
-            return None
         if outcome is None:
-            self._guard.call(self._runs.log_params, run_id, params)
-        else:
-            state, report = outcome
-            self._guard.call(self._runs.record_outcome, number, run_id, state, report, params)
+            if run_id is not None:
+                self._guard.call(self._runs.log_params, run_id, params)
+            return run_id
+        self._record(number, run_id, *outcome, params=params)
         return run_id
 
     def finish_trial(self, number: int, state: str, report: TrialReport) -> None:
-        run_id = self.study.run_ids.get(number)
+        self._record(number, self.study.run_ids.get(number), state, report)
+
+    def _record(
+        self,
+        number: int,
+        run_id: str | None,
+        state: str,
+        report: TrialReport,
+        params: dict[str, Any] | None = None,
+    ) -> None:
+        """Record a trial's outcome on its run; what MLflow does not take (all of it, or
+        its artifacts) is held on disk for a later repair."""
+        recorded = None
         if run_id is not None:
-            self._guard.call(self._runs.record_outcome, number, run_id, state, report)
+            recorded = self._guard.call(
+                self._runs.record_outcome, number, run_id, state, report, params
+            )
+        if recorded is not None and recorded.artifacts_error is None:
+            self._params.pop(number, None)
+            return
+        params = self._params.pop(number, params or {})
+        if recorded is not None and not self._artifact_trouble_said:
+            self._artifact_trouble_said = True  # once: the next trials would say the same
+            self._guard.errors.append(
+                f"trial {number}: its artifacts were not logged "
+                f"({recorded.artifacts_error}); its metrics and state were"
+            )
+        self.unlogged.keep(HeldTrial(number, state, report, params, recorded is not None))
 
     def log_metrics(self, number: int, metrics: dict[str, float]) -> None:
         run_id = self.study.run_ids.get(number)
@@ -151,13 +183,27 @@ class MlflowRecorder:
             self._guard.call(self._runs.mark_interrupted, list(numbers))
 
     def repair(self, finished: Sequence[FinishedTrial]) -> dict[int, str]:
-        """Record the ``finished`` trials whose runs are missing or still RUNNING (a driver
-        killed outright loses the jobs it had not handed over yet). Returns the runs it
-        made."""
+        """Make the study's runs agree with Optuna's ``finished`` trials and record the
+        held ones (see `TrialRuns.repair`). Returns the runs it made."""
         made: dict[int, str] = {}
-        if finished:
-            self._guard.call(self._runs.repair, list(finished), made)
+        errors = self._guard.call(
+            self._runs.repair, list(finished), self.unlogged, made, self.repaired
+        )
+        if errors and not self._artifact_trouble_said:  # (said once is enough)
+            self._guard.errors.append(
+                f"{len(errors)} trials' artifacts still could not be logged ({errors[0]})"
+            )
         return made
+
+    def reconnect(self, *, now: bool = False) -> dict[int, str] | None:
+        """When a tracking server that stopped answering answers again (asked at most every
+        few seconds, or ``now``): open the study's record if it never was, and record the
+        trials held meanwhile. Returns the runs made, or None when nothing reconnected."""
+        if not self._guard.server_is_back(now=now):
+            return None
+        if self.study.parent_run_id is None and self._opened is not None:
+            self.open_study(self._opened)
+        return self.repair([])
 
     # -- the front -------------------------------------------------------------------
     def expect_front(self, snapshot: FrontSnapshot | None) -> None:
@@ -196,8 +242,12 @@ class MlflowRecorder:
 
             self._warm["models"] = True
 
-    def close(self, status: str = "FINISHED") -> None:
+    def close(self, status: str = "FINISHED") -> dict[int, str]:
+        """End the study's record; a server that stopped answering is asked once more,
+        and the trials held meanwhile are recorded if it answers. Returns the runs made."""
+        made = self.reconnect(now=True) or {}
         if self.study.parent_run_id is not None:
             self._guard.call(self._client.set_terminated, self.study.parent_run_id, status)
-        self._guard.close()
+        self._guard.close(len(self.unlogged), str(self.unlogged.folder), self.study.name)
         sqlite.fold_wal(self.tracking_uri)
+        return made

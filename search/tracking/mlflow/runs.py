@@ -1,8 +1,9 @@
 """The trial runs of one study: made, filled with a trial's outcome, closed as
-interrupted, and made again from Optuna by `repair`."""
+interrupted, and made to agree with Optuna again by `repair`."""
 
 from __future__ import annotations
 
+import math
 import tempfile
 import time
 from collections.abc import Sequence
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from paretotune.execution import TrialReport
 from paretotune.tracking._base import FinishedTrial
+from paretotune.tracking.mlflow.guard import lost_contact
 from paretotune.tracking.mlflow.schema import (
     DESCRIPTIVE_PARAMS,
     ERROR_TAG,
@@ -31,6 +33,7 @@ from paretotune.tracking.mlflow.schema import (
     TRIAL_TAG,
     raw_model_uri,
 )
+from paretotune.tracking.mlflow.unlogged import HeldTrial, UnloggedTrials
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -88,15 +91,40 @@ class TrialRuns:
         report: TrialReport,
         params: dict[str, Any] | None = None,
         extra_tags: Sequence[Any] = (),
-    ) -> None:
-        """Metrics, curves, tags, artifacts, then the run's end; the end even when some of
-        the rest fails (the run is FAILED then, and the failure is raised)."""
+        *,
+        with_curves: bool = True,
+    ) -> Recorded:
+        """Artifacts, then metrics, curves, params and tags in one batch, then the run's
+        end. The artifacts fail alone: the rest is logged and the run ends as Optuna has
+        it (the `Recorded` says why they were not). When the batch fails the run ends
+        FAILED (unless the server is gone) and the failure is raised."""
+        artifacts_error = self.log_artifacts(run_id, report)
+        model_logged = artifacts_error is None and report.model_bytes is not None
         try:
-            self._log_outcome(number, run_id, state, report, params, extra_tags)
-        except Exception:
-            self._client.set_terminated(run_id, "FAILED")
+            self._log_outcome(
+                number, run_id, state, report, params, extra_tags, model_logged, with_curves
+            )
+        except Exception as err:
+            if not lost_contact(err):
+                self._client.set_terminated(run_id, "FAILED")
             raise
         self._client.set_terminated(run_id, RUN_STATUS.get(state, "FAILED"))
+        return Recorded(artifacts_error)
+
+    def log_artifacts(self, run_id: str, report: TrialReport) -> str | None:
+        """The trial's ``trial.json`` and raw model; why they could not be logged, or None.
+        A server out of reach is raised (the circuit breaker must hear of it)."""
+        try:
+            if report.artifacts:  # one file, one call: notes, confusion matrices, clocks, ...
+                self._client.log_dict(run_id, report.artifacts, TRIAL_ARTIFACT)
+            if report.model_bytes is not None:
+                self._log_raw_model(run_id, report)
+                self._study.raw_models.add(run_id)
+        except Exception as err:
+            if lost_contact(err):
+                raise
+            return f"{type(err).__name__}: {err}"
+        return None
 
     def _log_outcome(
         self,
@@ -106,12 +134,14 @@ class TrialRuns:
         report: TrialReport,
         params: dict[str, Any] | None,
         extra_tags: Sequence[Any],
+        model_logged: bool,
+        with_curves: bool,
     ) -> None:
         from mlflow.entities import Metric, RunTag
 
         now = int(time.time() * 1000)
         metrics = [Metric(k, v, now, 0) for k, v in report.metrics.items() if _finite(v)]
-        for epoch, entry in enumerate(report.history):
+        for epoch, entry in enumerate(report.history if with_curves else ()):
             metrics += [Metric(k, v, now, epoch) for k, v in entry.items() if _finite(v)]
         tags = [RunTag(STATE_TAG, state), *extra_tags]
         rank = self._pareto.known_rank(number)  # a front is queued: tag now, not later
@@ -121,11 +151,7 @@ class TrialRuns:
         if report.stopped_at is not None:
             tags.append(RunTag(STOPPED_AT_TAG, str(report.stopped_at)))
         tags += [RunTag(PLACEMENT_TAG_PREFIX + k, v) for k, v in report.placement.items()]
-        if report.artifacts:  # one file, one call: notes, confusion matrices, clocks, ...
-            self._client.log_dict(run_id, report.artifacts, TRIAL_ARTIFACT)
-        if report.model_bytes is not None:
-            self._log_raw_model(run_id, report)
-            self._study.raw_models.add(run_id)
+        if model_logged:
             tags.append(RunTag(MODEL_URI_TAG, raw_model_uri(run_id)))
         # One transaction for params, tags and up to 1000 metrics (MLflow's batch limit).
         self._client.log_batch(
@@ -164,25 +190,69 @@ class TrialRuns:
                 self._client.set_tag(run.info.run_id, STATE_TAG, "INTERRUPTED")
                 self._client.set_terminated(run.info.run_id, "KILLED")
 
-    def repair(self, finished: list[FinishedTrial], made: dict[int, str]) -> None:
-        """Record the ``finished`` trials whose runs are missing or still RUNNING: params,
-        final metrics and state from Optuna, tagged ``paretotune.recovered``; the runs
-        made go into ``made``."""
+    def repair(
+        self,
+        finished: list[FinishedTrial],
+        unlogged: UnloggedTrials,
+        made: dict[int, str],
+        repaired: list[int],
+    ) -> list[str]:
+        """Make MLflow agree with Optuna: record again each of the ``finished`` trials
+        whose run is missing or disagrees with it (state, status, final metrics), and each
+        trial held in ``unlogged``, from there (curves, artifacts and model included);
+        end runs still RUNNING of trials that are not finished as INTERRUPTED. Trials
+        rebuilt from Optuna alone are tagged ``paretotune.recovered`` (no model). The runs
+        made go into ``made``, the trials recorded into ``repaired``; returns why
+        artifacts could still not be logged."""
         from mlflow.entities import RunTag
 
         runs = self.trial_runs()
-        for trial in finished:
-            run = runs.get(trial.number)
-            if run is not None and run.info.status != "RUNNING":
+        from_optuna = {trial.number: trial for trial in finished}
+        artifact_errors = []
+        for number in sorted(set(from_optuna) | set(unlogged.numbers())):
+            held, trial, run = unlogged.get(number), from_optuna.get(number), runs.get(number)
+            if held is None and (trial is None or (run is not None and agrees(run, trial))):
                 continue
-            if run is None:
-                run_id = made[trial.number] = self.create(trial.number, trial.params)
+            if held is not None and held.artifacts_only and run is not None:
+                error = self._log_held_artifacts(run.info.run_id, held.report)
             else:
-                run_id = self._study.run_ids[trial.number] = run.info.run_id
-            # params again on a run left open too: its own params call may have failed
-            report = TrialReport(trial.number, metrics=dict(trial.metrics), error=trial.error)
-            recovered = [RunTag(RECOVERED_TAG, "true")]
-            self.record_outcome(trial.number, run_id, trial.state, report, trial.params, recovered)
+                source = held or _held_from_optuna(trial)
+                if run is None:
+                    run_id = made[number] = self.create(number, source.params)
+                else:
+                    run_id = self._study.run_ids[number] = run.info.run_id
+                tags = [] if held is not None else [RunTag(RECOVERED_TAG, "true")]
+                has_curves = run is not None and _has_curves(run, source.report)
+                error = self.record_outcome(
+                    number,
+                    run_id,
+                    source.state,
+                    source.report,
+                    source.params,  # again on a run left open: its params call may have failed
+                    tags,
+                    with_curves=not has_curves,
+                ).artifacts_error
+            repaired.append(number)
+            if error is None:
+                unlogged.drop(number)
+            else:
+                artifact_errors.append(f"trial {number}: {error}")
+        self._close_unfinished(runs, set(from_optuna) | set(unlogged.numbers()))
+        return artifact_errors
+
+    def _log_held_artifacts(self, run_id: str, report: TrialReport) -> str | None:
+        error = self.log_artifacts(run_id, report)
+        if error is None and report.model_bytes is not None:
+            self._client.set_tag(run_id, MODEL_URI_TAG, raw_model_uri(run_id))
+        return error
+
+    def _close_unfinished(self, runs: dict[int, Any], finished: set[int]) -> None:
+        """End as INTERRUPTED the runs still RUNNING whose trials are not finished: no
+        trial runs while the records are repaired, so their driver is gone."""
+        for number, run in runs.items():
+            if number not in finished and run.info.status == "RUNNING":
+                self._client.set_tag(run.info.run_id, STATE_TAG, "INTERRUPTED")
+                self._client.set_terminated(run.info.run_id, "KILLED")
 
     def trial_runs(self) -> dict[int, Any]:
         """The study's trial runs (children of its parent run), by trial number."""
@@ -202,6 +272,47 @@ class TrialRuns:
             token = page.token
             if not token:
                 return found
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A trial's outcome is logged; ``artifacts_error`` says why its artifacts were not."""
+
+    artifacts_error: str | None = None
+
+
+def agrees(run: Any, trial: FinishedTrial) -> bool:
+    """Whether MLflow's ``run`` shows ``trial`` as Optuna holds it: status, state tag and
+    every finite final metric."""
+    if run.info.status != RUN_STATUS.get(trial.state, "FAILED"):
+        return False
+    if run.data.tags.get(STATE_TAG) != trial.state:
+        return False
+    logged = run.data.metrics
+    return all(
+        key in logged and math.isclose(logged[key], value, rel_tol=1e-9, abs_tol=1e-12)
+        for key, value in trial.metrics.items()
+        if _finite(value)
+    )
+
+
+def _has_curves(run: Any, report: TrialReport) -> bool:
+    """Whether ``run`` already holds some of the report's per-epoch metrics (they are not
+    logged twice)."""
+    return any(key in run.data.metrics for entry in report.history for key in entry)
+
+
+def _held_from_optuna(trial: FinishedTrial | None) -> HeldTrial:
+    assert trial is not None  # a trial neither held nor finished is skipped by the caller
+    report = TrialReport(
+        trial.number,
+        metrics=dict(trial.metrics),
+        history=list(trial.history),
+        error=trial.error,
+        stopped_at=trial.stopped_at,
+        placement=dict(trial.placement),
+    )
+    return HeldTrial(trial.number, trial.state, report, dict(trial.params))
 
 
 def param_list(params: dict[str, Any]) -> list[Any]:

@@ -15,6 +15,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from multiprocessing.connection import Connection, Pipe
+from pathlib import Path
 from typing import Any, assert_never
 
 from paretotune.execution import TrialReport
@@ -32,10 +33,14 @@ class MlflowTracker(Tracker):
     Every call returns at once but ``close``, which waits for the logging process to
     record everything it was sent."""
 
-    def __init__(self, tracking_uri: str):
+    def __init__(self, tracking_uri: str, unlogged_dir: Path | None = None):
+        """``unlogged_dir``: where trial records MLflow does not take are held until a
+        resume or ``paretotune sync`` records them (none: they are not held)."""
         self.tracking_uri = tracking_uri
+        self.unlogged_dir = unlogged_dir
         self.experiment_id: str | None = None
         self._recorded = 0
+        self.repaired = 0  # trials whose records `repair` made agree with Optuna again
         self._numbers: set[int] = set()  # trials started by this tracker
         self._closing = False
         self._reported_end = False
@@ -49,6 +54,7 @@ class MlflowTracker(Tracker):
                 str(jobs_read.fileno()),
                 str(news_write.fileno()),
                 tracking_uri,
+                str(unlogged_dir or ""),
             ],
             pass_fds=(jobs_read.fileno(), news_write.fileno()),
             start_new_session=True,  # Ctrl-C stops the driver, which then closes MLflow
@@ -139,6 +145,8 @@ class MlflowTracker(Tracker):
                 self._recorded += 1
             case protocol.TrackingFailed(line):
                 news.errors.append(line)
+            case protocol.RecordsRepaired(numbers):
+                self.repaired += len(numbers)
             case _:
                 assert_never(message)
 
