@@ -54,7 +54,11 @@ up() {
   echo $! >"$dir/mlflow.pid"
 
   # The cluster's processes (and so job drivers) use this venv, as a cluster image would.
-  PATH="$VENV_BIN:$PATH" RAY_AUTH_MODE=disabled "$VENV_BIN/ray" start --head --node-ip-address 127.0.0.1 \
+  # `python -m paretotune.execution._loopback` is `ray` keeping every Ray server on
+  # 127.0.0.1 (plain `ray start` swaps 127.0.0.1 for the host's IP and serves all
+  # interfaces, unauthenticated with RAY_AUTH_MODE=disabled); see deploy/README.md.
+  PATH="$VENV_BIN:$PATH" RAY_AUTH_MODE=disabled "$VENV_BIN/python" -m paretotune.execution._loopback \
+    start --head --node-ip-address 127.0.0.1 \
     --port "$RAY_PORT" --temp-dir "$dir/ray" --dashboard-host 127.0.0.1 --dashboard-port "$DASHBOARD_PORT" \
     --dashboard-agent-listen-port "$AGENT_PORT" --dashboard-agent-grpc-port "$((AGENT_PORT + 1))" \
     --runtime-env-agent-port "$((AGENT_PORT + 2))" --metrics-export-port "$((AGENT_PORT + 3))" \

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from paretotune.errors import ClusterError
+from paretotune.execution._loopback import LOOPBACK
 
 STATE_FILE = Path(".paretotune") / "services.json"
 START_TIMEOUT_S = 120.0
@@ -110,13 +111,16 @@ def stop_services(folder: Path) -> Services | None:
 def start_ray_node(args: list[str], agents: int, log: Path) -> int:
     """`ray start ARGS` on 127.0.0.1 in its own session, with the agents on ``agents`` and
     the next three ports (Ray's defaults clash with any other Ray here); returns the
-    process group its daemons stay in (see `stop_group`).
+    process group its daemons stay in (see `stop_group`). Every server of the node binds
+    127.0.0.1 only (`paretotune.execution._loopback`); a node for other hosts is a plain
+    ``ray start`` (deploy/README.md).
 
     Raises:
         ClusterError: ``ray start`` failed or did not finish in `START_TIMEOUT_S`.
     """
     bin_dir = Path(sys.executable).parent
-    command = [str(bin_dir / "ray"), "start", "--node-ip-address", "127.0.0.1", *args]
+    command = [sys.executable, "-m", "paretotune.execution._loopback", "start"]
+    command += ["--node-ip-address", LOOPBACK, *args]
     command += ["--disable-usage-stats", "--dashboard-agent-listen-port", str(agents)]
     command += ["--dashboard-agent-grpc-port", str(agents + 1)]
     command += ["--runtime-env-agent-port", str(agents + 2)]

@@ -12,7 +12,10 @@ import threading
 from concurrent.futures import Future
 from typing import Any
 
+from paretotune.execution._loopback import LOOPBACK, keep_loopback
+
 _background_start: Future[None] | None = None  # a `start_ray_in_background` not yet joined
+_started_here = False  # the connected Ray is a local one this process started
 
 
 def start_ray_in_background(address: str | None = None, *, min_cpus: float = 1.0) -> bool:
@@ -63,6 +66,12 @@ def stop_ray() -> None:
             ray.shutdown()
 
 
+def started_here() -> bool:
+    """Whether the connected Ray is a local one this process started (a cluster that will
+    not grow: nothing adds nodes to it)."""
+    return _started_here
+
+
 def _exit_on_sigterm(signum: int, frame: Any) -> None:
     sys.exit(128 + signum)
 
@@ -109,19 +118,27 @@ def _connect(
     num_cpus: int | None = None,
     log_to_driver: bool = True,
 ) -> None:
+    """Join ``address`` (or ``$RAY_ADDRESS``), else start a local Ray whose servers all
+    bind 127.0.0.1 (see `paretotune.execution._loopback`): a loopback address stays
+    loopback either way."""
     import ray
 
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
     if address and address != "local":
-        ray.init(address=address, log_to_driver=log_to_driver)
+        with keep_loopback():
+            ray.init(address=address, log_to_driver=log_to_driver)
         return
+    global _started_here
+    _started_here = True
     cpus = num_cpus or max(os.cpu_count() or 1, int(min_cpus + 0.999))
-    ray.init(
-        address="local",
-        num_cpus=cpus,
-        include_dashboard=False,
-        log_to_driver=log_to_driver,
-        configure_logging=False,
-    )
+    with keep_loopback():
+        ray.init(
+            address="local",
+            num_cpus=cpus,
+            include_dashboard=False,
+            log_to_driver=log_to_driver,
+            configure_logging=False,
+            _node_ip_address=LOOPBACK,
+        )

@@ -18,6 +18,7 @@ import pytest
 from mlflow import MlflowClient
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from paretotune.cli._services import free_port_block, start_ray_node, stop_group
+from paretotune.execution._loopback import LOOPBACK_ENV
 
 from tests.conftest import free_port
 
@@ -56,6 +57,7 @@ def two_nodes() -> Iterator[Nodes]:
     ``edge: 1``. Both are stopped at the end, whatever happened."""
     folder = Path(tempfile.mkdtemp(prefix="ptn.", dir="/tmp"))  # short: Ray's socket paths
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env[LOOPBACK_ENV] = "0"  # a plain ray.init joins the loopback-only head at 127.0.0.1
     port, agents = free_port(), free_port_block(8)
     address = f"127.0.0.1:{port}"
     groups: list[int] = []
