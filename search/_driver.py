@@ -30,6 +30,7 @@ from paretotune.results.records import (
 from paretotune.spaces import Expression, StudySpec, sample_params
 from paretotune.stopping import EarlyStopping
 from paretotune.study._attrs import (
+    ATTEMPT_ATTR,
     CURVE_ATTR_PREFIX,
     EPOCHS_ATTR,
     EXPERIMENT_ATTR,
@@ -38,6 +39,8 @@ from paretotune.study._attrs import (
     PARAMS_ATTR,
     PARENT_RUN_ATTR,
     PLACEMENT_ATTR,
+    RETRIED_TRIALS_ATTR,
+    RETRY_OF_ATTR,
     RUN_ID_ATTR,
     STARTED_AT_ATTR,
     STOPPED_AT_ATTR,
@@ -46,6 +49,7 @@ from paretotune.study._attrs import (
     TRIAL_SECONDS_ATTR,
     finished_trials,
     interrupted_numbers,
+    retried_numbers,
     was_interrupted,
 )
 from paretotune.study._constraints import is_feasible, trial_namespace
@@ -81,6 +85,7 @@ class Counts:
     failed: int = 0
     pruned: int = 0
     feasible: int = 0  # complete trials meeting the spec's constraints
+    retried: int = 0  # attempts lost with their worker and run again (not counted)
     epochs: int = 0  # trained by the trials counted here
     epochs_saved: int = 0  # not trained because early stopping ended a trial
 
@@ -166,12 +171,15 @@ class Driver:
     def counts(self) -> Counts:
         counts = Counts()
         interrupted = interrupted_numbers(self.study)
+        retried = retried_numbers(self.study)
         for trial in self.study.get_trials(deepcopy=False):
             if trial.state == TrialState.COMPLETE:
                 counts.complete += 1
                 counts.feasible += is_feasible(self.constraints, trial_namespace(trial))
             elif trial.state == TrialState.PRUNED:
                 counts.pruned += 1
+            elif trial.state == TrialState.FAIL and trial.number in retried:
+                counts.retried += 1
             elif trial.state == TrialState.FAIL and not was_interrupted(trial, interrupted):
                 counts.failed += 1
         return counts
@@ -210,6 +218,10 @@ class Driver:
                     self._show(bar, counts)
                 if not self.in_flight:
                     if not self.finished_untold:
+                        wanting = can_ask and counts.finished < budget.trials
+                        if wanting and executor.placing and executor.capacity == 0:
+                            executor.wait(POLL_S)  # no worker placed yet: wait for one
+                            continue
                         break
                     self._absorb(self.tracker.poll(POLL_S))  # the last run ids
                     continue
@@ -227,6 +239,7 @@ class Driver:
         bar.update(
             done=counts.finished,
             failed=counts.failed,
+            retried=counts.retried,
             pruned=counts.pruned,
             pareto=len(self.front),
             feasible=counts.feasible if self.constraints else None,
@@ -256,7 +269,12 @@ class Driver:
         trial = self.study.ask()
         params = sample_params(trial, self.spec.space)
         trial.set_user_attr(PARAMS_ATTR, params)
-        self.tracker.start_trial(trial.number, params)
+        retry = {
+            k: str(trial.user_attrs[k])
+            for k in (ATTEMPT_ATTR, RETRY_OF_ATTR)
+            if k in trial.user_attrs
+        }
+        self.tracker.start_trial(trial.number, params, retry)
         self.in_flight[trial.number] = _InFlight(trial, params)
         executor.submit(TrialTask(trial.number, params))
 
@@ -264,6 +282,12 @@ class Driver:
         """Tell Optuna the outcome and hand it to the tracker; return the `Counts` fields
         it adds to."""
         trial = item.trial
+        if (
+            report.transient
+            and trial.user_attrs.get(ATTEMPT_ATTR, 1) <= self.spec.resources.retries
+        ):
+            self._retry(trial, report)
+            return ["retried"]
         self._keep_rung_records(also=trial)
         error = report.error or (
             None if report.stopped_at is not None else self._missing_objectives(report.metrics)
@@ -297,6 +321,24 @@ class Driver:
         self.tracker.finish_trial(trial.number, state, report)
         self.finished_here += 1
         return keys
+
+    def _retry(self, trial: optuna.Trial, report: TrialReport) -> None:
+        """A trial whose worker was lost (``resources.retries`` not spent): closed as
+        retried (it never counts toward the budget) and queued again with its params, as
+        the next attempt. The steps are ordered like `close_interrupted`'s, so a crash
+        between them neither loses the trial nor counts it twice."""
+        attempt = int(trial.user_attrs.get(ATTEMPT_ATTR, 1))
+        first = int(trial.user_attrs.get(RETRY_OF_ATTR, trial.number))
+        retried = retried_numbers(self.study) | {trial.number}
+        self.study.set_user_attr(RETRIED_TRIALS_ATTR, sorted(retried))
+        trial.set_user_attr(FAIL_REASON_ATTR, (report.error or "")[:2000])
+        self.study.tell(trial, state=TrialState.FAIL)
+        self.study.enqueue_trial(
+            dict(trial.params),
+            user_attrs={ATTEMPT_ATTR: attempt + 1, RETRY_OF_ATTR: first},
+            skip_if_exists=False,
+        )
+        self.tracker.finish_trial(trial.number, "RETRIED", report)
 
     def remeasure_front(self, executor: Executor) -> None:
         """The front's latencies measured again, with no trial running (see `Front`)."""

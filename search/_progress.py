@@ -52,10 +52,13 @@ class StudyProgress:
         pareto: int,
         feasible: int | None = None,
         epochs: tuple[int, int] | None = None,
+        retried: int = 0,
     ) -> None:
         """``feasible`` shows with constraints; ``epochs`` (trained, saved) with early
-        stopping."""
+        stopping; ``retried`` once a lost worker's trial was run again."""
         shown = "" if feasible is None else f"feasible {feasible}"
+        if retried:
+            shown += f" retried {retried}"
         if epochs is not None:
             shown += f" epochs {epochs[0]} (saved {epochs[1]})"
         self._progress.update(

@@ -96,10 +96,8 @@ def run_study(
     try:
         objectives, context = prepare(spec, custom_objective=objective is not None)
         latency_on = spec.measure.latency_on.resources if spec.measure.latency_on else None
-        if latency_on and executor is None:  # before the study exists: it could never run
-            from paretotune.execution import require_offered
-
-            require_offered(latency_on)
+        if executor is None:  # before the study exists: a study that could never run
+            _require_placeable(spec, latency_on)
         storage_url = resolve_storage_url(storage)
         lock.enter_context(driver_lock(storage_url, spec.name))  # before touching trials
         study = open_study(spec, objectives, storage_url)
@@ -240,6 +238,18 @@ def sync_study(
         still_held=len(UnloggedTrials(held)),
         tracking_errors=list(driver.tracking_errors),
     )
+
+
+def _require_placeable(spec: StudySpec, latency_on: dict[str, float] | None) -> None:
+    """Refuse a study whose workers (or latency probe) no node could ever host."""
+    from paretotune.execution import WorkerAsk, require_offered, require_placeable
+
+    resources = spec.resources
+    require_placeable(
+        WorkerAsk(resources.workers, resources.cpus_per_trial, resources.gpus_per_trial)
+    )
+    if latency_on:
+        require_offered(latency_on)
 
 
 def _start_ray(spec: StudySpec) -> bool:

@@ -18,7 +18,7 @@ stopping and the wait for run ids run in milliseconds, with no Ray and no MLflow
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -186,6 +186,7 @@ class RecordingTracker(Tracker):
         self.calls: list[str] = []
         self.opened: list[StudyRef] = []
         self.started: list[int] = []
+        self.labels: dict[int, dict[str, str]] = {}  # labels each trial was started with
         self.finished: dict[int, str] = {}  # trial number -> state
         self.reports: dict[int, TrialReport] = {}
         self.interrupted: list[int] = []
@@ -212,8 +213,11 @@ class RecordingTracker(Tracker):
         self.calls.append("open_study")
         self.opened.append(study)
 
-    def start_trial(self, number: int, params: dict[str, Any]) -> None:
+    def start_trial(
+        self, number: int, params: dict[str, Any], labels: Mapping[str, str] | None = None
+    ) -> None:
         self.calls.append("start_trial")
+        self.labels[number] = dict(labels or {})
         self.started.append(number)
         if self._keeps_runs and math.isfinite(self.run_id_delay_s):
             self._answers.append((self.clock.now() + self.run_id_delay_s, number))

@@ -114,6 +114,9 @@ class ResourcesSpec(_Strict):
     cpus_per_trial: float = Field(1.0, gt=0)
     gpus_per_trial: float = Field(0.0, ge=0)
     device: Literal["cpu", "cuda", "auto"] = "cpu"
+    # A trial whose worker was lost (its process or node died) is run again, with the same
+    # params, up to this many times; a trial's own error is never retried.
+    retries: int = Field(0, ge=0, le=10)
 
 
 class LatencyTargetSpec(_Strict):

@@ -339,7 +339,8 @@ def _studies(args: argparse.Namespace) -> int:
         print(
             f"{s.name}: {states}; feasible {s.n_feasible}; Pareto {s.pareto_size}; "
             f"hypervolume {s.hypervolume:.4g}; {_compute_words(s.compute)}; "
-            f"stopped: {s.stop_reason or '-'}"
+            + (f"retried {s.n_retried}; " if s.n_retried else "")
+            + f"stopped: {s.stop_reason or '-'}"
         )
     return 0
 

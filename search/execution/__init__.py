@@ -4,6 +4,7 @@ joins a cluster. Nothing here touches the Optuna storage or MLflow."""
 
 from paretotune.execution._base import Executor
 from paretotune.execution._in_process import InProcessExecutor
+from paretotune.execution._placement import WorkerAsk, require_placeable
 from paretotune.execution._ray import RayExecutor, require_offered
 from paretotune.execution._ray_connection import (
     ensure_ray,
@@ -27,8 +28,10 @@ __all__ = [
     "TrialRunner",
     "TrialTask",
     "UserObjective",
+    "WorkerAsk",
     "ensure_ray",
     "require_offered",
+    "require_placeable",
     "start_ray_in_background",
     "stop_ray",
 ]

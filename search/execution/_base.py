@@ -2,7 +2,9 @@
 
 Invariants of every executor:
 
-- ``capacity`` tasks may be in flight at once; ``submit`` is only called below it.
+- ``capacity`` tasks may be in flight at once; ``submit`` is only called below it. It
+  may grow while the study runs (workers a cluster places late); ``placing`` counts
+  the workers still to come, and ``wait`` waits for them when nothing is in flight.
 - ``wait`` returns the reports of finished tasks (possibly none before ``timeout``);
   each submitted task is reported exactly once, a trial that raised as a report with
   ``error`` set. A worker that dies is reported as an error report for its task.
@@ -23,7 +25,8 @@ from paretotune.execution._worker import EpochGate, TrialReport, TrialTask
 class Executor(abc.ABC):
     """Runs trials somewhere. See the module docstring for the invariants."""
 
-    capacity: int
+    capacity: int  # workers ready for a trial (may grow as a cluster places more)
+    placing: int = 0  # workers asked for and not yet placed (they count once they are)
     remote_workers: bool = False
 
     @abc.abstractmethod

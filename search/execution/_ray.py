@@ -11,7 +11,8 @@ from typing import Any
 
 from paretotune.errors import ClusterError, SpecError
 from paretotune.execution._base import Executor
-from paretotune.execution._ray_connection import ensure_ray
+from paretotune.execution._placement import PlacementWatch, WorkerAsk
+from paretotune.execution._ray_connection import ensure_ray, started_here
 from paretotune.execution._worker import (
     EpochGate,
     ServingProbe,
@@ -61,14 +62,42 @@ class RayExecutor(Executor):
         self._new_actor = lambda: actor_class.remote(
             context, objective, num_threads=threads, serving_meter=meter
         )
+        self._placing = PlacementWatch(
+            ray,
+            WorkerAsk(workers, cpus_per_worker, gpus_per_worker),
+            cluster_may_grow=not started_here(),
+        )
         self._actors: list[Any] = [self._new_actor() for _ in range(workers)]
-        self.capacity = workers
+        for actor in self._actors:
+            self._placing.add(actor)
         self.remote_workers = True
         self._gate: EpochGate | None = None
-        self._idle = list(self._actors)
+        self._idle: list[Any] = []  # placed, no trial
         self._in_flight: dict[Any, tuple[Any, TrialTask]] = {}
         self._trial_timeout_s = trial_timeout_s
         self._deadlines: dict[Any, float] = {}  # ref -> monotonic time its trial must end by
+
+    @property
+    def capacity(self) -> int:  # type: ignore[override]
+        """The placed workers: trials go to no other."""
+        self._take_placed()
+        return len(self._idle) + len(self._in_flight)
+
+    @property
+    def placing(self) -> int:  # type: ignore[override]
+        return len(self._placing)
+
+    def _take_placed(self, timeout: float = 0.0) -> None:
+        """Move the actors Ray has placed since into the idle pool (giving them the epoch
+        gate), replace those that died first, and say or stop on a shortfall."""
+        placed, died = self._placing.collect(timeout)
+        for actor in placed:
+            if self._gate is not None:
+                actor.use_epoch_gate.remote(self._gate)
+            self._idle.append(actor)
+        for actor in died:
+            self._placing.add(self._replace(actor))
+        self._placing.check(len(self._idle) + len(self._in_flight))
 
     def remeasure(self, models: dict[int, bytes]) -> dict[int, dict[str, float]]:
         if not models or not self._idle:
@@ -76,8 +105,13 @@ class RayExecutor(Executor):
         return dict(self._ray.get(self._idle[0].remeasure.remote(models)))
 
     def use_epoch_gate(self, gate: EpochGate | None) -> None:
+        """Given to the placed actors now, and to the others when they are placed."""
         self._gate = gate
-        self._ray.get([actor.use_epoch_gate.remote(gate) for actor in self._actors])
+        placed = [a for a in self._actors if a in self._idle or self._busy(a)]
+        self._ray.get([actor.use_epoch_gate.remote(gate) for actor in placed])
+
+    def _busy(self, actor: Any) -> bool:
+        return any(busy is actor for busy, _ in self._in_flight.values())
 
     def submit(self, task: TrialTask) -> None:
         if not self._idle:
@@ -90,6 +124,7 @@ class RayExecutor(Executor):
 
     def wait(self, timeout: float) -> list[TrialReport]:
         if not self._in_flight:
+            self._take_placed(timeout if self._placing else 0.0)
             return []
         if self._deadlines:  # wake up for the first trial to run out of time
             timeout = max(0.0, min(timeout, min(self._deadlines.values()) - time.monotonic()))
@@ -107,8 +142,12 @@ class RayExecutor(Executor):
                 reports.append(self._ray.get(ref))
                 self._idle.append(actor)
             except self._ray.exceptions.RayError as err:
-                reports.append(TrialReport(number=task.number, error=f"worker died: {err}"))
-                self._idle.append(self._replace(actor))
+                reports.append(
+                    TrialReport(
+                        number=task.number, error=f"worker died: {err}", transient=transient(err)
+                    )
+                )
+                self._placing.add(self._replace(actor))
         return reports + self._stop_overdue()
 
     def _stop_overdue(self) -> list[TrialReport]:
@@ -128,14 +167,13 @@ class RayExecutor(Executor):
                     worker_time_s=float(self._trial_timeout_s or 0.0),
                 )
             )
-            self._idle.append(self._replace(actor))
+            self._placing.add(self._replace(actor))
         return reports
 
     def _replace(self, dead: Any) -> Any:
-        """A fresh actor in place of one that died, so the pool keeps its size."""
+        """A fresh actor in place of one that died, so the pool keeps its size (it gets
+        trials once placed)."""
         fresh = self._new_actor()
-        if self._gate is not None:
-            fresh.use_epoch_gate.remote(self._gate)
         self._actors[self._actors.index(dead)] = fresh
         return fresh
 
@@ -256,3 +294,20 @@ def _pickle_module_by_value(objective: UserObjective) -> None:
     from ray import cloudpickle
 
     cloudpickle.register_pickle_by_value(module)
+
+
+def transient(err: Exception) -> bool:
+    """Whether a Ray failure is one a second attempt may not meet: the worker, its node
+    or an object was lost (not the trial's own error, which Ray raises as a task error)."""
+    import ray.exceptions as failures
+
+    lost = (
+        failures.ActorDiedError,
+        failures.ActorUnavailableError,
+        failures.WorkerCrashedError,
+        failures.NodeDiedError,
+        failures.ObjectLostError,
+        failures.OwnerDiedError,
+        failures.LocalRayletDiedError,
+    )
+    return isinstance(err, lost) and not isinstance(err, failures.RayTaskError)

@@ -43,6 +43,7 @@ class TrialReport:
     stopped_at: int | None = None  # the epoch after which early stopping ended the trial
     # where it ran, for the record: "node" (trained on), "latency_node" (latency measured on)
     placement: dict[str, str] = field(default_factory=dict)
+    transient: bool = False  # the worker was lost (its process, its node), not the trial
 
 
 class TrialRunner:

@@ -34,6 +34,7 @@ from paretotune.study._attrs import (
     SPEC_ATTR,
     STOP_REASON_ATTR,
     TRACKING_URI_ATTR,
+    retried_numbers,
     study_objectives,
 )
 from paretotune.study._unlogged import unlogged_dir
@@ -67,6 +68,7 @@ class StudySummary:
     stop_reason: str | None = None  # budget, timeout, goal, interrupted (None: never ended)
     n_feasible: int = 0  # complete trials meeting the spec's constraints
     compute: Compute = field(default_factory=Compute)
+    n_retried: int = 0  # attempts lost with their worker and run again (FAIL, not counted)
 
 
 class Client:
@@ -135,6 +137,7 @@ class Client:
             mlflow_parent_run_id=study.user_attrs.get(PARENT_RUN_ATTR),
             stop_reason=study.user_attrs.get(STOP_REASON_ATTR),
             n_feasible=len(self._ranked(study, feasible_only=True)),
+            n_retried=len(retried_numbers(study)),
             compute=compute_of(trials, int(spec.get("budget", {}).get("epochs", 0))),
         )
 

@@ -19,6 +19,7 @@ PARENT_RUN_ATTR = "mlflow_parent_run_id"
 EXPERIMENT_ATTR = "mlflow_experiment_id"
 TRACKING_URI_ATTR = "mlflow_tracking_uri"
 INTERRUPTED_TRIALS_ATTR = "interrupted_trials"  # numbers of trials closed as interrupted
+RETRIED_TRIALS_ATTR = "retried_trials"  # numbers of attempts lost to a worker, run again
 STOP_REASON_ATTR = "stop_reason"  # why the last run stopped: budget, timeout, goal, interrupted
 GOAL_TRIAL_ATTR = "goal_met_by"  # the trial that met ``budget.stop_when``
 # {trial number: {"latency_ms_isolated": …}}: the front's latencies measured again at the
@@ -37,6 +38,8 @@ STOPPED_AT_ATTR = "stopped_at_epoch"  # a pruned trial: the epoch it was stopped
 EPOCHS_ATTR = "epochs_trained"
 TRIAL_SECONDS_ATTR = "trial_seconds"  # the trial's time on its worker
 STARTED_AT_ATTR = "started_at"  # Unix time its worker began it (Optuna's start is the ask)
+ATTEMPT_ATTR = "attempt"  # 2, 3, …: a retry of the trial numbered RETRY_OF_ATTR
+RETRY_OF_ATTR = "retry_of"
 PLACEMENT_ATTR = "placement"  # Ray node ids: {"node": trained on, "latency_node": timed on}
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -62,11 +65,17 @@ def was_interrupted(trial: FrozenTrial, interrupted: set[int]) -> bool:
     return trial.number in interrupted or bool(trial.user_attrs.get(LEGACY_INTERRUPTED_ATTR))
 
 
+def retried_numbers(study: optuna.Study) -> set[int]:
+    """The attempts a lost worker failed and that were run again (not counted)."""
+    return {int(n) for n in study.user_attrs.get(RETRIED_TRIALS_ATTR) or ()}
+
+
 def finished_trials(study: optuna.Study) -> list[FrozenTrial]:
-    """COMPLETE, PRUNED and FAIL trials, but not those failed by an interruption."""
-    interrupted = interrupted_numbers(study)
+    """COMPLETE, PRUNED and FAIL trials, but not those failed by an interruption or
+    retried."""
+    run_again = interrupted_numbers(study) | retried_numbers(study)
     return [
         trial
         for trial in study.get_trials(deepcopy=False, states=FINISHED_STATES)
-        if not was_interrupted(trial, interrupted)
+        if not was_interrupted(trial, run_again)
     ]

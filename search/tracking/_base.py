@@ -18,7 +18,7 @@ Invariants of every tracker:
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,8 +102,11 @@ class Tracker(abc.ABC):
         before it stored the parent's id), else a new one."""
 
     @abc.abstractmethod
-    def start_trial(self, number: int, params: dict[str, Any]) -> None:
-        """Open the trial's record; its run id comes back through ``poll``."""
+    def start_trial(
+        self, number: int, params: dict[str, Any], labels: Mapping[str, str] | None = None
+    ) -> None:
+        """Open the trial's record; its run id comes back through ``poll``. ``labels``: what
+        to tag it with besides (a retry's ``attempt`` and ``retry_of``)."""
 
     @abc.abstractmethod
     def finish_trial(self, number: int, state: str, report: TrialReport) -> None:
@@ -149,7 +152,9 @@ class NullTracker(Tracker):
     def open_study(self, study: StudyRef) -> None:
         return None
 
-    def start_trial(self, number: int, params: dict[str, Any]) -> None:
+    def start_trial(
+        self, number: int, params: dict[str, Any], labels: Mapping[str, str] | None = None
+    ) -> None:
         return None
 
     def finish_trial(self, number: int, state: str, report: TrialReport) -> None:

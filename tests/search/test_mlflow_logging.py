@@ -213,7 +213,7 @@ class _LosingTracker(MlflowTracker):
     """Loses the jobs a driver killed outright had not handed over: all of trial 1's
     (its run is never made) and trial 2's end (its run stays RUNNING, without results)."""
 
-    def start_trial(self, number: int, params: dict) -> None:
+    def start_trial(self, number: int, params: dict, labels=None) -> None:
         if number == 1:
             self._inbox.put(RunMade(1, None))  # MLflow made no run: do not wait for one
         else:

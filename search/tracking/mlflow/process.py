@@ -147,11 +147,11 @@ def _run_job(recorder: MlflowRecorder, job: Job, backlog: Backlog, news: Connect
         case OpenStudy(study):
             recorder.open_study(study)
             _send(news, StudyOpened(recorder.experiment_id or None, recorder.parent_run_id))
-        case StartTrial(number, params):
+        case StartTrial(number, params, labels):
             recorder.expect_front(backlog.newest_front)
             finish = backlog.take_finish(number)
             outcome = None if finish is None else (finish.state, finish.report)
-            _send(news, RunMade(number, recorder.start_trial(number, params, outcome)))
+            _send(news, RunMade(number, recorder.start_trial(number, params, outcome, labels)))
             if finish is not None:
                 _send(news, TrialRecorded(number))
         case FinishTrial(number, state, report):

@@ -6,7 +6,7 @@ Jobs go down one pipe in call order; news comes back up another. Both ends dispa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from paretotune.execution import TrialReport
@@ -22,6 +22,7 @@ class OpenStudy:
 class StartTrial:
     number: int
     params: dict[str, Any]
+    labels: dict[str, str] = field(default_factory=dict)  # tagged ``paretotune.<label>``
 
 
 @dataclass(frozen=True)

@@ -130,12 +130,17 @@ class MlflowRecorder:
 
     # -- trials ----------------------------------------------------------------------
     def start_trial(
-        self, number: int, params: dict[str, Any], outcome: tuple[str, TrialReport] | None = None
+        self,
+        number: int,
+        params: dict[str, Any],
+        outcome: tuple[str, TrialReport] | None = None,
+        labels: dict[str, str] | None = None,
     ) -> str | None:
-        """Create the trial's nested run and log its params; with ``outcome`` (the trial
-        already finished) record the result in the same calls. Returns the run id."""
+        """Create the trial's nested run (tagged with ``labels`` too) and log its params;
+        with ``outcome`` (the trial already finished) record the result in the same calls.
+        Returns the run id."""
         self._params[number] = params
-        run_id = self._guard.call(self._runs.create, number, params)
+        run_id = self._guard.call(self._runs.create, number, params, labels)
         if outcome is None:
             if run_id is not None:
                 self._guard.call(self._runs.log_params, run_id, params)

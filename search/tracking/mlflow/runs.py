@@ -18,6 +18,7 @@ from paretotune.tracking.mlflow.schema import (
     DESCRIPTIVE_PARAMS,
     ERROR_TAG,
     EXAMPLE_FILE,
+    LABEL_TAG_PREFIX,
     MAX_TAG_CHARS,
     MODEL_DIR,
     MODEL_URI_TAG,
@@ -61,9 +62,13 @@ class TrialRuns:
         self._study = study
         self._pareto = pareto
 
-    def create(self, number: int, params: dict[str, Any]) -> str:
-        """A nested run for trial ``number``, tagged with the study, trial and choices."""
+    def create(
+        self, number: int, params: dict[str, Any], labels: dict[str, str] | None = None
+    ) -> str:
+        """A nested run for trial ``number``, tagged with the study, trial and choices, and
+        ``paretotune.<label>`` for each of ``labels``."""
         tags = {STUDY_TAG: self._study.name, TRIAL_TAG: str(number), STATE_TAG: "RUNNING"}
+        tags |= {LABEL_TAG_PREFIX + k: v for k, v in (labels or {}).items()}
         if self._study.parent_run_id:
             tags[PARENT_RUN_TAG] = self._study.parent_run_id
         tags |= {key: str(params[key]) for key in DESCRIPTIVE_PARAMS if key in params}

@@ -15,6 +15,7 @@ STOPPED_AT_TAG = "paretotune.stopped_at_epoch"  # early stopping: the rung epoch
 RECOVERED_TAG = "paretotune.recovered"  # recorded again from Optuna by `repair`
 MODEL_URI_TAG = "paretotune.model_uri"
 PLACEMENT_TAG_PREFIX = "paretotune."  # + "node" (trained on), "latency_node" (timed on)
+LABEL_TAG_PREFIX = "paretotune."  # + "attempt", "retry_of": a retried trial's run
 PARETO_TAG = "pareto"  # "true" / "false"
 PARETO_RANK_TAG = "pareto_rank"
 PARENT_RUN_TAG = "mlflow.parentRunId"  # MLflow's own nesting tag
@@ -22,7 +23,7 @@ DESCRIPTIVE_PARAMS = ("architecture", "optimizer", "compression")  # also set as
 MAX_TAG_CHARS = 5000
 
 # the MLflow run status of each Optuna trial state
-RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
+RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED", "RETRIED": "FAILED"}
 
 # artifacts
 MODEL_DIR = "model"  # artifact folder of the raw model on every child run

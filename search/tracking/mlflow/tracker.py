@@ -13,7 +13,7 @@ import queue
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from multiprocessing.connection import Connection, Pipe
 from pathlib import Path
 from typing import Any, assert_never
@@ -92,9 +92,11 @@ class MlflowTracker(Tracker):
     def open_study(self, study: StudyRef) -> None:
         self._outbox.put(protocol.OpenStudy(study))
 
-    def start_trial(self, number: int, params: dict[str, Any]) -> None:
+    def start_trial(
+        self, number: int, params: dict[str, Any], labels: Mapping[str, str] | None = None
+    ) -> None:
         self._numbers.add(number)
-        self._outbox.put(protocol.StartTrial(number, params))
+        self._outbox.put(protocol.StartTrial(number, params, dict(labels or {})))
 
     def finish_trial(self, number: int, state: str, report: TrialReport) -> None:
         self._outbox.put(protocol.FinishTrial(number, state, report))
