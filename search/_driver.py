@@ -219,7 +219,9 @@ class Driver:
                 if not self.in_flight:
                     if not self.finished_untold:
                         wanting = can_ask and counts.finished < budget.trials
-                        if wanting and executor.placing and executor.capacity == 0:
+                        if wanting and executor.capacity > 0:
+                            continue  # a retry was queued as the last trial ended
+                        if wanting and executor.placing:
                             executor.wait(POLL_S)  # no worker placed yet: wait for one
                             continue
                         break

@@ -65,3 +65,9 @@ class NoTrialMatchesError(ParetotuneError, LookupError):
 
 class ClusterError(ParetotuneError, RuntimeError):
     """The cluster could not be reached or refused the job; the message says which."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``paretotune stop``, a Ray job stopped, a pod evicted): the study stops
+    as on Ctrl-C (running trials closed as interrupted, the records closed in order);
+    the command exits 143."""

@@ -55,6 +55,7 @@ class Outcome:
     metrics: dict[str, float] = field(default_factory=dict)
     history: list[dict[str, float]] = field(default_factory=list)
     error: str | None = None
+    lost: bool = False  # the error is the worker's loss (a dead process or node)
 
 
 Script = Callable[[TrialTask], Outcome]
@@ -158,6 +159,7 @@ class ScriptedExecutor(Executor):
                 return False
         report.metrics = dict(outcome.metrics)
         report.error = outcome.error
+        report.transient = outcome.lost
         report.worker_time_s = self.clock.now() - running.started
         return True
 

@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from paretotune.errors import ClusterError, ParetotuneError
+from paretotune.errors import ClusterError, ParetotuneError, Terminated
 
 if TYPE_CHECKING:
     from paretotune.results.client import Client
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 EXIT_BUG = 1
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+EXIT_TERMINATED = 143  # SIGTERM (128 + SIGTERM)
 # The machine refused a write or a read: a full or read-only disk, a quota, permissions.
 # The user's to fix, so one line, not a traceback.
 ENVIRONMENT_ERRNOS = frozenset(
@@ -89,6 +91,42 @@ def _parser() -> argparse.ArgumentParser:
     studies = sub.add_parser("studies", help="list the studies in a storage")
     _add_storage(studies)
     studies.add_argument("--json", action="store_true")
+
+    status = sub.add_parser(
+        "status",
+        help="a study's trials by state, front, driver and Ray jobs (every study's without "
+        "STUDY); reads only",
+    )
+    status.add_argument("study", nargs="?", help="the study (default: every study)")
+    _add_storage(status)
+    status.add_argument(
+        "--address",
+        help="also show the Ray jobs of the study at this job server, e.g. http://head:8265 "
+        "(default $RAY_API_SERVER_ADDRESS)",
+    )
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+
+    logs = sub.add_parser("logs", help="print a submitted study's Ray job log")
+    logs.add_argument("job", help="the job's id (raysubmit_…), or a study: its latest job")
+    logs.add_argument(
+        "--address", help="the cluster's job server (default $RAY_API_SERVER_ADDRESS)"
+    )
+    logs.add_argument("--follow", action="store_true", help="keep printing until the job ends")
+
+    stop = sub.add_parser(
+        "stop",
+        help="stop a study's driver (on this machine) or a submitted study's Ray job cleanly: "
+        "running trials are closed as interrupted, the next run resumes",
+    )
+    stop.add_argument("target", metavar="STUDY|JOB", help="a study, or a Ray job id")
+    _add_storage(stop)
+    stop.add_argument("--address", help="the cluster's job server, to stop a submitted study's job")
+    stop.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        help="wait at most S s for the driver to close its trials (default 60)",
+    )
 
     best = sub.add_parser("best", help="the best trial under constraints, by one metric")
     best.add_argument("study")
@@ -165,9 +203,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {_os_error_line(err, args.command)}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         print("interrupted: run the same command again to resume the study", file=sys.stderr)
-        return 130
+        return EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED
 
 
 def _os_error_line(err: OSError, command: str) -> str:
@@ -430,6 +468,12 @@ def _show(record: TrialRecord, as_json: bool) -> int:
     return 0
 
 
+def _watch(args: argparse.Namespace) -> int:
+    from paretotune.cli._watch import COMMANDS
+
+    return COMMANDS[args.command](args)
+
+
 _COMMANDS = {
     "run": _run,
     "submit": _submit,
@@ -442,6 +486,9 @@ _COMMANDS = {
     "retrain": _retrain,
     "up": _up,
     "down": _down,
+    "status": _watch,
+    "logs": _watch,
+    "stop": _watch,
 }
 
 

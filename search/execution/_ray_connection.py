@@ -12,6 +12,7 @@ import threading
 from concurrent.futures import Future
 from typing import Any
 
+from paretotune.errors import Terminated
 from paretotune.execution._loopback import LOOPBACK, keep_loopback
 
 _background_start: Future[None] | None = None  # a `start_ray_in_background` not yet joined
@@ -73,7 +74,7 @@ def started_here() -> bool:
 
 
 def _exit_on_sigterm(signum: int, frame: Any) -> None:
-    sys.exit(128 + signum)
+    raise Terminated()
 
 
 class _NoSigtermWarning(logging.Filter):

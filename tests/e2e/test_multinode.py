@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,3 +148,89 @@ def test_a_target_no_node_offers_is_refused_in_one_line_before_anything_is_writt
     assert "Traceback" not in ran.stderr
     assert not (tmp_path / "paretotune.journal").exists()
     assert not (tmp_path / "mlflow.db").exists()
+
+
+SPREAD_SPEC = """\
+name: spread
+dataset: {source: digits}
+space:
+  architecture: [mlp]
+  mlp: {depth: 1, width: [16, 32, 64]}
+  optimizer: [adam]
+budget: {trials: 12, epochs: 4}
+resources: {workers: 4, retries: 2}
+"""
+
+
+def _placements(journal: Path) -> dict[int, str]:
+    """Trial number -> the node it trained on, for the COMPLETE trials so far."""
+    if not journal.exists():
+        return {}
+    storage = JournalStorage(JournalFileBackend(str(journal)))
+    try:
+        study = optuna.load_study(study_name="spread", storage=storage)
+    except KeyError:
+        return {}
+    return {
+        t.number: t.user_attrs["placement"]["node"]
+        for t in study.get_trials(states=[optuna.trial.TrialState.COMPLETE])
+        if "placement" in t.user_attrs
+    }
+
+
+def test_trials_spread_over_nodes_and_a_killed_node_loses_no_trial(
+    two_nodes: Nodes, tmp_path: Path
+):
+    """A third node (2 CPUs) joins; the study's 4 workers train on more than one node.
+    Once a trial finished on the third node, the node is killed (its whole process
+    group, SIGKILL): its trials in flight are retried with their params elsewhere, no
+    finished trial is lost, and the study completes its budget."""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env[LOOPBACK_ENV] = "0"
+    before = set(_node_ids(two_nodes.address, env))
+    third = ["--address", two_nodes.address, "--num-cpus", "2"]
+    group = start_ray_node(third, free_port_block(4), tmp_path / "third.log")
+    try:
+        third_id = next(iter(set(_node_ids(two_nodes.address, env)) - before))
+        spec = tmp_path / "spec.yaml"
+        spec.write_text(SPREAD_SPEC)
+        study = subprocess.Popen(
+            [sys.executable, "-m", "paretotune.cli", "run", str(spec), "--no-progress"],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=os.environ | {"RAY_AUTH_MODE": "disabled", "RAY_ADDRESS": two_nodes.address},
+        )
+        journal = tmp_path / "paretotune.journal"
+        deadline = time.monotonic() + 240
+        while third_id not in _placements(journal).values():
+            assert study.poll() is None, study.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "no trial ran on the third node"
+            time.sleep(0.3)
+        finished_before_kill = _placements(journal)
+        os.killpg(group, signal.SIGKILL)  # the node dies with its trials in flight
+        _, err = study.communicate(timeout=300)
+    finally:
+        stop_group(group)
+    assert study.returncode == 0, err[-3000:]
+    placed = _placements(journal)
+    assert set(finished_before_kill.items()) <= set(placed.items()), "a finished trial was lost"
+    assert len(set(placed.values())) >= 2, f"trials ran on one node only: {placed}"
+    storage = JournalStorage(JournalFileBackend(str(journal)))
+    trials = optuna.load_study(study_name="spread", storage=storage).trials
+    retried = set(
+        optuna.load_study(study_name="spread", storage=storage).user_attrs.get("retried_trials", [])
+    )
+    counted = [t for t in trials if t.number not in retried and t.state.is_finished()]
+    assert len(counted) == 12 and all(t.state.name == "COMPLETE" for t in counted)
+    for number in retried:  # lost with the node, run again with the same params
+        again = next(t for t in trials if t.user_attrs.get("retry_of") == number)
+        assert again.params == trials[number].params
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs(
+        [client.get_experiment_by_name("spread").experiment_id],
+        "tags.`paretotune.state` = 'COMPLETE'",
+    )
+    assert {r.data.tags["paretotune.node"] for r in runs} == set(placed.values())

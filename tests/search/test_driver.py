@@ -17,6 +17,7 @@ from paretotune.study._attrs import (
     FAIL_REASON_ATTR,
     RUN_ID_ATTR,
     interrupted_numbers,
+    retried_numbers,
     study_objectives,
 )
 from paretotune.testing import (
@@ -109,6 +110,42 @@ def test_failures_are_recorded_with_their_reason_and_count_toward_the_budget(tmp
         reason = trial.user_attrs[FAIL_REASON_ATTR]
         assert "sgd is cursed" in reason or "returned no train_time_s" in reason
         assert tracker.finished[trial.number] == "FAIL"
+
+
+def test_a_lost_worker_s_trial_is_retried_even_as_the_last_one_and_retries_run_out(
+    tmp_path: Path,
+):
+    """The last trial to end was lost with its worker: its retry still runs (with its
+    params), and does not count toward the budget; a config lost on every attempt fails
+    once ``resources.retries`` is spent."""
+    attempts: dict[tuple, int] = {}
+    doomed: list[tuple] = []
+
+    def script(task: TrialTask) -> Outcome:
+        key = tuple(sorted(task.params.items()))
+        attempts[key] = attempts.get(key, 0) + 1
+        if task.number == 0:
+            doomed.append(key)
+        if key in doomed:  # lost every time this config runs
+            return Outcome(error="worker died: node lost", lost=True)
+        if task.number == 5 and attempts[key] == 1:  # the slowest, lost the first time
+            return Outcome(seconds=30.0, error="worker died: node lost", lost=True)
+        return _seconds(task)
+
+    spec = SPEC | {"resources": {"workers": 2, "retries": 1}}
+    run = simulate_study(spec, script, storage=str(tmp_path / "study.journal"), capacity=2)
+    result, tracker, study = run.result, run.tracker, _study(tmp_path)
+    retried = retried_numbers(study)
+    assert 5 in retried and 0 in retried
+    trials = {t.number: t for t in study.trials}
+    again = {t.user_attrs["retry_of"]: t for t in study.trials if "retry_of" in t.user_attrs}
+    assert again[5].params == trials[5].params and again[5].state == TrialState.COMPLETE
+    assert again[0].state == TrialState.FAIL and again[0].number not in retried
+    assert result.n_complete + result.n_failed == 6 and result.n_failed == 1
+    assert tracker.finished[5] == "RETRIED" and tracker.labels[again[5].number] == {
+        "attempt": "2",
+        "retry_of": "5",
+    }
 
 
 def test_a_resume_counts_finished_trials_and_repairs_their_records(tmp_path: Path):
