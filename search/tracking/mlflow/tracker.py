@@ -9,9 +9,11 @@ driver's interpreter lock.
 
 from __future__ import annotations
 
+import os
 import queue
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Mapping, Sequence
 from multiprocessing.connection import Connection, Pipe
@@ -57,6 +59,7 @@ class MlflowTracker(Tracker):
                 str(unlogged_dir or ""),
             ],
             pass_fds=(jobs_read.fileno(), news_write.fileno()),
+            cwd=_existing_cwd(),
             start_new_session=True,  # Ctrl-C stops the driver, which then closes MLflow
         )
         jobs_read.close()
@@ -163,6 +166,17 @@ class MlflowTracker(Tracker):
         if code != 0:
             news.errors.append(f"the MLflow logging process exited with code {code}")
         return news
+
+
+def _existing_cwd() -> str | None:
+    """The working directory for the logging process: ours, unless it is gone (a Ray job's
+    driver can outlive the folder it was started in; Python then cannot even import from
+    ``''`` on ``sys.path``), then the temporary directory."""
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        return tempfile.gettempdir()
+    return None
 
 
 def _send_all(
