@@ -44,7 +44,10 @@ class StudyNotFoundError(ParetotuneError, LookupError):
 
 
 class StudyBusyError(ParetotuneError, RuntimeError):
-    """Another live driver is running the study; the message names it."""
+    """Another live driver is running the study; the message names it, and ``holder`` (a
+    `paretotune.study._lock.Holder`, set where the lock raised it) says who, as data."""
+
+    holder: object = None
 
 
 class TrialNotFoundError(ParetotuneError, LookupError):
@@ -65,6 +68,18 @@ class NoTrialMatchesError(ParetotuneError, LookupError):
 
 class ClusterError(ParetotuneError, RuntimeError):
     """The cluster could not be reached or refused the job; the message says which."""
+
+
+class NotRunningError(ParetotuneError, RuntimeError):
+    """The study (or job) to stop is not running; the message names it."""
+
+
+class JobNotFoundError(ParetotuneError, LookupError):
+    """No Ray job of that id (nor any job of a study of that name) at the address."""
+
+
+class StopTimeoutError(ParetotuneError, RuntimeError):
+    """The driver did not let go of its study in time (exit 1: it may still be closing)."""
 
 
 class Terminated(KeyboardInterrupt):

@@ -468,10 +468,22 @@ def _show(record: TrialRecord, as_json: bool) -> int:
     return 0
 
 
-def _watch(args: argparse.Namespace) -> int:
-    from paretotune.cli._watch import COMMANDS
+def _status(args: argparse.Namespace) -> int:
+    from paretotune.cli._status import status_command
 
-    return COMMANDS[args.command](args)
+    return status_command(args)
+
+
+def _logs(args: argparse.Namespace) -> int:
+    from paretotune.cli._logs import logs_command
+
+    return logs_command(args)
+
+
+def _stop(args: argparse.Namespace) -> int:
+    from paretotune.cli._stop import stop_command
+
+    return stop_command(args)
 
 
 _COMMANDS = {
@@ -486,9 +498,9 @@ _COMMANDS = {
     "retrain": _retrain,
     "up": _up,
     "down": _down,
-    "status": _watch,
-    "logs": _watch,
-    "stop": _watch,
+    "status": _status,
+    "logs": _logs,
+    "stop": _stop,
 }
 
 

@@ -10,6 +10,10 @@ resume:
 - PostgreSQL, MySQL/MariaDB and Redis, which drivers on machines sharing no file system
   share: an advisory lock on a connection of its own, or a lease kept alive by a
   heartbeat (`paretotune.study._lock_servers`).
+
+`lock_holder` tells who holds a study's lock now, creating nothing: a lock file is tested
+with a non-blocking shared ``flock`` on a descriptor of its own, released at once (one
+that does not exist is not created); a server's lock is taken and let go at once.
 """
 
 from __future__ import annotations
@@ -21,10 +25,27 @@ import os
 import socket
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from paretotune.errors import StudyBusyError
 from paretotune.study._storage import journal_path, resolve_storage_url
+
+ANOTHER_PROCESS = "another process"  # a holder that cannot be named
+
+
+@dataclass(frozen=True)
+class Holder:
+    """The driver holding a study's lock: its pid and host where known, and in words."""
+
+    text: str
+    pid: int | None = None
+    host: str | None = None
+    since: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"pid": self.pid, "host": self.host, "since": self.since, "holder": self.text}
 
 
 def driver_lock(storage_url: str, study_name: str) -> contextlib.AbstractContextManager[None]:
@@ -48,18 +69,51 @@ def driver_lock(storage_url: str, study_name: str) -> contextlib.AbstractContext
     return contextlib.nullcontext()  # an in-memory SQLite database: one process only
 
 
+def lock_holder(storage_url: str | None, study_name: str) -> Holder | None:
+    """The live driver holding the study's lock now, or None. Creates nothing.
+
+    Raises:
+        SpecError: a server storage's client library is not installed.
+    """
+    url = resolve_storage_url(storage_url)
+    beside = journal_path(url) or _sqlite_file(url)
+    if beside is not None:
+        return _probe_file(_lock_file(beside, study_name))
+    if url.startswith("sqlite:"):  # an in-memory database: no other process can run it
+        return None
+    try:
+        with driver_lock(url, study_name):
+            return None
+    except StudyBusyError as err:
+        return err.holder if isinstance(err.holder, Holder) else Holder(ANOTHER_PROCESS)
+
+
 def holder_text(pid: object, host: object, since: float) -> str:
     """``pid N on HOST, since HH:MM:SS``: who holds a lock, for a refusal."""
     return f"pid {pid} on {host}, since {time.strftime('%H:%M:%S', time.localtime(since))}"
 
 
-def busy(study_name: str, where: str, holder: str | None, hint: str = "") -> StudyBusyError:
-    """The refusal: the study, its storage, the holder (None: unknown) and what to do."""
-    return StudyBusyError(
+def holder_of_json(value: str | bytes | None) -> Holder | None:
+    """The holder a lock's ``{pid, host, since}`` names (None: unreadable or not there)."""
+    try:
+        held = json.loads(value or b"{}")
+        since = float(held["since"])
+        text = holder_text(held["pid"], held["host"], since)
+        return Holder(text, int(held["pid"]), str(held["host"]), since)
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def busy(study_name: str, where: str, holder: Holder | None, hint: str = "") -> StudyBusyError:
+    """The refusal: the study, its storage, the holder (None: unknown) and what to do; the
+    holder also rides on the error, as ``holder``."""
+    err = StudyBusyError(
         f"study {study_name!r} in {where} is being run by another driver "
-        f"({holder or 'another process'}); wait for it to finish or stop it{hint}, "
-        "then run again to resume"
+        f"({holder.text if holder else ANOTHER_PROCESS}); wait for it to finish or stop "
+        f"it{hint}, then run again to resume"
     )
+    err.holder = holder
+    return err
 
 
 def _sqlite_file(url: str) -> Path | None:
@@ -74,16 +128,21 @@ def _sqlite_file(url: str) -> Path | None:
     return Path(database.removeprefix("file:").split("?", 1)[0])
 
 
+def _lock_file(beside: Path, study_name: str) -> Path:
+    """``<file>.<study>.lock``, beside the journal file or the SQLite database."""
+    return beside.with_name(f"{beside.name}.{study_name}.lock")
+
+
 @contextlib.contextmanager
 def _file_lock(beside: Path, study_name: str, where: str) -> Iterator[None]:
-    path = beside.with_name(f"{beside.name}.{study_name}.lock")
+    path = _lock_file(beside, study_name)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise busy(study_name, where, _file_holder(fd)) from None
+            raise busy(study_name, where, holder_of_json(os.pread(fd, 4096, 0))) from None
         holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(holder).encode(), 0)
@@ -96,9 +155,25 @@ def _file_lock(beside: Path, study_name: str, where: str) -> Iterator[None]:
         os.close(fd)
 
 
-def _file_holder(fd: int) -> str | None:
+def _probe_file(path: Path) -> Holder | None:
+    """Who holds the lock file ``path``: a non-blocking shared ``flock``, let go at once."""
     try:
-        holder = json.loads(os.pread(fd, 4096, 0) or b"{}")
-        return holder_text(holder["pid"], holder["host"], holder["since"])
-    except (ValueError, KeyError, TypeError):
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
         return None
+    try:
+        for _ in range(10):  # a driver that just took the lock writes its name right after
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pass
+            else:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                return None
+            holder = holder_of_json(os.pread(fd, 4096, 0))
+            if holder is not None:
+                return holder
+            time.sleep(0.1)
+        return Holder(ANOTHER_PROCESS)
+    finally:
+        os.close(fd)

@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
-from paretotune.study._lock import busy, holder_text
+from paretotune.study._lock import Holder, busy, holder_of_json, holder_text
 from paretotune.study._storage import _require, with_installed_driver
 
 logger = logging.getLogger("paretotune")
@@ -85,7 +85,7 @@ def _sql_lock(url: str, study_name: str) -> Iterator[None]:
         engine.dispose()
 
 
-def _postgres_holder(conn: sa.Connection, key: int) -> str | None:
+def _postgres_holder(conn: sa.Connection, key: int) -> Holder | None:
     label = conn.scalar(
         sa.text(
             "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
@@ -98,10 +98,11 @@ def _postgres_holder(conn: sa.Connection, key: int) -> str | None:
     parts = (label or "").split(" ", 3)
     if len(parts) < 4 or parts[0] != "paretotune" or not parts[2].isdigit():
         return None
-    return holder_text(parts[1], parts[3], int(parts[2]))
+    pid, since, host = parts[1], float(parts[2]), parts[3]
+    return Holder(holder_text(pid, host, since), int(pid) if pid.isdigit() else None, host, since)
 
 
-def _mysql_holder(conn: sa.Connection, name: str) -> str | None:
+def _mysql_holder(conn: sa.Connection, name: str) -> Holder | None:
     row = conn.execute(
         sa.text(
             "SELECT ID, HOST, TIME FROM information_schema.PROCESSLIST"
@@ -112,7 +113,7 @@ def _mysql_holder(conn: sa.Connection, name: str) -> str | None:
     if row is None:
         return None
     since = time.strftime("%H:%M:%S", time.localtime(time.time() - row.TIME))  # idle since
-    return f"connection {row.ID} from {row.HOST}, since {since}"
+    return Holder(f"connection {row.ID} from {row.HOST}, since {since}")  # no pid to signal
 
 
 @contextlib.contextmanager
@@ -128,7 +129,7 @@ def _redis_lease(url: str, study_name: str) -> Iterator[None]:
         lease = client.lock(key, timeout=ttl, thread_local=False)  # renewed from a thread
         if not lease.acquire(blocking=False, token=json.dumps(holder)):
             hint = f" (or wait up to {ttl:g} s if it was killed)"
-            raise busy(study_name, _shown(url), _redis_holder(client.get(key)), hint)
+            raise busy(study_name, _shown(url), holder_of_json(client.get(key)), hint)
         stop = threading.Event()
         heartbeat = threading.Thread(
             target=_renew, args=(lease, ttl, stop), name="paretotune-lease", daemon=True
@@ -143,14 +144,6 @@ def _redis_lease(url: str, study_name: str) -> Iterator[None]:
                 lease.release()
     finally:
         client.close()
-
-
-def _redis_holder(value: Any) -> str | None:
-    try:
-        holder = json.loads(value)
-        return holder_text(holder["pid"], holder["host"], holder["since"])
-    except (ValueError, KeyError, TypeError):
-        return None
 
 
 def _renew(lease: Any, ttl: float, stop: threading.Event) -> None:

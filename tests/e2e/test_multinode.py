@@ -157,7 +157,7 @@ space:
   architecture: [mlp]
   mlp: {depth: 1, width: [16, 32, 64]}
   optimizer: [adam]
-budget: {trials: 12, epochs: 4}
+budget: {trials: 20, epochs: 25}
 resources: {workers: 4, retries: 2}
 """
 
@@ -178,41 +178,50 @@ def _placements(journal: Path) -> dict[int, str]:
     }
 
 
-def test_trials_spread_over_nodes_and_a_killed_node_loses_no_trial(
+def test_a_node_that_joins_gets_trials_and_a_killed_node_loses_none(
     two_nodes: Nodes, tmp_path: Path
 ):
-    """A third node (2 CPUs) joins; the study's 4 workers train on more than one node.
-    Once a trial finished on the third node, the node is killed (its whole process
-    group, SIGKILL): its trials in flight are retried with their params elsewhere, no
-    finished trial is lost, and the study completes its budget."""
+    """The study asks 4 workers of a cluster offering 3 CPUs: 3 are placed and run trials.
+    A third node (2 CPUs) joins once the study has started: the 4th worker is placed there and gets
+    trials. Once one finished there, the node is killed (its whole process group,
+    SIGKILL): its trials in flight are retried with their params elsewhere, no finished
+    trial is lost, and the study completes its budget."""
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env[LOOPBACK_ENV] = "0"
-    before = set(_node_ids(two_nodes.address, env))
-    third = ["--address", two_nodes.address, "--num-cpus", "2"]
-    group = start_ray_node(third, free_port_block(4), tmp_path / "third.log")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPREAD_SPEC)
+    study = subprocess.Popen(
+        [sys.executable, "-m", "paretotune.cli", "run", str(spec), "--no-progress"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ | {"RAY_AUTH_MODE": "disabled", "RAY_ADDRESS": two_nodes.address},
+    )
+    journal = tmp_path / "paretotune.journal"
+    group = None
     try:
-        third_id = next(iter(set(_node_ids(two_nodes.address, env)) - before))
-        spec = tmp_path / "spec.yaml"
-        spec.write_text(SPREAD_SPEC)
-        study = subprocess.Popen(
-            [sys.executable, "-m", "paretotune.cli", "run", str(spec), "--no-progress"],
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=os.environ | {"RAY_AUTH_MODE": "disabled", "RAY_ADDRESS": two_nodes.address},
-        )
-        journal = tmp_path / "paretotune.journal"
         deadline = time.monotonic() + 240
+        while not journal.exists():  # the study runs on the nodes it found
+            assert study.poll() is None, study.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "the study never started"
+            time.sleep(0.3)
+        before = set(_node_ids(two_nodes.address, env))
+        third = ["--address", two_nodes.address, "--num-cpus", "2"]
+        group = start_ray_node(third, free_port_block(4), tmp_path / "third.log")
+        third_id = next(iter(set(_node_ids(two_nodes.address, env)) - before))
         while third_id not in _placements(journal).values():
             assert study.poll() is None, study.communicate()[1][-3000:]
-            assert time.monotonic() < deadline, "no trial ran on the third node"
+            assert time.monotonic() < deadline, "no trial ran on the node that joined"
             time.sleep(0.3)
         finished_before_kill = _placements(journal)
         os.killpg(group, signal.SIGKILL)  # the node dies with its trials in flight
         _, err = study.communicate(timeout=300)
     finally:
-        stop_group(group)
+        if group is not None:
+            stop_group(group)
+        if study.poll() is None:
+            study.kill()
     assert study.returncode == 0, err[-3000:]
     placed = _placements(journal)
     assert set(finished_before_kill.items()) <= set(placed.items()), "a finished trial was lost"
@@ -223,7 +232,7 @@ def test_trials_spread_over_nodes_and_a_killed_node_loses_no_trial(
         optuna.load_study(study_name="spread", storage=storage).user_attrs.get("retried_trials", [])
     )
     counted = [t for t in trials if t.number not in retried and t.state.is_finished()]
-    assert len(counted) == 12 and all(t.state.name == "COMPLETE" for t in counted)
+    assert len(counted) == 20 and all(t.state.name == "COMPLETE" for t in counted)
     for number in retried:  # lost with the node, run again with the same params
         again = next(t for t in trials if t.user_attrs.get("retry_of") == number)
         assert again.params == trials[number].params

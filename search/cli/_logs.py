@@ -1,0 +1,58 @@
+"""`paretotune logs JOB|STUDY [--follow]`: a Ray job's log, printed as the job server
+keeps it. A study's name stands for its latest job (`paretotune.cli._jobs.find_job`);
+``--follow`` tails the log until the job ends and exits 1 where the job FAILED. It only
+reads: the job is neither changed nor stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+from paretotune.cli._jobs import (
+    find_job,
+    first_line,
+    job_status,
+    jobs_at,
+    need_address,
+    no_job,
+)
+from paretotune.errors import ClusterError
+
+
+def show_logs(target: str, address: str, follow: bool) -> str:
+    """Print a job's log (the latest job of a study called ``target`` if no job has that
+    id); with ``follow``, until the job ends. Returns the job's final state."""
+    client, jobs = jobs_at(address)
+    job = find_job(jobs, target)
+    if job is None:
+        raise no_job(target, address, jobs)
+    if not follow:
+        try:
+            text = client.get_job_logs(job.submission_id)
+        except (OSError, RuntimeError) as err:
+            raise ClusterError(
+                f"--address {address}: cannot read the log of {target}: {first_line(err)}"
+            ) from None
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return job.status
+    asyncio.run(_tail(client, job.submission_id))
+    return job_status(client, job.submission_id)
+
+
+async def _tail(client: Any, job_id: str) -> None:
+    async for chunk in client.tail_job_logs(job_id):
+        sys.stdout.write(chunk)
+        sys.stdout.flush()
+
+
+def logs_command(args: argparse.Namespace) -> int:
+    address = need_address(args.address, f"logs {args.job}")
+    state = show_logs(args.job, address, args.follow)
+    if args.follow:
+        print(f"job {args.job}: {state}", file=sys.stderr)
+        return 1 if state == "FAILED" else 0
+    return 0

@@ -1,0 +1,193 @@
+"""`paretotune status [STUDY]`: what a study is doing. Its trials by state (those a stop
+or a dead driver interrupted apart), its Pareto front's size and hypervolume, the driver
+running it now (read from its driver lock, `paretotune.study._lock.lock_holder`) and, with
+a job server, the Ray jobs that name it. It only reads: it creates no storage, lock or
+MLflow store, so a storage file that does not exist is reported, not made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from paretotune.cli._jobs import Job, address_of, jobs_at
+from paretotune.errors import StudyNotFoundError
+from paretotune.study import resolve_storage_url
+from paretotune.study._lock import Holder, _sqlite_file, lock_holder
+from paretotune.study._storage import journal_path
+
+if TYPE_CHECKING:
+    from paretotune.results.client import Client
+
+STATES = ("COMPLETE", "FAIL", "INTERRUPTED", "PRUNED", "RUNNING", "WAITING")
+
+
+@dataclass
+class StudyStatus:
+    """One study: its trials by state, its front, its driver and its jobs."""
+
+    name: str
+    storage: str
+    stored: bool  # False: only a job names it; the study is not in the storage (yet)
+    trials: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATES, 0))
+    interrupted: list[int] = field(default_factory=list)
+    objectives: dict[str, str] = field(default_factory=dict)
+    pareto_size: int = 0
+    hypervolume: float = 0.0
+    stop_reason: str | None = None
+    driver: Holder | None = None
+    jobs: list[Job] | None = None  # None: no job server asked
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "storage": self.storage,
+            "stored": self.stored,
+            "trials": self.trials,
+            "interrupted_trials": self.interrupted,
+            "objectives": self.objectives,
+            "pareto_size": self.pareto_size,
+            "hypervolume": self.hypervolume if math.isfinite(self.hypervolume) else None,
+            "stop_reason": self.stop_reason,
+            "running": self.driver is not None,
+            "driver": self.driver.as_dict() if self.driver else None,
+            "jobs": None if self.jobs is None else [j.as_dict() for j in self.jobs],
+        }
+
+    def lines(self) -> list[str]:
+        if not self.stored:
+            lines = [f"{self.name}: not in {self.storage} (yet)"]
+        else:
+            counts = self.trials
+            failed = f"{counts['FAIL']} failed, {counts['INTERRUPTED']} interrupted"
+            if self.interrupted:
+                failed += f" ({', '.join(map(str, self.interrupted))})"
+            lines = [
+                f"{self.name} ({self.storage})",
+                f"  trials: {counts['COMPLETE']} complete, {failed}, {counts['PRUNED']} pruned, "
+                f"{counts['RUNNING']} running, {counts['WAITING']} waiting",
+                f"  Pareto front: {self.pareto_size} trials, hypervolume {self.hypervolume:.4g}",
+            ]
+            if self.driver is not None:
+                lines.append(f"  driver: running ({self.driver.text})")
+            else:
+                last = f"; last run ended: {self.stop_reason}" if self.stop_reason else ""
+                lines.append(f"  driver: not running{last}")
+                if counts["RUNNING"]:
+                    n = counts["RUNNING"]
+                    left = "RUNNING trial was" if n == 1 else "RUNNING trials were"
+                    lines.append(
+                        f"  {n} {left} left by a driver that died: the next run closes "
+                        "them as interrupted and runs them again"
+                    )
+        for job in self.jobs or ():
+            lines.append(f"  {job.words()}")
+        if self.jobs == [] and self.stored:
+            lines.append("  no Ray job names this study")
+        return lines
+
+
+def collect_status(
+    study: str | None, storage: str | None, address: str | None
+) -> list[StudyStatus]:
+    """The status of ``study`` (None: every study in the storage, and those only a job
+    at ``address`` names yet).
+
+    Raises:
+        StudyNotFoundError: the storage file does not exist, or holds no such study (and
+            no job names it).
+        ClusterError: the job server at ``address`` cannot be reached.
+    """
+    url = resolve_storage_url(storage)
+    jobs: list[Job] | None = None
+    if address:
+        jobs = jobs_at(address)[1]
+    client = open_reader(url)
+    stored = client.study_names() if client is not None else []
+    if study is not None:
+        names = [study]
+    else:
+        names = sorted(set(stored) | {j.study for j in jobs or () if j.study})
+    statuses = []
+    for name in names:
+        of_study = None if jobs is None else [j for j in jobs if j.study == name]
+        if name in stored:
+            assert client is not None
+            statuses.append(study_status(client, url, name, of_study))
+        elif of_study:
+            statuses.append(StudyStatus(name, url, stored=False, jobs=of_study))
+        elif client is None:
+            raise missing_storage(url)
+        else:
+            client.load_study(name)  # raises StudyNotFoundError, listing the studies there
+    if not statuses and client is None:
+        raise missing_storage(url)
+    return statuses
+
+
+def open_reader(url: str) -> Client | None:
+    """A `Client` over the storage, or None where its file does not exist (opening it
+    would create it)."""
+    from paretotune.results.client import Client
+
+    path = journal_path(url) or _sqlite_file(url)
+    if path is not None and not path.exists():
+        return None
+    return Client(storage=url)
+
+
+def missing_storage(url: str) -> StudyNotFoundError:
+    """The error for a storage whose file does not exist (`open_reader` gave None)."""
+    path = journal_path(url) or _sqlite_file(url)
+    return StudyNotFoundError(
+        f"--storage {url}: {path} does not exist (no study has run with this storage; "
+        "pass --storage, or set $PARETOTUNE_STORAGE)"
+    )
+
+
+def study_status(client: Client, url: str, name: str, jobs: list[Job] | None) -> StudyStatus:
+    """The status of the stored study ``name``, with ``jobs`` (None: no job server asked)."""
+    from paretotune.study._attrs import interrupted_numbers, was_interrupted
+
+    summary = client.summary(name)
+    study = client.load_study(name)
+    marked = interrupted_numbers(study)
+    interrupted = sorted(
+        t.number
+        for t in study.get_trials(deepcopy=False)
+        if t.state.name == "FAIL" and was_interrupted(t, marked)
+    )
+    trials = dict.fromkeys(STATES, 0) | {
+        s: n for s, n in summary.trials_by_state.items() if s in STATES
+    }
+    trials["FAIL"] -= len(interrupted)
+    trials["INTERRUPTED"] = len(interrupted)
+    return StudyStatus(
+        name=name,
+        storage=url,
+        stored=True,
+        trials=trials,
+        interrupted=interrupted,
+        objectives=summary.objectives,
+        pareto_size=summary.pareto_size,
+        hypervolume=summary.hypervolume,
+        stop_reason=summary.stop_reason,
+        driver=lock_holder(url, name),
+        jobs=jobs,
+    )
+
+
+def status_command(args: argparse.Namespace) -> int:
+    statuses = collect_status(args.study, args.storage, address_of(args.address))
+    if args.json:
+        shown = [s.as_dict() for s in statuses]
+        print(json.dumps(shown[0] if args.study else shown, indent=2, default=str))
+        return 0
+    if not statuses:
+        print(f"no studies in {resolve_storage_url(args.storage)}")
+        return 0
+    print("\n\n".join("\n".join(status.lines()) for status in statuses))
+    return 0
