@@ -206,6 +206,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as stop:
         print("interrupted: run the same command again to resume the study", file=sys.stderr)
         return EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED
+    except Exception as err:
+        if not _storage_unreachable(err):
+            raise
+        first = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+        print(f"error: the storage cannot be reached: {first}", file=sys.stderr)
+        return 1
+
+
+def _storage_unreachable(err: Exception) -> bool:
+    """A database or Redis storage that refused or dropped the connection (SQLAlchemy's
+    OperationalError, redis' ConnectionError): the cluster's to fix, so one line."""
+    kind = type(err)
+    return (kind.__module__, kind.__name__) in {
+        ("sqlalchemy.exc", "OperationalError"),
+        ("redis.exceptions", "ConnectionError"),
+    }
 
 
 def _os_error_line(err: OSError, command: str) -> str:
