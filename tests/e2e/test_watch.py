@@ -25,17 +25,11 @@ from paretotune.study._attrs import finished_trials, interrupted_numbers
 from paretotune.study._lock import driver_lock
 
 from tests.conftest import free_port
+from tests.e2e.test_faults import SPEC  # the same small digits study
 
 pytestmark = pytest.mark.slow
 
 CLI = [sys.executable, "-m", "paretotune.cli"]
-SPEC = """\
-name: faults
-dataset: {{source: digits}}
-space: {{architecture: [mlp], mlp: {{depth: 1, width: [16, 32]}}, optimizer: [adam]}}
-budget: {{trials: {trials}, epochs: {epochs}}}
-resources: {{workers: 2}}
-"""
 HELLO = "import time; print('hello from the job', flush=True); time.sleep(120)"
 SPACE = {
     "architecture": "mlp",

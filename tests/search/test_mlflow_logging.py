@@ -38,15 +38,15 @@ def _noop(params):
     return {"accuracy": params["learning_rate"], "train_time_s": 1.0, "latency_ms": 1.0}
 
 
-def _run_noop(workdir: Path, spec: dict, tracking: str):
-    """A no-op study, in-process, with the journal in ``workdir`` and MLflow at
-    ``tracking``."""
+def _run_noop(workdir: Path, spec: dict, tracking: str, objective=_noop):
+    """A study of no-op trials (or ``objective``'s), in-process, with the journal in
+    ``workdir`` and MLflow at ``tracking``."""
     return run_study(
         spec,
-        _noop,
+        objective,
         storage=storage_url(workdir),
         tracking_uri=tracking,
-        executor=InProcessExecutor(None, _noop),
+        executor=InProcessExecutor(None, objective),
         progress=False,
     )
 
@@ -300,14 +300,7 @@ def test_a_server_that_stays_down_holds_the_trials_and_sync_records_them(workdir
     calls: list = []
     with mlflow_server(store, log, port) as server:
         objective = _stop_when_two_runs_exist(server, "server-died", calls, at=4)
-        result = run_study(
-            spec,
-            objective,
-            storage=storage_url(workdir),
-            tracking_uri=server.url,
-            executor=InProcessExecutor(None, objective),
-            progress=False,
-        )
+        result = _run_noop(workdir, spec, server.url, objective)
     assert result.n_complete == 8
     errors = result.tracking_errors
     assert "failed with exception" in errors[0], errors
@@ -318,13 +311,17 @@ def test_a_server_that_stays_down_holds_the_trials_and_sync_records_them(workdir
     assert len(list(held.glob("trial-*.pkl"))) >= 4, "the trials after the outage are held"
 
     with mlflow_server(store, log, port) as server:
-        synced = subprocess.run(
-            [sys.executable, "-m", "paretotune.cli", "sync", "server-died"]
-            + ["--storage", storage_url(workdir), "--tracking-uri", server.url],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+
+        def sync() -> subprocess.CompletedProcess:
+            return subprocess.run(
+                [sys.executable, "-m", "paretotune.cli", "sync", "server-died"]
+                + ["--storage", storage_url(workdir), "--tracking-uri", server.url],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+
+        synced = sync()
         assert synced.returncode == 0, synced.stderr
         assert synced.stdout.startswith("synced server-died with MLflow at "), synced.stdout
         runs = _child_runs(server.url, "server-died")
@@ -334,13 +331,7 @@ def test_a_server_that_stays_down_holds_the_trials_and_sync_records_them(workdir
         assert all("accuracy" in r.data.metrics for r in runs)
         assert _parent_status(server.url, "server-died") == "FINISHED"
         assert not held.exists(), "what was held is recorded and dropped"
-        again = subprocess.run(
-            [sys.executable, "-m", "paretotune.cli", "sync", "server-died"]
-            + ["--storage", storage_url(workdir), "--tracking-uri", server.url],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        again = sync()
         assert again.returncode == 0 and ": 0 trial records written again" in again.stdout
 
 
@@ -359,14 +350,7 @@ def test_a_server_back_before_the_study_ends_gets_everything_it_missed(workdir: 
                 servers.enter_context(mlflow_server(store, log, port))
             return stopping(params)
 
-        result = run_study(
-            spec,
-            objective,
-            storage=storage_url(workdir),
-            tracking_uri=server.url,
-            executor=InProcessExecutor(None, objective),
-            progress=False,
-        )
+        result = _run_noop(workdir, spec, server.url, objective)
         assert result.n_complete == 8
         assert not any("skipped" in line for line in result.tracking_errors[1:]), result
         runs = _child_runs(server.url, "server-blip")
