@@ -176,19 +176,19 @@ def test_a_second_driver_is_refused_and_a_killed_ones_lock_is_no_obstacle(tmp_pa
     assert len(_trials(journal, TrialState.COMPLETE)) == 4
     assert _trials(journal, TrialState.FAIL) == [], "the refused driver touched no trial"
 
-    (tmp_path / "spec.yaml").write_text(SPEC.format(trials=9, epochs=20))
+    (tmp_path / "spec.yaml").write_text(SPEC.format(trials=7, epochs=20))
     killed = _launch(
         tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
     deadline = time.monotonic() + 120
-    while len(_trials(journal, TrialState.COMPLETE)) < 6:
+    while len(_trials(journal, TrialState.COMPLETE)) < 5:
         assert time.monotonic() < deadline and killed.poll() is None
         time.sleep(0.3)
     os.killpg(killed.pid, signal.SIGKILL)  # the driver, its Ray, its logging process
     killed.wait()
     resumed = _cli(tmp_path, "run", "spec.yaml", "--no-progress")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert len(_trials(journal, TrialState.COMPLETE)) == 9
+    assert len(_trials(journal, TrialState.COMPLETE)) == 7
 
 
 def test_a_read_only_storage_is_one_line_and_creates_nothing(tmp_path: Path, small_disk: Path):

@@ -2,7 +2,8 @@
 
 The listening TCP sockets of Ray's processes are read from /proc while a study runs on
 the session's shared local Ray (started by paretotune's own `ensure_ray`), and while
-`paretotune up`'s services run. Every one must be bound to a loopback address: with
+`paretotune up`'s services run (checked in `test_services.py`, which starts them anyway).
+Every one must be bound to a loopback address: with
 ``RAY_AUTH_MODE=disabled`` any other would let other hosts drive the cluster.
 """
 
@@ -157,26 +158,3 @@ def test_a_local_study_listens_on_loopback_only(ray_cluster, workdir: Path):
     exposed = sorted(listener for listener in seen if not _is_loopback(listener[1]))
     assert not exposed, f"Ray listens beyond loopback: {exposed}"
     assert ray_cluster.util.get_node_ip_address() == "127.0.0.1"
-
-
-@pytest.mark.cluster
-@pytest.mark.slow
-@pytest.mark.timeout(180)
-def test_up_listens_on_loopback_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """`paretotune up`'s Ray head (via `start_ray_node`) and MLflow server: all loopback."""
-    from paretotune.cli._services import start_services, stop_services
-
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
-    services = start_services(tmp_path, cpus=1)
-    try:
-        assert services.ray_address.startswith("127.0.0.1:")
-        listeners = _listeners(_in_groups({services.ray_group, services.mlflow_group}))
-    finally:
-        stop_services(tmp_path)
-
-    ports = {(title, port) for title, _, port in listeners}
-    assert ("gcs_server", int(services.ray_address.rsplit(":", 1)[1])) in ports, listeners
-    assert "raylet" in {title for title, _ in ports}, listeners
-    assert int(services.tracking_uri.rsplit(":", 1)[1]) in {port for _, port in ports}
-    exposed = sorted(listener for listener in listeners if not _is_loopback(listener[1]))
-    assert not exposed, f"`up` listens beyond loopback: {exposed}"

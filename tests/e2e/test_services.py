@@ -16,6 +16,8 @@ from mlflow import MlflowClient
 from paretotune import open_storage
 from paretotune.cli._services import STATE_FILE, _group_alive
 
+from tests.e2e.test_loopback import _in_groups, _is_loopback, _listeners
+
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 SPEC = """\
@@ -49,6 +51,7 @@ def test_up_serves_later_runs_and_down_stops_everything(tmp_path: Path):
         assert state["tracking_uri"].startswith("http://127.0.0.1:")
         with urllib.request.urlopen(f"{state['tracking_uri']}/health", timeout=10) as answer:
             assert answer.status == 200
+        _assert_loopback_only(state)
         again = _cli(tmp_path, "up")  # a second `up` finds them running
         assert again.returncode == 0 and json.loads((tmp_path / STATE_FILE).read_text()) == state
 
@@ -72,3 +75,14 @@ def test_up_serves_later_runs_and_down_stops_everything(tmp_path: Path):
     assert not Path(state["ray_temp_dir"]).exists()
     nothing = _cli(tmp_path, "down")
     assert nothing.returncode == 0 and "nothing to stop" in nothing.stdout
+
+
+def _assert_loopback_only(state: dict) -> None:
+    """`up`'s Ray head (via `start_ray_node`) and MLflow server listen on loopback only."""
+    listeners = _listeners(_in_groups({state["ray_group"], state["mlflow_group"]}))
+    ports = {(title, port) for title, _, port in listeners}
+    assert ("gcs_server", int(state["ray_address"].rsplit(":", 1)[1])) in ports, listeners
+    assert "raylet" in {title for title, _ in ports}, listeners
+    assert int(state["tracking_uri"].rsplit(":", 1)[1]) in {port for _, port in ports}
+    exposed = sorted(listener for listener in listeners if not _is_loopback(listener[1]))
+    assert not exposed, f"`up` listens beyond loopback: {exposed}"

@@ -162,9 +162,7 @@ def test_stop_closes_a_running_study_in_order_and_a_rerun_resumes(tmp_path: Path
     )
     try:
         deadline = time.monotonic() + 180
-        while not (
-            _started(journal, TrialState.COMPLETE) and _started(journal, TrialState.RUNNING)
-        ):
+        while not _started(journal, TrialState.COMPLETE):  # then 3 trials are left to run
             assert time.monotonic() < deadline and driver.poll() is None, "it never ran"
             time.sleep(0.5)
         stopped = _cli(tmp_path, "stop", "faults", timeout=120)

@@ -54,11 +54,10 @@ def test_a_storage_server_that_refuses_is_one_line(tmp_path: Path):
     from tests.conftest import free_port
 
     url = f"postgresql+psycopg2://u@127.0.0.1:{free_port()}/optuna"  # nothing listens
-    for command in (["status", "x"], ["studies"], ["pareto", "x"]):
-        done = _cli(*command, "--storage", url, cwd=tmp_path)
-        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
-        assert done.stderr.startswith("error: the storage cannot be reached: connection to ")
-        assert len(done.stderr.strip().splitlines()) == 1
+    done = _cli("status", "x", "--storage", url, cwd=tmp_path)  # (one path for every command)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.startswith("error: the storage cannot be reached: connection to ")
+    assert len(done.stderr.strip().splitlines()) == 1
 
 
 def test_bad_override_and_missing_file_exit_2(tmp_path: Path):
