@@ -157,7 +157,7 @@ space:
   architecture: [mlp]
   mlp: {depth: 1, width: [16, 32, 64]}
   optimizer: [adam]
-budget: {trials: 20, epochs: 25}
+budget: {trials: 20, epochs: 50}
 resources: {workers: 4, retries: 2}
 """
 
@@ -211,7 +211,8 @@ def test_a_node_that_joins_gets_trials_and_a_killed_node_loses_none(
         group = start_ray_node(third, free_port_block(4), tmp_path / "third.log")
         third_id = next(iter(set(_node_ids(two_nodes.address, env)) - before))
         while third_id not in _placements(journal).values():
-            assert study.poll() is None, study.communicate()[1][-3000:]
+            # (long trials: the node's start and its worker's imports take a while)
+            assert study.poll() is None, "the study ended before the joined node ran a trial"
             assert time.monotonic() < deadline, "no trial ran on the node that joined"
             time.sleep(0.3)
         finished_before_kill = _placements(journal)
