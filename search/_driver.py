@@ -139,6 +139,11 @@ class Driver:
         if self.stopping is not None:
             self.stopping.restore(self.study)
 
+    def load_front(self) -> None:
+        """Count the complete trials earlier runs finished toward the front."""
+        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            self.front.add(trial.number, trial.values)
+
     def repair_records(self) -> None:
         """Have the tracker make its records agree with Optuna: every finished trial whose
         record is missing, open or different (a killed driver's unsent jobs, an outage's
@@ -188,8 +193,7 @@ class Driver:
         counts = self.counts()
         budget = self.spec.budget
         deadline = self.started + budget.timeout_s if budget.timeout_s else math.inf
-        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            self.front.add(trial.number, trial.values)
+        self.load_front()
         compute = self.compute()
         counts.epochs, counts.epochs_saved = compute.epochs, compute.epochs_saved
         with StudyProgress(

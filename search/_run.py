@@ -7,7 +7,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from optuna.trial import TrialState
 from paretotune._clock import Clock, SystemClock
 from paretotune._driver import Driver
 from paretotune._progress import print_front
@@ -223,8 +222,7 @@ def sync_study(
             constraints=parse_constraints(spec.constraints),
         )
         driver.open()
-        for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            driver.front.add(trial.number, trial.values)
+        driver.load_front()
         driver.repair_records()
         driver.publish_front(final=True)
         status = "KILLED" if study.user_attrs.get(STOP_REASON_ATTR) == "interrupted" else "FINISHED"
