@@ -349,6 +349,7 @@ def test_a_server_back_before_the_study_ends_gets_everything_it_missed(workdir: 
         assert not any("skipped" in line for line in result.tracking_errors[1:]), result
         runs = _child_runs(server.url, "server-blip")
         assert sorted(int(r.data.tags[TRIAL_TAG]) for r in runs) == list(range(8))
-        assert all(r.info.status == "FINISHED" for r in runs)
+        statuses = {r.data.tags[TRIAL_TAG]: (r.info.status, r.data.tags[STATE_TAG]) for r in runs}
+        assert all(r.info.status == "FINISHED" for r in runs), (statuses, result.tracking_errors)
         assert _parent_status(server.url, "server-blip") == "FINISHED"
         assert not (workdir / "study.journal.server-blip.unlogged").exists()

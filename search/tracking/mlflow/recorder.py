@@ -187,12 +187,15 @@ class MlflowRecorder:
         if numbers:
             self._guard.call(self._runs.mark_interrupted, list(numbers))
 
-    def repair(self, finished: Sequence[FinishedTrial]) -> dict[int, str]:
+    def repair(
+        self, finished: Sequence[FinishedTrial], *, held_only: bool = False
+    ) -> dict[int, str]:
         """Make the study's runs agree with Optuna's ``finished`` trials and record the
-        held ones (see `TrialRuns.repair`). Returns the runs it made."""
+        held ones (see `TrialRuns.repair`); ``held_only``: trials may be running, so
+        record the held ones and touch no other run. Returns the runs it made."""
         made: dict[int, str] = {}
         errors = self._guard.call(
-            self._runs.repair, list(finished), self.unlogged, made, self.repaired
+            self._runs.repair, list(finished), self.unlogged, made, self.repaired, not held_only
         )
         if errors and not self._artifact_trouble_said:  # (said once is enough)
             self._guard.errors.append(
@@ -208,7 +211,7 @@ class MlflowRecorder:
             return None
         if self.study.parent_run_id is None and self._opened is not None:
             self.open_study(self._opened)
-        return self.repair([])
+        return self.repair([], held_only=True)
 
     # -- the front -------------------------------------------------------------------
     def expect_front(self, snapshot: FrontSnapshot | None) -> None:
@@ -249,8 +252,11 @@ class MlflowRecorder:
 
     def close(self, status: str = "FINISHED") -> dict[int, str]:
         """End the study's record; a server that stopped answering is asked once more,
-        and the trials held meanwhile are recorded if it answers. Returns the runs made."""
+        and the trials held meanwhile are recorded if it answers (as are trials held for
+        an error it answered with). Returns the runs made."""
         made = self.reconnect(now=True) or {}
+        if len(self.unlogged) and self.study.parent_run_id and not self._guard.unavailable_because:
+            made |= self.repair([], held_only=True)
         if self.study.parent_run_id is not None:
             self._guard.call(self._client.set_terminated, self.study.parent_run_id, status)
         self._guard.close(len(self.unlogged), str(self.unlogged.folder), self.study.name)

@@ -201,11 +201,13 @@ class TrialRuns:
         unlogged: UnloggedTrials,
         made: dict[int, str],
         repaired: list[int],
+        close_unfinished: bool = True,
     ) -> list[str]:
         """Make MLflow agree with Optuna: record again each of the ``finished`` trials
         whose run is missing or disagrees with it (state, status, final metrics), and each
         trial held in ``unlogged``, from there (curves, artifacts and model included);
-        end runs still RUNNING of trials that are not finished as INTERRUPTED. Trials
+        with ``close_unfinished`` (no trial is running), end runs still RUNNING of trials
+        that are not finished as INTERRUPTED. Trials
         rebuilt from Optuna alone are tagged ``paretotune.recovered`` (no model). The runs
         made go into ``made``, the trials recorded into ``repaired``; returns why
         artifacts could still not be logged."""
@@ -242,7 +244,8 @@ class TrialRuns:
                 unlogged.drop(number)
             else:
                 artifact_errors.append(f"trial {number}: {error}")
-        self._close_unfinished(runs, set(from_optuna) | set(unlogged.numbers()))
+        if close_unfinished:
+            self._close_unfinished(runs, set(from_optuna) | set(unlogged.numbers()))
         return artifact_errors
 
     def _log_held_artifacts(self, run_id: str, report: TrialReport) -> str | None:
