@@ -40,6 +40,7 @@ if TYPE_CHECKING:
         OPTIMIZERS,
         resolve_params,
     )
+    from paretotune.objectives._training import warm_up
 
 _HOMES = {
     "StopTraining": "paretotune.objectives._context",
@@ -63,6 +64,7 @@ _HOMES = {
     "KNOWN_PARAM_NAMES": "paretotune.objectives._params",
     "OPTIMIZERS": "paretotune.objectives._params",
     "resolve_params": "paretotune.objectives._params",
+    "warm_up": "paretotune.objectives._training",
 }
 
 __all__ = [
@@ -87,6 +89,7 @@ __all__ = [
     "load_dataset",
     "resolve_params",
     "task_metrics",
+    "warm_up",
 ]
 
 

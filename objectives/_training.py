@@ -43,6 +43,13 @@ class Distillation:
     alpha: float
 
 
+def warm_up() -> None:
+    """Import what a process's first trial would otherwise import inside its own clock:
+    the first torch optimiser pulls in ``torch._dynamo`` (seconds on a small machine).
+    A worker calls it (with `paretotune.objectives.evaluate`'s imports) as it starts."""
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+
+
 def make_optimizer(params: Mapping[str, Any], model: nn.Module, lr: float) -> torch.optim.Optimizer:
     """The optimiser named by ``params["optimizer"]`` with its own knobs."""
     name, weights = params["optimizer"], model.parameters()

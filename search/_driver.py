@@ -22,11 +22,7 @@ from paretotune._clock import Clock
 from paretotune._front import Front
 from paretotune._progress import StudyProgress
 from paretotune.execution import Executor, TrialReport, TrialTask
-from paretotune.results.records import (
-    Compute,
-    FrontSummary,
-    compute_of,
-)
+from paretotune.results.records import Compute, FrontSummary, completion_order, compute_of
 from paretotune.spaces import Expression, StudySpec, sample_params
 from paretotune.stopping import EarlyStopping
 from paretotune.study._attrs import (
@@ -35,7 +31,6 @@ from paretotune.study._attrs import (
     EPOCHS_ATTR,
     EXPERIMENT_ATTR,
     FAIL_REASON_ATTR,
-    METRICS_ATTR,
     PARAMS_ATTR,
     PARENT_RUN_ATTR,
     PLACEMENT_ATTR,
@@ -50,10 +45,12 @@ from paretotune.study._attrs import (
     finished_trials,
     interrupted_numbers,
     retried_numbers,
+    set_trial_metrics,
+    trial_metrics,
     was_interrupted,
 )
 from paretotune.study._constraints import is_feasible, trial_namespace
-from paretotune.study._open import close_interrupted, running_trials
+from paretotune.study._open import close_interrupted, queued_reruns, running_trials
 from paretotune.tracking import FinishedTrial, StudyRef, Tracker, TrackerNews
 
 POLL_S = 0.2
@@ -86,6 +83,7 @@ class Counts:
     pruned: int = 0
     feasible: int = 0  # complete trials meeting the spec's constraints
     retried: int = 0  # attempts lost with their worker and run again (not counted)
+    interrupted: int = 0  # closed by a stop or a dead driver, queued again (not counted)
     epochs: int = 0  # trained by the trials counted here
     epochs_saved: int = 0  # not trained because early stopping ended a trial
 
@@ -116,6 +114,7 @@ class Driver:
     tracking_errors: list[str] = field(default_factory=list)
     goal_met_by: int | None = None  # the trial that met the goal
     timed_out: bool = False
+    requeued: int = 0  # trials a dead driver or a stop left unfinished, run again first
 
     def __post_init__(self) -> None:
         self.started = self.clock.now()
@@ -131,17 +130,20 @@ class Driver:
                 self.spec.model_dump(mode="json"),
                 self.parent_run_id,
                 self.study.user_attrs.get(STUDY_UID_ATTR),
+                objectives=dict(self.objectives),
             )
         )
         stale = running_trials(self.study)
         close_interrupted(self.study, stale)
+        self.requeued = queued_reruns(self.study)  # a stop's or a dead driver's
         self.tracker.mark_interrupted(list(stale))
         if self.stopping is not None:
             self.stopping.restore(self.study)
 
     def load_front(self) -> None:
         """Count the complete trials earlier runs finished toward the front."""
-        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        complete = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        for trial in sorted(complete, key=completion_order):  # as `rank_trials` orders them
             self.front.add(trial.number, trial.values)
 
     def repair_records(self) -> None:
@@ -185,7 +187,9 @@ class Driver:
                 counts.pruned += 1
             elif trial.state == TrialState.FAIL and trial.number in retried:
                 counts.retried += 1
-            elif trial.state == TrialState.FAIL and not was_interrupted(trial, interrupted):
+            elif trial.state == TrialState.FAIL and was_interrupted(trial, interrupted):
+                counts.interrupted += 1
+            elif trial.state == TrialState.FAIL:
                 counts.failed += 1
         return counts
 
@@ -197,8 +201,14 @@ class Driver:
         compute = self.compute()
         counts.epochs, counts.epochs_saved = compute.epochs, compute.epochs_saved
         with StudyProgress(
-            self.spec.name, budget.trials, counts.finished, enabled=self.show_progress
+            self.spec.name,
+            budget.trials,
+            counts.finished,
+            self.objectives,
+            enabled=self.show_progress,
         ) as bar:
+            if counts.finished or self.requeued:
+                bar.say(self._resuming_line(counts))
             self._show(bar, counts)
             while True:
                 # Refill free workers before the bookkeeping of the trials that just
@@ -241,11 +251,21 @@ class Driver:
                 if since >= FRONT_EVERY_S or (self.front.changed and since >= FRONT_CHANGE_S):
                     self.publish_front(final=False)
 
+    def _resuming_line(self, counts: Counts) -> str:
+        left = max(0, self.spec.budget.trials - counts.finished)
+        line = f"resuming {self.spec.name}: {counts.finished} finished, {left} to go"
+        if self.requeued:
+            line += f" ({self.requeued} interrupted trials run again first)"
+        return line
+
     def _show(self, bar: StudyProgress, counts: Counts) -> None:
         bar.update(
             done=counts.finished,
             failed=counts.failed,
             retried=counts.retried,
+            interrupted=counts.interrupted,
+            best=self.front.running.best(),
+            hypervolume=self.front.hypervolume(),
             pruned=counts.pruned,
             pareto=len(self.front),
             feasible=counts.feasible if self.constraints else None,
@@ -306,13 +326,13 @@ class Driver:
         if report.placement:
             trial.set_user_attr(PLACEMENT_ATTR, report.placement)
         if error is None and report.stopped_at is not None:  # stopped early: never a value
-            trial.set_user_attr(METRICS_ATTR, report.metrics)
+            set_trial_metrics(trial, report.metrics)
             trial.set_user_attr(STOPPED_AT_ATTR, report.stopped_at)
             self.study.tell(trial, state=TrialState.PRUNED)
             state, keys = "PRUNED", ["pruned"]
         elif error is None:
             values = [report.metrics[m] for m in self.objectives]
-            trial.set_user_attr(METRICS_ATTR, report.metrics)
+            set_trial_metrics(trial, report.metrics)
             self.study.tell(trial, values)
             self.front.add(trial.number, values, report.model_bytes)
             state, keys = "COMPLETE", ["complete"]
@@ -326,6 +346,7 @@ class Driver:
             state, keys = "FAIL", ["failed"]
         self.tracker.finish_trial(trial.number, state, report)
         self.finished_here += 1
+        self._chart_front()
         return keys
 
     def _retry(self, trial: optuna.Trial, report: TrialReport) -> None:
@@ -345,6 +366,16 @@ class Driver:
             skip_if_exists=False,
         )
         self.tracker.finish_trial(trial.number, "RETRIED", report)
+        self._chart_front()
+
+    def _chart_front(self) -> None:
+        """The front's hypervolume on the study's record, one point per finished trial
+        (its step counts them as `FrontSnapshot.step` does), once it is settled."""
+        hypervolume = self.front.hypervolume()
+        if hypervolume is None:
+            return
+        step = sum(1 for t in self.study.get_trials(deepcopy=False) if t.state.is_finished())
+        self.tracker.chart_front(step, {"hypervolume": hypervolume})
 
     def remeasure_front(self, executor: Executor) -> None:
         """The front's latencies measured again, with no trial running (see `Front`)."""
@@ -412,17 +443,19 @@ class Driver:
             return f"the objective returned a non-finite {', '.join(bad)}"
         return None
 
-    def abandon_in_flight(self) -> None:
+    def abandon_in_flight(self) -> int:
         """On interruption: keep finished results; close running trials as interrupted and
-        queue them again."""
+        queue them again. Returns how many were closed."""
         while self.finished_untold:
             self._finish(*self.finished_untold.pop(0))
-        if not self.in_flight:
-            return
+        closed = len(self.in_flight)
+        if not closed:
+            return 0
         self._absorb(self.tracker.poll())
         close_interrupted(self.study, {n: i.trial.params for n, i in self.in_flight.items()})
         self.tracker.mark_interrupted(list(self.in_flight))
         self.in_flight.clear()
+        return closed
 
     # -- the front ---------------------------------------------------------------------
     def publish_front(self, *, final: bool) -> FrontSummary:
@@ -468,11 +501,13 @@ def finished_trial(trial: FrozenTrial) -> FinishedTrial:
         number=trial.number,
         state=trial.state.name,
         params=dict(trial.user_attrs.get(PARAMS_ATTR) or trial.params),
-        metrics=dict(trial.user_attrs.get(METRICS_ATTR) or {}),
+        metrics=trial_metrics(trial),
         error=trial.user_attrs.get(FAIL_REASON_ATTR),
         history=history,
         stopped_at=trial.user_attrs.get(STOPPED_AT_ATTR),
         placement=dict(trial.user_attrs.get(PLACEMENT_ATTR) or {}),
+        started_at=float(trial.user_attrs.get(STARTED_AT_ATTR, 0.0)),
+        worker_time_s=float(trial.user_attrs.get(TRIAL_SECONDS_ATTR, 0.0)),
     )
 
 

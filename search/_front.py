@@ -7,10 +7,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import optuna
 from paretotune.execution import Executor
 from paretotune.results.pareto import RunningFront, dominates
-from paretotune.results.records import HV_BOUND_TRIALS, FrontSummary, rank_trials
+from paretotune.results.records import (
+    HV_BOUND_TRIALS,
+    FrontSummary,
+    normalized_hypervolume,
+    rank_trials,
+)
 from paretotune.study._attrs import ISOLATED_ATTR
 from paretotune.tracking import FrontSnapshot, Tracker
 
@@ -27,6 +33,9 @@ class Front:
 
     def __post_init__(self) -> None:
         self.running = RunningFront(list(self.objectives.values()))
+        # the first complete trials' values: they fix the hypervolume's normalisation,
+        # as in `rank_trials`
+        self._bounds: list[list[float]] = []
 
     def __len__(self) -> int:
         return len(self.running)
@@ -36,8 +45,20 @@ class Front:
         it joins it, and keep its model while no other trial of this run dominates it."""
         joined = self.running.add(values)
         self.changed = self.changed or joined
+        if len(self._bounds) < HV_BOUND_TRIALS:
+            self._bounds.append(list(values))
         if model is not None and joined:
             self._keep_model(number, values, model)
+
+    def hypervolume(self) -> float | None:
+        """The front's hypervolume as `rank_trials` measures it, once its normalisation
+        is fixed (None before: it still moves then). Cheap: the front's points only."""
+        if len(self._bounds) < HV_BOUND_TRIALS:
+            return None
+        directions = list(self.objectives.values())
+        return normalized_hypervolume(
+            np.array(self.running.values()), directions, np.array(self._bounds)
+        )
 
     def _keep_model(self, number: int, values: list[float], model: bytes) -> None:
         directions = list(self.objectives.values())

@@ -2,38 +2,48 @@
 
 from __future__ import annotations
 
-import os
+import math
+import shutil
 import sys
+import textwrap
 import time
-from pathlib import Path
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from paretotune.results.records import FrontSummary
-from rich.console import Console
+from paretotune.results.records import FrontSummary, TrialRecord
+from paretotune.results.selection import metric_direction
+from rich.console import Console, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.text import Text
 
 
 class StudyProgress:
-    """A rich progress bar: trials done of budget, failed, Pareto size, elapsed."""
+    """The live progress of a running study, on two lines: trials done of the budget and
+    the time, then what the study found so far: the front's size, each objective's best
+    value on it, the hypervolume (once its normalisation is fixed) and the trials that
+    failed, were interrupted, retried or stopped early."""
 
-    def __init__(self, name: str, total: int, done: int, *, enabled: bool = True):
+    def __init__(
+        self,
+        name: str,
+        total: int,
+        done: int,
+        objectives: dict[str, str] | None = None,
+        *,
+        enabled: bool = True,
+    ):
         self.console = Console(stderr=True)
-        self._progress = Progress(
+        self.objectives = dict(objectives or {})
+        self._progress = _TwoLineProgress(
             TextColumn(f"[bold]{name}[/bold]"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("failed {task.fields[failed]}"),
-            TextColumn("pruned {task.fields[pruned]}"),
-            TextColumn("Pareto {task.fields[pareto]}"),
-            TextColumn("{task.fields[feasible]}"),
+            TextColumn("trials"),
             TimeElapsedColumn(),
             console=self.console,
             disable=not enabled,
             transient=False,
         )
-        self._task = self._progress.add_task(
-            name, total=total, completed=done, failed=0, pruned=0, pareto=0, feasible=""
-        )
+        self._task = self._progress.add_task(name, total=total, completed=done)
         self.started = time.perf_counter()
 
     def __enter__(self) -> StudyProgress:
@@ -42,6 +52,11 @@ class StudyProgress:
 
     def __exit__(self, *exc: object) -> None:
         self._progress.stop()
+
+    def say(self, line: str) -> None:
+        """One line above the progress (a resume, a notice)."""
+        if not self._progress.disable:
+            self.console.print(line, highlight=False)
 
     def update(
         self,
@@ -53,77 +68,226 @@ class StudyProgress:
         feasible: int | None = None,
         epochs: tuple[int, int] | None = None,
         retried: int = 0,
+        interrupted: int = 0,
+        best: list[float] | None = None,
+        hypervolume: float | None = None,
     ) -> None:
         """``feasible`` shows with constraints; ``epochs`` (trained, saved) with early
-        stopping; ``retried`` once a lost worker's trial was run again."""
-        shown = "" if feasible is None else f"feasible {feasible}"
-        if retried:
-            shown += f" retried {retried}"
+        stopping; ``best``: each objective's best value on the front, in objective order."""
+        found = [f"Pareto {pareto}"]
+        if best is not None:
+            found.append(
+                "best "
+                + ", ".join(
+                    f"{name} {value:.3g}"
+                    for name, value in zip(self.objectives, best, strict=False)
+                )
+            )
+        if hypervolume is not None:
+            found.append(f"HV {hypervolume:.3g}")
+        if feasible is not None:
+            found.append(f"{feasible} feasible")
+        counted = {"failed": failed, "interrupted": interrupted, "retried": retried}
+        found += [f"{n} {what}" for what, n in counted.items() if n]
         if epochs is not None:
-            shown += f" epochs {epochs[0]} (saved {epochs[1]})"
-        self._progress.update(
-            self._task,
-            completed=done,
-            failed=failed,
-            pruned=pruned,
-            pareto=pareto,
-            feasible=shown,
-        )
+            found.append(f"{pruned} stopped early, {epochs[1]} of {sum(epochs)} epochs saved")
+        elif pruned:
+            found.append(f"{pruned} stopped early")
+        self._progress.found = "  " + " · ".join(found)
+        self._progress.update(self._task, completed=done)
 
 
-def print_front(front: FrontSummary, *, tracking_uri: str | None, experiment_id: str | None):
-    """The Pareto-optimal trials as a table, then how to open them in the MLflow UI."""
-    console = Console(file=sys.stdout)
-    if not console.is_terminal:
-        console.width = 200
-    table = Table(title=f"Pareto-optimal trials ({len(front.pareto)} of {len(front.records)})")
-    table.add_column("trial", justify="right")
-    for metric, direction in front.objectives.items():
-        table.add_column(
-            f"{metric} ({'max' if direction == 'maximize' else 'min'})", justify="right"
-        )
-    table.add_column("params")
-    table.add_column("MLflow run")
-    best_first = next(iter(front.objectives))
-    reverse = front.objectives[best_first] == "maximize"
-    varying = _varying_keys([dict(r.params) for r in front.records])
-    for record in sorted(front.pareto, key=lambda r: r.values[best_first], reverse=reverse):
-        table.add_row(
-            str(record.number),
-            *(f"{record.values[m]:.4g}" for m in front.objectives),
-            _short_params({k: v for k, v in record.params.items() if k in varying}),
-            record.mlflow_run_id or "-",
-        )
-    console.print(table)
+class _TwoLineProgress(Progress):
+    """A rich progress bar with a line of findings under it (wrapped to the width)."""
+
+    found = ""
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        yield self.make_tasks_table(self.tasks)
+        if self.found:
+            yield Text(self.found)
+
+
+def print_front(
+    front: FrontSummary,
+    *,
+    tracking_uri: str | None,
+    experiment_id: str | None,
+    rows: Sequence[TrialRecord] | None = None,
+    study: str | None = None,
+) -> None:
+    """The Pareto-optimal trials as a table that fits the terminal, then how to open them
+    in the MLflow UI.
+
+    ``rows`` are the trials to show, in that order (default: the front, best first by the
+    first objective); ``study`` names the study in the closing hint. The layout is
+    `front_lines`'s, at the width of the terminal or ``$COLUMNS`` (80 when piped without
+    it). MLflow run ids and model URIs are not in the table: ``paretotune show STUDY N``
+    prints one trial whole.
+    """
+    console = Console(file=sys.stdout, soft_wrap=True)  # never wraps a command it prints
+    shown = best_first(front.pareto, front.objectives) if rows is None else list(rows)
+    width = shutil.get_terminal_size((80, 24)).columns
+    title = f"Pareto-optimal trials: {len(front.pareto)} of {len(front.records)} complete"
+    if len(shown) != len(front.pareto):
+        title += f", {len(shown)} shown"
+    lines = [title, *front_lines(front.objectives, shown, width)]
+    if shown:
+        hint = f"every param, metric, run id and model of one: paretotune show {study or 'STUDY'} N"
+        lines += textwrap.wrap(hint, width, break_on_hyphens=False)
+    for line in lines:
+        console.print(line, markup=False, highlight=False)
     if tracking_uri:
-        console.print(f"Open the front in MLflow:  {mlflow_ui_command(tracking_uri)}")
+        from paretotune.tracking.mlflow.view import FRONT_FILTER, front_url
+
+        command = mlflow_ui_command(tracking_uri)
+        if command is not None:
+            console.print(f"Serve the MLflow UI:  {command}", markup=False, highlight=False)
         if experiment_id is not None:
+            url = front_url(tracking_uri, experiment_id)
+            console.print(f"The Pareto front in MLflow:  {url}", markup=False, highlight=False)
             console.print(
-                f"then browse http://127.0.0.1:5000/#/experiments/{experiment_id} "
-                "(child runs carry the tag pareto=true)"
+                f"(its runs, filtered by {FRONT_FILTER}, objectives as columns; its plot: "
+                "the study's run, artifacts pareto/pareto_front.html)",
+                markup=False,
+                highlight=False,
             )
 
 
-def mlflow_ui_command(tracking_uri: str) -> str:
-    """The exact command that opens this tracking store, with the mlflow of this Python."""
-    if tracking_uri.startswith(("http://", "https://")):
-        return f"open {tracking_uri}"
-    beside = Path(sys.executable).parent / "mlflow"
-    mlflow = os.path.relpath(beside) if beside.exists() else "mlflow"
-    return f"{mlflow} ui --backend-store-uri {tracking_uri} --host 127.0.0.1 --port 5000"
+def mlflow_ui_command(tracking_uri: str) -> str | None:
+    """The command that serves this tracking store's UI, with the mlflow of this Python,
+    to paste from any folder; None for a tracking server (it serves its own UI)."""
+    from paretotune.tracking.mlflow.view import ui_command
+
+    return ui_command(tracking_uri)
 
 
-def _varying_keys(configs: list[dict]) -> set[str]:
-    """The params that differ between trials (fixed ones say nothing about the trade-off)."""
-    keys = {key for config in configs for key in config}
-    return {key for key in keys if len({repr(c.get(key)) for c in configs}) > 1}
+def best_first(
+    records: Iterable[TrialRecord], objectives: Mapping[str, str], by: str | None = None
+) -> list[TrialRecord]:
+    """The records best first by the metric ``by`` (default: the first objective), in its
+    direction (`results.selection.metric_direction`); those without it last, by number."""
+    by = by or next(iter(objectives))
+    sign = -1.0 if metric_direction(by, objectives) == "maximize" else 1.0
+
+    def key(record: TrialRecord) -> tuple[bool, float, int]:
+        value = record.values.get(by, record.metrics.get(by))
+        known = isinstance(value, int | float) and math.isfinite(value)
+        return (not known, sign * value if known else 0.0, record.number)
+
+    return sorted(records, key=key)
 
 
-def _short_params(params) -> str:
-    shown = []
-    for key, value in params.items():
-        if isinstance(value, float):
-            value = f"{value:.3g}"
-        shown.append(f"{key}={value}")
-    text = " ".join(shown)
-    return text if len(text) <= 120 else text[:117] + "..."
+def front_lines(
+    objectives: Mapping[str, str], rows: Sequence[TrialRecord], width: int
+) -> list[str]:
+    """The trials ``rows`` as a plain-text table no wider than ``width`` (where at least
+    the trial numbers fit): nothing is cut, nothing dropped.
+
+    Columns: the trial number, each objective (4 significant digits; ``(max)``/``(min)``
+    under its name), then each param that varies among ``rows`` (fixed ones say nothing
+    about the trade-off; floats to 3 significant digits, ``-`` where a trial lacks it).
+    When all of them fit, a trial is one row. When they do not (the usual case at 80
+    columns), the compact layout: the trial number and the objectives stay columns, and
+    so do the params every trial has, in order, as far as they fit; each trial's other
+    params follow on a line under its row as ``name=value``, wrapped only when even that
+    line is longer than the width. A trial then takes two rows (more only when its params
+    outrun a whole line).
+    """
+    if not rows:
+        return ["(no trial to show)"]
+    params = _varying_keys([dict(r.params) for r in rows])
+    trial = _Column("trial", "", [str(r.number) for r in rows])
+    scores = [
+        _Column(m, f"({d[:3]})", [_short(r.values.get(m), digits=4) for r in rows])
+        for m, d in objectives.items()
+    ]
+    knobs = [_Column(k, "", [_short(r.params.get(k)) for r in rows]) for k in params]
+    if _table_width([trial, *scores, *knobs]) <= width:
+        return _table([trial, *scores, *knobs])
+    columns = [trial]
+    for column in scores:  # objectives in order, as far as they fit
+        if _table_width([*columns, column]) > width:
+            break
+        columns.append(column)
+    for column, key in zip(knobs, params, strict=True):
+        everywhere = all(key in r.params for r in rows)
+        if everywhere and _table_width([*columns, column]) <= width:
+            columns.append(column)
+    rest = [c for c in [*scores, *knobs] if c not in columns]
+    indent = " " * (columns[0].width + 2)
+    return _table(columns, under=lambda i: _wrapped(rest, i, indent, width))
+
+
+class _Column:
+    """A column of `front_lines`: a name, a line under it, and one cell per row."""
+
+    def __init__(self, name: str, under: str, cells: list[str]):
+        self.name, self.under, self.cells = name, under, cells
+        self.numeric = all(_is_number(c) for c in cells)
+        self.width = max(len(name), len(under), *(len(c) for c in cells))
+
+    def cell(self, text: str) -> str:
+        return text.rjust(self.width) if self.numeric else text.ljust(self.width)
+
+
+def _table(columns: list[_Column], under: Callable[[int], list[str]] | None = None) -> list[str]:
+    """The header (and the line under it, where a column has one), then a row per trial,
+    each followed by ``under(row)``."""
+    heads = [[c.cell(c.name) for c in columns]]
+    if any(c.under for c in columns):
+        heads.append([c.cell(c.under) for c in columns])
+    lines = ["  ".join(head).rstrip() for head in heads]
+    for i in range(len(columns[0].cells)):
+        lines.append("  ".join(c.cell(c.cells[i]) for c in columns).rstrip())
+        if under is not None:
+            lines += under(i)
+    return lines
+
+
+def _table_width(columns: list[_Column]) -> int:
+    return sum(c.width for c in columns) + 2 * (len(columns) - 1)
+
+
+def _wrapped(columns: list[_Column], row: int, indent: str, width: int) -> list[str]:
+    """Row ``row``'s cells of ``columns`` as ``name=value`` (those it has), wrapped to
+    ``width`` under ``indent``; a value longer than a line is broken, never cut."""
+    text = " ".join(f"{c.name}={c.cells[row]}" for c in columns if c.cells[row] != _ABSENT)
+    if not text:
+        return []
+    room = max(width, len(indent) + 20)
+    return textwrap.wrap(
+        text, room, initial_indent=indent, subsequent_indent=indent, break_on_hyphens=False
+    )
+
+
+def _varying_keys(configs: list[dict]) -> list[str]:
+    """The params that differ between trials (fixed ones say nothing about the trade-off),
+    in the order they first appear."""
+    keys = list(dict.fromkeys(key for config in configs for key in config))
+    return [key for key in keys if len({repr(c.get(key)) for c in configs}) > 1]
+
+
+_ABSENT = "-"
+
+
+def _short(value: object, digits: int = 3) -> str:
+    """A value in a few characters: floats to ``digits`` significant digits, booleans as
+    the condition language writes them (``true``/``false``), a missing one as ``-``."""
+    if value is None:
+        return _ABSENT
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def _is_number(text: str) -> bool:
+    if text == _ABSENT:
+        return True
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from paretotune.stopping import EarlyStopping
 from paretotune.study import resolve_storage_url, resolve_tracking_uri
 from paretotune.study._attrs import GOAL_TRIAL_ATTR, STOP_REASON_ATTR
 from paretotune.study._constraints import parse_constraints
-from paretotune.study._lock import driver_lock
+from paretotune.study._lock import driver_lock, refuse_if_held
 from paretotune.study._open import open_study
 from paretotune.study._prepare import apply_overrides, prepare
 from paretotune.study._storage import journal_path
@@ -48,6 +50,7 @@ class StudyResult:
     goal_met_by: int | None = None  # the trial that met ``budget.stop_when``
     n_feasible: int = 0  # complete trials meeting the constraints (all, without any)
     compute: Compute = field(default_factory=Compute)
+    n_interrupted: int = 0  # closed by a stop or a dead driver and run again (not counted)
 
 
 def run_study(
@@ -88,16 +91,17 @@ def run_study(
             local Ray started meanwhile is stopped again).
     """
     spec = apply_overrides(load_spec(spec_or_path), overrides)
+    storage_url = resolve_storage_url(storage)
+    refuse_if_held(storage_url, spec.name)  # a refused second driver starts no Ray
     # Ray starts while the dataset is checked and the study opens; if either fails, the
     # Ray started for it is stopped again (none of its processes is left behind).
-    ray_starting = executor is None and _start_ray(spec)
+    ray_starting = executor is None and _start_ray(spec, say=progress)
     lock = contextlib.ExitStack()
     try:
         objectives, context = prepare(spec, custom_objective=objective is not None)
         latency_on = spec.measure.latency_on.resources if spec.measure.latency_on else None
         if executor is None:  # before the study exists: a study that could never run
             _require_placeable(spec, latency_on)
-        storage_url = resolve_storage_url(storage)
         lock.enter_context(driver_lock(storage_url, spec.name))  # before touching trials
         study = open_study(spec, objectives, storage_url)
     except BaseException:
@@ -127,6 +131,8 @@ def run_study(
             goal=parse_expression(spec.budget.stop_when) if spec.budget.stop_when else None,
         )
         status, reason = "FAILED", "failed"
+        stopped: KeyboardInterrupt | None = None
+        closed = 0  # running trials closed as interrupted
         try:
             if executor is None:  # actors start in the background while MLflow opens
                 from paretotune.execution import RayExecutor
@@ -148,12 +154,11 @@ def run_study(
             driver.loop(executor)
             status, reason = "FINISHED", driver.stop_reason()
             driver.remeasure_front(executor)
-        except KeyboardInterrupt:
-            status, reason = "KILLED", "interrupted"
-            raise
+        except KeyboardInterrupt as stop:
+            status, reason, stopped = "KILLED", "interrupted", stop
         finally:
             try:
-                driver.abandon_in_flight()
+                closed = driver.abandon_in_flight()
                 if own_executor and executor is not None:
                     executor.shutdown()
                 if driver.stopping is not None:
@@ -168,8 +173,17 @@ def run_study(
             finally:
                 driver.close_tracker(status)
         result = _result(driver, storage_url, front, reason)
+        if progress and stopped is not None:
+            _say_interrupted(result, closed)
         if progress:
-            print_front(front, tracking_uri=tracker.location, experiment_id=result.experiment_id)
+            print_front(
+                front,
+                tracking_uri=tracker.location,
+                experiment_id=result.experiment_id,
+                study=spec.name,
+            )
+        if stopped is not None:
+            raise stopped
         return result
 
 
@@ -250,11 +264,31 @@ def _require_placeable(spec: StudySpec, latency_on: dict[str, float] | None) -> 
         require_offered(latency_on)
 
 
-def _start_ray(spec: StudySpec) -> bool:
-    """Begin starting a local Ray with the logical CPUs the spec's workers ask for."""
+def _start_ray(spec: StudySpec, *, say: bool) -> bool:
+    """Begin starting (or joining) Ray with the logical CPUs the spec's workers ask for;
+    with ``say``, one line, so the seconds it takes are not a blank screen."""
     from paretotune.execution import start_ray_in_background
 
-    return start_ray_in_background(min_cpus=spec.resources.workers * spec.resources.cpus_per_trial)
+    cpus = spec.resources.workers * spec.resources.cpus_per_trial
+    starting = start_ray_in_background(min_cpus=cpus)
+    if starting and say:
+        address = os.environ.get("RAY_ADDRESS")
+        ray = f"joining Ray at {address}" if address else f"starting a local Ray ({cpus:g} CPUs)"
+        print(f"{spec.name}: {ray} and opening the study …", file=sys.stderr, flush=True)
+    return starting
+
+
+def _say_interrupted(result: StudyResult, closed: int) -> None:
+    """What a Ctrl-C (or SIGTERM) kept: the finished trials, the running ones closed as
+    interrupted (run first when the study resumes); the front so far follows."""
+    kept = result.n_complete + result.n_failed + result.n_pruned
+    print(
+        f"{result.name}: stopped; {kept} finished trials are kept ({result.trials_run} from "
+        f"this run), {closed} running trials were closed as interrupted and run first when "
+        f"the study resumes; the front so far:",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _early_stopping(spec: StudySpec, objectives: dict[str, str]) -> EarlyStopping | None:
@@ -284,6 +318,7 @@ def _result(driver: Driver, storage_url: str, front: FrontSummary, reason: str) 
         n_complete=counts.complete,
         n_failed=counts.failed,
         n_pruned=counts.pruned,
+        n_interrupted=counts.interrupted,
         trials_run=driver.finished_here,
         wall_time_s=driver.elapsed_s,
         hypervolume=front.hypervolume,

@@ -195,6 +195,7 @@ class RecordingTracker(Tracker):
         self.repaired: list[FinishedTrial] = []
         self.logged: dict[int, dict[str, float]] = {}
         self.fronts: list[FrontSnapshot] = []
+        self.charted: list[tuple[int, dict[str, float]]] = []  # (step, metrics)
         self.closed_with: str | None = None
         self._answers: list[tuple[float, int]] = []  # (when, trial number)
         self._errors = list(errors)
@@ -236,6 +237,10 @@ class RecordingTracker(Tracker):
     def update_front(self, snapshot: FrontSnapshot) -> None:
         self.calls.append("update_front")
         self.fronts.append(snapshot)
+
+    def chart_front(self, step: int, metrics: Mapping[str, float]) -> None:
+        self.calls.append("chart_front")
+        self.charted.append((step, dict(metrics)))
 
     def repair(self, finished: Sequence[FinishedTrial]) -> None:
         self.calls.append("repair")
@@ -286,12 +291,13 @@ def simulate_study(
     capacity: int = 1,
     executor: ScriptedExecutor | None = None,
     tracker: RecordingTracker | None = None,
+    progress: bool = False,
     **overrides: Any,
 ) -> Simulation:
     """Run (or resume) ``spec``'s study with its trials played by ``script`` on a simulated
     clock: `run_study` as users call it, with a `ScriptedExecutor` (``capacity`` workers,
     unless ``executor`` is given) and a `RecordingTracker` (unless ``tracker`` is given)
-    sharing one `SimulatedClock`. ``overrides`` are `run_study`'s."""
+    sharing one `SimulatedClock`. ``progress`` and ``overrides`` are `run_study`'s."""
     clock = executor.clock if executor else tracker.clock if tracker else SimulatedClock()
     executor = executor or ScriptedExecutor(script, clock, capacity=capacity)
     tracker = tracker or RecordingTracker(clock)
@@ -302,7 +308,7 @@ def simulate_study(
         executor=executor,
         tracker=tracker,
         clock=clock,
-        progress=False,
+        progress=progress,
         **overrides,
     )
     return Simulation(result, executor, tracker, clock)

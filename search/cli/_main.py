@@ -7,24 +7,27 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
-import json
 import os
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
+from paretotune.cli._read import (
+    client_of,
+    compute_words,
+    pareto_command,
+    show,
+    show_command,
+    studies_command,
+)
 from paretotune.errors import ClusterError, ParetotuneError, Terminated
-
-if TYPE_CHECKING:
-    from paretotune.results.client import Client
-    from paretotune.results.records import Compute, TrialRecord
 
 EXIT_BUG = 1
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
 EXIT_TERMINATED = 143  # SIGTERM (128 + SIGTERM)
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports `cmd | head`
 # The machine refused a write or a read: a full or read-only disk, a quota, permissions.
 # The user's to fix, so one line, not a traceback.
 ENVIRONMENT_ERRNOS = frozenset(
@@ -32,12 +35,39 @@ ENVIRONMENT_ERRNOS = frozenset(
 )
 
 
+class _Subcommand(argparse.ArgumentParser):
+    """A subcommand's parser: an argument it does not know is its own usage error
+    (``usage: paretotune pareto …``, exit 2), not the top-level parser's."""
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
+
+
+def _port(text: str) -> int:
+    port = int(text)
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number, 1 to 65535 (got {text})")
+    return port
+
+
+def _at_least_one(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {text})")
+    return number
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="paretotune",
         description="Multi-objective search of accuracy vs. training time vs. latency.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Subcommand)
 
     run = sub.add_parser("run", help="run a study from a YAML spec, or resume it")
     run.add_argument("spec", help="path to the study's YAML spec")
@@ -46,7 +76,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--epochs", type=int, help="epochs per trial")
     run.add_argument("--timeout", dest="timeout_s", type=float, help="stop asking after S s")
     run.add_argument("--name", help="study name (default: the spec's name)")
-    run.add_argument("--sampler", choices=["auto", "tpe", "nsga2", "random"])
+    run.add_argument(
+        "--sampler", choices=["auto", "tpe", "nsga2", "random"], help="the Optuna sampler"
+    )
+    run.add_argument(
+        "--seed", type=int, help="seeds the sampler, the splits and the initialisation"
+    )
+    run.add_argument(
+        "--device",
+        help="where trials train: cpu, cuda, cuda:N or auto (default: the spec's resources.device)",
+    )
     run.add_argument(
         "--early-stopping", choices=["none", "mo_asha"], help="stop unpromising trials early"
     )
@@ -72,10 +111,10 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument(
         "--address", required=True, help="the cluster's job server, e.g. http://head:8265"
     )
-    submit.add_argument("--trials", type=int)
-    submit.add_argument("--workers", type=int)
-    submit.add_argument("--epochs", type=int)
-    submit.add_argument("--name")
+    submit.add_argument("--trials", type=int, help="total trial budget (finished trials count)")
+    submit.add_argument("--workers", type=int, help="trials run at once")
+    submit.add_argument("--epochs", type=int, help="epochs per trial")
+    submit.add_argument("--name", help="study name (default: the spec's name)")
     _add_storage(submit)
     submit.add_argument("--tracking-uri", help="MLflow URI reachable from the cluster")
     submit.add_argument("--wait", action="store_true", help="wait for the job and print its logs")
@@ -83,14 +122,52 @@ def _parser() -> argparse.ArgumentParser:
         "--wait-timeout", type=float, default=None, help="give up waiting after S s"
     )
 
-    pareto = sub.add_parser("pareto", help="print a study's Pareto front")
-    pareto.add_argument("study")
+    pareto = sub.add_parser(
+        "pareto", help="print a study's Pareto-optimal trials, best first; reads only"
+    )
+    pareto.add_argument("study", help="the study's name")
+    pareto.add_argument(
+        "--where",
+        help="only the trials meeting this condition, e.g. 'latency_ms <= 0.2 and "
+        'optimizer == "adam"\' (the language of `best --where`)',
+    )
+    pareto.add_argument(
+        "--sort",
+        metavar="METRIC",
+        help="best first by this metric, in its direction (default: the first objective)",
+    )
+    pareto.add_argument("--limit", type=_at_least_one, metavar="N", help="show at most N trials")
     _add_storage(pareto)
     pareto.add_argument("--json", action="store_true", help="machine-readable output")
 
-    studies = sub.add_parser("studies", help="list the studies in a storage")
+    show = sub.add_parser(
+        "show",
+        help="one trial whole: its state, every param and metric, its MLflow run and "
+        "model; reads only",
+    )
+    show.add_argument("study", help="the study's name")
+    show.add_argument("number", type=int, help="the trial number")
+    _add_storage(show)
+    _add_tracking(show)
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+
+    studies = sub.add_parser(
+        "studies", help="list the studies in a storage, their trials by state; reads only"
+    )
     _add_storage(studies)
-    studies.add_argument("--json", action="store_true")
+    studies.add_argument("--json", action="store_true", help="machine-readable output")
+
+    dashboard = sub.add_parser(
+        "dashboard", help="serve a browser dashboard of the studies on 127.0.0.1"
+    )
+    dashboard.add_argument(
+        "study", nargs="?", help="the study to open (default: every study in the storage)"
+    )
+    _add_storage(dashboard)
+    dashboard.add_argument(
+        "--port", type=_port, default=8080, help="the port on 127.0.0.1 (default 8080)"
+    )
+    dashboard.set_defaults(host="127.0.0.1")  # loopback only: the dashboard has no login
 
     status = sub.add_parser(
         "status",
@@ -129,13 +206,13 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     best = sub.add_parser("best", help="the best trial under constraints, by one metric")
-    best.add_argument("study")
+    best.add_argument("study", help="the study's name")
     best.add_argument("--where", help="condition, e.g. 'latency_ms <= 0.2 and size_bytes < 1e6'")
     best.add_argument("--prefer", help="metric to optimise (default: the first objective)")
     _add_query_options(best)
 
     knee = sub.add_parser("knee", help="the Pareto trial nearest the utopia point")
-    knee.add_argument("study")
+    knee.add_argument("study", help="the study's name")
     _add_query_options(knee)
 
     sync = sub.add_parser(
@@ -148,7 +225,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_tracking(sync)
 
     export = sub.add_parser("export", help="write a spec that re-trains one trial")
-    export.add_argument("study")
+    export.add_argument("study", help="the study's name")
     export.add_argument("number", type=int, help="the trial number")
     export.add_argument("-o", "--output", required=True, help="the YAML file to write")
     _add_storage(export)
@@ -198,6 +275,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in err.lines():
             print(f"error: {line}", file=sys.stderr)
         return 1 if isinstance(err, ClusterError) else EXIT_USAGE
+    except BrokenPipeError:  # the reader went away (`| head`): nothing more to write
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except OSError as err:
         if err.errno not in ENVIRONMENT_ERRNOS:
             raise
@@ -250,6 +331,8 @@ def _run(args: argparse.Namespace) -> int:
         timeout_s=args.timeout_s,
         name=args.name,
         sampler=args.sampler,
+        seed=args.seed,
+        device=args.device,
         early_stopping=args.early_stopping,
         stop_when=args.stop_when,
         constraints=args.constraints,
@@ -257,10 +340,12 @@ def _run(args: argparse.Namespace) -> int:
     print(
         f"{result.name}: {result.trials_run} trials run in {result.wall_time_s:.1f} s "
         f"({result.n_complete} complete, {result.n_failed} failed, {result.n_pruned} stopped "
-        f"early in total); storage {result.storage}"
+        f"early in total"
+        + (f"; {result.n_interrupted} interrupted and run again" if result.n_interrupted else "")
+        + f"); storage {result.storage}"
     )
     print(
-        f"stopped: {_why(result.stop_reason, result.goal_met_by)}; {_compute_words(result.compute)}"
+        f"stopped: {_why(result.stop_reason, result.goal_met_by)}; {compute_words(result.compute)}"
     )
     _warn_tracking(result.tracking_errors)
     return 0
@@ -365,38 +450,10 @@ def _submit(args: argparse.Namespace) -> int:
     return 0 if status == "SUCCEEDED" else 1
 
 
-def _pareto(args: argparse.Namespace) -> int:
-    from paretotune.results.client import Client
+def _dashboard(args: argparse.Namespace) -> int:
+    from paretotune.cli._dashboard import dashboard_command
 
-    client = Client(storage=args.storage)
-    front = client.front(args.study)
-    if args.json:
-        print(json.dumps([r.as_dict() for r in front.pareto], indent=2, default=str))
-        return 0
-    from paretotune._progress import print_front
-
-    print_front(front, tracking_uri=None, experiment_id=None)
-    return 0
-
-
-def _studies(args: argparse.Namespace) -> int:
-    from dataclasses import asdict
-
-    from paretotune.results.client import Client
-
-    summaries = Client(storage=args.storage).studies()
-    if args.json:
-        print(json.dumps([asdict(s) for s in summaries], indent=2, default=str))
-        return 0
-    for s in summaries:
-        states = ", ".join(f"{n} {state.lower()}" for state, n in s.trials_by_state.items())
-        print(
-            f"{s.name}: {states}; feasible {s.n_feasible}; Pareto {s.pareto_size}; "
-            f"hypervolume {s.hypervolume:.4g}; {_compute_words(s.compute)}; "
-            + (f"retried {s.n_retried}; " if s.n_retried else "")
-            + f"stopped: {s.stop_reason or '-'}"
-        )
-    return 0
+    return dashboard_command(args)
 
 
 def _why(reason: str, goal_met_by: int | None) -> str:
@@ -405,30 +462,21 @@ def _why(reason: str, goal_met_by: int | None) -> str:
     return {"budget": "trial budget spent", "timeout": "timeout"}.get(reason, reason)
 
 
-def _compute_words(compute: Compute) -> str:
-    words = f"{compute.epochs} epochs, {compute.trial_seconds:.1f} trial-s"
-    if compute.epochs_saved:
-        words += (
-            f" ({compute.epochs_saved} epochs, {compute.seconds_saved:.1f} s saved by stopping)"
-        )
-    return words
-
-
 def _best(args: argparse.Namespace) -> int:
-    client = _client(args)
+    client = client_of(args)
     record = client.best_config(
         args.study, where=args.where, prefer=args.prefer, feasible_only=not args.all
     )
-    return _show(record, args.json)
+    return show(record, args.json)
 
 
 def _knee(args: argparse.Namespace) -> int:
-    record = _client(args).knee_point(args.study, feasible_only=not args.all)
-    return _show(record, args.json)
+    record = client_of(args).knee_point(args.study, feasible_only=not args.all)
+    return show(record, args.json)
 
 
 def _export(args: argparse.Namespace) -> int:
-    client = _client(args)
+    client = client_of(args)
     path = client.export(client.trial(args.study, args.number), args.output)
     print(f"wrote {path}: re-train it with `paretotune retrain {path}`")
     return 0
@@ -441,12 +489,12 @@ def _retrain(args: argparse.Namespace) -> int:
     result = retrain(args.spec, storage=args.storage, tracking_uri=args.tracking_uri)
     if result.trials_run == 0:
         print(f"note: {result.name} was trained before; showing that trial", file=sys.stderr)
-    client = _client(args)
+    client = client_of(args)
     complete = [r for r in client.trials(result.name) if r.state == "COMPLETE"]
     if not complete:
         print(f"error: the trial of {result.name} did not complete", file=sys.stderr)
         return 1
-    return _show(client.trial(result.name, complete[-1].number), args.json)
+    return show(client.trial(result.name, complete[-1].number), args.json)
 
 
 def _sync(args: argparse.Namespace) -> int:
@@ -461,27 +509,6 @@ def _sync(args: argparse.Namespace) -> int:
         + (f", {result.still_held} still held" if result.still_held else "")
     )
     return 1 if result.still_held else 0
-
-
-def _client(args: argparse.Namespace) -> Client:
-    from paretotune.results.client import Client
-
-    return Client(storage=args.storage, tracking_uri=getattr(args, "tracking_uri", None))
-
-
-def _show(record: TrialRecord, as_json: bool) -> int:
-    """A chosen trial: JSON, or its objectives, params, run and model in a few lines."""
-    if as_json:
-        print(json.dumps(record.as_dict(), indent=2, default=str))
-        return 0
-    rank = "-" if record.pareto_rank is None else record.pareto_rank
-    feasible = "feasible" if record.feasible else "violates the constraints"
-    print(f"trial {record.number} of {record.study} (Pareto rank {rank}, {feasible})")
-    shown = dict(record.values) or dict(record.metrics)
-    print("  " + "  ".join(f"{k} {v:.5g}" for k, v in shown.items()))
-    print("  " + ", ".join(f"{k}={v}" for k, v in record.params.items()))
-    print(f"  MLflow run {record.mlflow_run_id or '-'}; model {record.model_uri or '-'}")
-    return 0
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -505,8 +532,10 @@ def _stop(args: argparse.Namespace) -> int:
 _COMMANDS = {
     "run": _run,
     "submit": _submit,
-    "pareto": _pareto,
-    "studies": _studies,
+    "pareto": pareto_command,
+    "studies": studies_command,
+    "show": show_command,
+    "dashboard": _dashboard,
     "best": _best,
     "knee": _knee,
     "sync": _sync,

@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from paretotune.cli._jobs import Job, address_of, jobs_at
-from paretotune.errors import StudyNotFoundError
 from paretotune.study import resolve_storage_url
-from paretotune.study._lock import Holder, _sqlite_file, lock_holder
-from paretotune.study._storage import journal_path
+from paretotune.study._lock import Holder, lock_holder
+from paretotune.study._storage import missing_storage, storage_exists
 
 if TYPE_CHECKING:
     from paretotune.results.client import Client
@@ -129,23 +128,11 @@ def collect_status(
 
 
 def open_reader(url: str) -> Client | None:
-    """A `Client` over the storage, or None where its file does not exist (opening it
-    would create it)."""
+    """A `Client` over the storage, or None where it holds no study store yet (its file
+    does not exist: opening it would create it; see `study._storage.storage_exists`)."""
     from paretotune.results.client import Client
 
-    path = journal_path(url) or _sqlite_file(url)
-    if path is not None and not path.exists():
-        return None
-    return Client(storage=url)
-
-
-def missing_storage(url: str) -> StudyNotFoundError:
-    """The error for a storage whose file does not exist (`open_reader` gave None)."""
-    path = journal_path(url) or _sqlite_file(url)
-    return StudyNotFoundError(
-        f"--storage {url}: {path} does not exist (no study has run with this storage; "
-        "pass --storage, or set $PARETOTUNE_STORAGE)"
-    )
+    return Client(storage=url) if storage_exists(url) else None
 
 
 def study_status(client: Client, url: str, name: str, jobs: list[Job] | None) -> StudyStatus:
@@ -163,8 +150,6 @@ def study_status(client: Client, url: str, name: str, jobs: list[Job] | None) ->
     trials = dict.fromkeys(STATES, 0) | {
         s: n for s, n in summary.trials_by_state.items() if s in STATES
     }
-    trials["FAIL"] -= len(interrupted)
-    trials["INTERRUPTED"] = len(interrupted)
     return StudyStatus(
         name=name,
         storage=url,

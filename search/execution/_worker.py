@@ -70,10 +70,20 @@ class TrialRunner:
         self.epoch_gate = epoch_gate
         self.serving_meter = serving_meter
         self._example: Any = None
-        if num_threads is not None and objective is None:
-            import torch
+        if objective is None:
+            self._warm_up(num_threads)
 
+    @staticmethod
+    def _warm_up(num_threads: int | None) -> None:
+        """The built-in objective's imports, done as the worker starts (beside the
+        driver's own start-up) rather than on the first trial's clock."""
+        import torch
+        from paretotune import objectives
+
+        if num_threads is not None:
             torch.set_num_threads(num_threads)
+        objectives.evaluate  # noqa: B018 (loads the module: torch, scikit-learn's metrics)
+        objectives.warm_up()
 
     def use_epoch_gate(self, gate: EpochGate | None) -> None:
         """Early stopping for the trials run from now on (None: none)."""

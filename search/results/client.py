@@ -34,9 +34,12 @@ from paretotune.study._attrs import (
     SPEC_ATTR,
     STOP_REASON_ATTR,
     TRACKING_URI_ATTR,
+    interrupted_numbers,
     retried_numbers,
+    state_name,
     study_objectives,
 )
+from paretotune.study._storage import stored_file
 from paretotune.study._unlogged import unlogged_dir
 from paretotune.tracking.mlflow import models as _models
 from paretotune.tracking.mlflow.schema import (
@@ -74,17 +77,24 @@ class StudySummary:
 class Client:
     """Reads studies from an Optuna storage; MLflow ids come from the stored mapping.
 
+    Reading creates nothing: no storage (no journal or SQLite file, no Optuna tables),
+    no MLflow store (a local one that does not exist is skipped, with a warning).
+
     Args:
         storage: Optuna storage URL (default ``$PARETOTUNE_STORAGE`` or the journal file).
         tracking_uri: MLflow URI (default ``$MLFLOW_TRACKING_URI``, else the URI the study
             was tracked at, else ``sqlite:///mlflow.db``).
+
+    Raises:
+        StudyNotFoundError: the storage holds no study store yet (its file does not
+            exist, or its database has no Optuna tables).
     """
 
     def __init__(self, storage: str | None = None, tracking_uri: str | None = None):
         self.storage_url = resolve_storage_url(storage)
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
         self._given_tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-        self._storage = open_storage(self.storage_url)
+        self._storage = open_storage(self.storage_url, create=False)
 
     def study_names(self) -> list[str]:
         return sorted(optuna.get_all_study_names(self._storage))
@@ -117,8 +127,10 @@ class Client:
         trials = study.get_trials(deepcopy=False)
         front = rank_trials(trials, study_objectives(study))
         by_state: dict[str, int] = {}
+        interrupted = interrupted_numbers(study)
         for trial in trials:
-            by_state[trial.state.name] = by_state.get(trial.state.name, 0) + 1
+            state = state_name(trial, interrupted)
+            by_state[state] = by_state.get(state, 0) + 1
         times = [
             t
             for t in (trial.datetime_complete or trial.datetime_start for trial in trials)
@@ -305,13 +317,17 @@ class Client:
         cannot be reached (with a warning)."""
         experiment = study.user_attrs.get(EXPERIMENT_ATTR)
         parent = study.user_attrs.get(PARENT_RUN_ATTR)
+        uri = self.tracking_uri_of(study)
         if experiment is None or parent is None:
+            return []
+        if _missing_tracking_store(uri):  # MLflow would create it, empty
+            warnings.warn(f"no MLflow store at {uri}: no run links or model URIs", stacklevel=4)
             return []
         from mlflow import MlflowClient
 
         try:
             return list(
-                MlflowClient(self.tracking_uri_of(study)).search_runs(
+                MlflowClient(uri).search_runs(
                     [experiment],
                     filter_string=f"tags.`{PARENT_RUN_TAG}` = '{parent}'",
                     max_results=50_000,
@@ -380,6 +396,18 @@ class Client:
             if record.number == number:
                 return self._with_models(self._study(name), [record])[0]
         raise TrialNotFoundError(f"study {name!r} has no trial {number}")
+
+
+def _missing_tracking_store(uri: str) -> bool:
+    """Whether ``uri`` names a local MLflow store that does not exist: a SQLite file or a
+    file-store folder (opening it would create it)."""
+    if uri.startswith("sqlite:"):
+        path = stored_file(uri)
+    elif uri.startswith("file:") or "://" not in uri:
+        path = Path(uri.removeprefix("file://").removeprefix("file:"))
+    else:
+        return False
+    return path is not None and not path.exists()
 
 
 def _with_isolated(study: optuna.Study, records: list[TrialRecord]) -> list[TrialRecord]:

@@ -40,7 +40,8 @@ def _dominates_minimized(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
 
 class RunningFront:
     """The current non-dominated set, updated point by point (cheap enough to run after
-    every trial; the driver's progress bar shows its size)."""
+    every trial; the driver's progress bar shows its size: the trials on the front, equal
+    points each counted, as `pareto_mask` keeps them)."""
 
     def __init__(self, directions: Sequence[str]):
         self._signs = _signs(directions)
@@ -56,11 +57,22 @@ class RunningFront:
         point = _signed(values, self._signs)
         if any(_dominates_minimized(p, point) for p in self._points):
             return False
-        if point in self._points:
-            return True  # a copy of a kept point is on the front, but adds nothing to its size
+        # (a copy of a kept point is kept too: the front counts trials, as `pareto_mask`)
         kept = [p for p in self._points if not _dominates_minimized(point, p)]
         self._points = kept + [point]
         return True
+
+    def values(self) -> list[list[float]]:
+        """The front's points, in the objectives' own signs."""
+        return [list(_signed(p, self._signs)) for p in self._points]
+
+    def best(self) -> list[float] | None:
+        """Each objective's best value on the front (None while it is empty): the ends
+        of the trade-off, each reached by a different trial in general."""
+        if not self._points:
+            return None
+        columns = zip(*self._points, strict=True)
+        return [s * min(c) for s, c in zip(self._signs, columns, strict=True)]
 
 
 def pareto_mask(values, directions: Sequence[str]) -> np.ndarray:

@@ -12,11 +12,11 @@ from optuna.trial import FrozenTrial, TrialState
 from paretotune.results.pareto import hypervolume, nondominated_ranks, normalized_losses
 from paretotune.study._attrs import (
     EPOCHS_ATTR,
-    METRICS_ATTR,
     PARAMS_ATTR,
     RUN_ID_ATTR,
     STOPPED_AT_ATTR,
     TRIAL_SECONDS_ATTR,
+    trial_metrics,
 )
 
 HV_BOUND_TRIALS = 10  # the first trials to complete fix the hypervolume's normalisation
@@ -106,7 +106,7 @@ def record_of(trial: FrozenTrial, objectives: dict[str, str], rank: int | None =
         state=trial.state.name,
         params=MappingProxyType(dict(params)),
         values=MappingProxyType(values),
-        metrics=MappingProxyType(dict(trial.user_attrs.get(METRICS_ATTR, {}))),
+        metrics=MappingProxyType(trial_metrics(trial)),
         mlflow_run_id=trial.user_attrs.get(RUN_ID_ATTR),
         pareto_rank=rank,
     )
@@ -128,9 +128,15 @@ def rank_trials(trials: list[FrozenTrial], objectives: dict[str, str]) -> FrontS
     values = np.array([t.values for t in complete], dtype=float)
     ranks = nondominated_ranks(values, directions)
     records = [record_of(t, objectives, int(r)) for t, r in zip(complete, ranks, strict=True)]
-    first = sorted(complete, key=lambda t: (t.datetime_complete or _NEVER, t.number))
+    first = sorted(complete, key=completion_order)
     bounds = np.array([t.values for t in first[:HV_BOUND_TRIALS]], dtype=float)
     return FrontSummary(objectives, records, normalized_hypervolume(values, directions, bounds))
+
+
+def completion_order(trial: FrozenTrial) -> tuple[datetime, int]:
+    """Trials in the order they completed (the first ones fix the hypervolume's
+    normalisation)."""
+    return (trial.datetime_complete or _NEVER, trial.number)
 
 
 def normalized_hypervolume(

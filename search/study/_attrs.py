@@ -28,7 +28,10 @@ ISOLATED_ATTR = "isolated_measurements"
 
 # trial user attributes
 RUN_ID_ATTR = "mlflow_run_id"
-METRICS_ATTR = "metrics"  # every final metric the trial reported
+# "metric.<name>": each final metric the trial reported, one attribute per metric (tools
+# such as optuna-dashboard show them as columns; one dict attribute is one unreadable cell)
+METRIC_ATTR_PREFIX = "metric."
+LEGACY_METRICS_ATTR = "metrics"  # older studies kept every final metric in one dict
 PARAMS_ATTR = "config"  # the full flat params, fixed ones included
 FAIL_REASON_ATTR = "fail_reason"
 CURVE_ATTR_PREFIX = "curve."  # "curve.<metric>": its per-epoch values (multi-objective)
@@ -40,9 +43,25 @@ TRIAL_SECONDS_ATTR = "trial_seconds"  # the trial's time on its worker
 STARTED_AT_ATTR = "started_at"  # Unix time its worker began it (Optuna's start is the ask)
 ATTEMPT_ATTR = "attempt"  # 2, 3, …: a retry of the trial numbered RETRY_OF_ATTR
 RETRY_OF_ATTR = "retry_of"
+RERUN_OF_ATTR = "rerun_of"  # a trial queued again because trial N was interrupted
 PLACEMENT_ATTR = "placement"  # Ray node ids: {"node": trained on, "latency_node": timed on}
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+
+def set_trial_metrics(trial: optuna.Trial, metrics: dict[str, float]) -> None:
+    """Keep a trial's final metrics, one ``metric.<name>`` attribute each."""
+    for name, value in metrics.items():
+        trial.set_user_attr(METRIC_ATTR_PREFIX + name, value)
+
+
+def trial_metrics(trial: FrozenTrial) -> dict[str, float]:
+    """A trial's final metrics, in either form a study kept them."""
+    metrics = dict(trial.user_attrs.get(LEGACY_METRICS_ATTR) or {})
+    for key, value in trial.user_attrs.items():
+        if key.startswith(METRIC_ATTR_PREFIX):
+            metrics[key.removeprefix(METRIC_ATTR_PREFIX)] = value
+    return metrics
 
 
 def study_objectives(study: optuna.Study) -> dict[str, str]:
@@ -63,6 +82,12 @@ def interrupted_numbers(study: optuna.Study) -> set[int]:
 
 def was_interrupted(trial: FrozenTrial, interrupted: set[int]) -> bool:
     return trial.number in interrupted or bool(trial.user_attrs.get(LEGACY_INTERRUPTED_ATTR))
+
+
+def state_name(trial: FrozenTrial, interrupted: set[int]) -> str:
+    """Its Optuna state's name, but ``INTERRUPTED`` for a trial a stop or a dead driver
+    closed (Optuna holds it as FAIL; it is no failure of the trial's)."""
+    return "INTERRUPTED" if was_interrupted(trial, interrupted) else trial.state.name
 
 
 def retried_numbers(study: optuna.Study) -> set[int]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from optuna.trial import FrozenTrial
 from paretotune.spaces import Comparison, Expression, parse_expression
-from paretotune.study._attrs import METRICS_ATTR, PARAMS_ATTR
+from paretotune.study._attrs import PARAMS_ATTR, trial_metrics
 
 
 def parse_constraints(texts: Sequence[str] | None) -> list[Expression]:
@@ -51,7 +51,7 @@ def is_feasible(constraints: Sequence[Expression], namespace: Mapping[str, Any])
 def trial_namespace(trial: FrozenTrial) -> dict[str, Any]:
     """A told trial's params (the full flat ones where kept) and final metrics, by name."""
     params = trial.user_attrs.get(PARAMS_ATTR) or trial.params
-    return {**params, **trial.user_attrs.get(METRICS_ATTR, {})}
+    return {**params, **trial_metrics(trial)}
 
 
 def constraints_func(

@@ -88,6 +88,24 @@ def lock_holder(storage_url: str | None, study_name: str) -> Holder | None:
         return err.holder if isinstance(err.holder, Holder) else Holder(ANOTHER_PROCESS)
 
 
+def refuse_if_held(storage_url: str, study_name: str) -> None:
+    """Refuse at once a study whose file lock a live driver holds, creating nothing:
+    before a second driver pays for starting Ray. (`driver_lock` still decides: a
+    driver may start between the two.) Server storages are asked by `driver_lock` only.
+
+    Raises:
+        StudyBusyError: the study's lock file is held, as `driver_lock` would say.
+    """
+    url = resolve_storage_url(storage_url)
+    journal = journal_path(url)
+    beside = journal or _sqlite_file(url)
+    if beside is None:
+        return
+    holder = _probe_file(_lock_file(beside, study_name))
+    if holder is not None:
+        raise busy(study_name, str(journal) if journal is not None else url, holder)
+
+
 def holder_text(pid: object, host: object, since: float) -> str:
     """``pid N on HOST, since HH:MM:SS``: who holds a lock, for a refusal."""
     return f"pid {pid} on {host}, since {time.strftime('%H:%M:%S', time.localtime(since))}"

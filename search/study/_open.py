@@ -13,6 +13,7 @@ from paretotune.errors import SpecError
 from paretotune.spaces import StudySpec, covering_choices
 from paretotune.study._attrs import (
     INTERRUPTED_TRIALS_ATTR,
+    RERUN_OF_ATTR,
     SPEC_ATTR,
     STUDY_UID_ATTR,
     interrupted_numbers,
@@ -84,7 +85,13 @@ def close_interrupted(study: optuna.Study, trials: Mapping[int, dict[str, Any]])
     study.set_user_attr(INTERRUPTED_TRIALS_ATTR, sorted(interrupted_numbers(study) | set(trials)))
     for number, params in trials.items():
         study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
-        study.enqueue_trial(params, skip_if_exists=False)
+        study.enqueue_trial(params, user_attrs={RERUN_OF_ATTR: number}, skip_if_exists=False)
+
+
+def queued_reruns(study: optuna.Study) -> int:
+    """Interrupted trials queued again and not started yet."""
+    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    return sum(1 for trial in waiting if RERUN_OF_ATTR in trial.user_attrs)
 
 
 def running_trials(study: optuna.Study) -> dict[int, dict[str, Any]]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import optuna
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalStorage
-from paretotune.errors import SpecError
+from paretotune.errors import SpecError, StudyNotFoundError
 from paretotune.study._journal import repair_torn_tail
 
 DEFAULT_STORAGE = "paretotune.journal"
@@ -27,17 +27,26 @@ def resolve_tracking_uri(uri: str | None) -> str:
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
-def open_storage(url: str | None = None) -> BaseStorage:
+def open_storage(url: str | None = None, *, create: bool = True) -> BaseStorage:
     """Open an Optuna storage.
 
     ``url`` forms: a file path or ``journal:///abs/path`` (an Optuna JournalFile, the
     default, safe across driver restarts), ``sqlite:///…``, ``postgresql://…``,
     ``mysql://…`` (SQLAlchemy URLs), or ``redis://…`` (a journal in Redis).
+
+    With ``create=False`` (every reader) nothing is created: no journal or SQLite file,
+    no Optuna tables in a database.
+
+    Raises:
+        StudyNotFoundError: ``create=False`` and the storage holds no Optuna store yet
+            (see `storage_exists`).
     """
     url = resolve_storage_url(url)
+    if not create and not storage_exists(url):
+        raise missing_storage(url)
     if url.startswith(_RDB_SCHEMES):
         url = with_installed_driver(url)
-        return RDBStorage(url, engine_kwargs=_engine_kwargs(url))
+        return RDBStorage(url, engine_kwargs=_engine_kwargs(url), skip_table_creation=not create)
     if url.startswith("redis://"):
         from optuna.storages.journal import JournalRedisBackend
 
@@ -85,6 +94,55 @@ def _require(module: str, extra: str, url: str) -> None:
                 f"pip install 'paretotune[{extra}]'"
             ]
         )
+
+
+def storage_exists(url: str | None) -> bool:
+    """Whether the storage holds an Optuna store, asked without creating one: its journal
+    or SQLite file exists (and the SQLite file has Optuna's tables), or its database has
+    Optuna's tables. Redis and in-memory SQLite always count as existing.
+
+    A database server that cannot be reached raises SQLAlchemy's ``OperationalError``.
+    """
+    url = resolve_storage_url(url)
+    path = stored_file(url)
+    if path is not None and not path.exists():
+        return False
+    if not url.startswith(_RDB_SCHEMES) or (url.startswith("sqlite:") and path is None):
+        return True
+    import sqlalchemy
+
+    url = with_installed_driver(url)
+    engine = sqlalchemy.create_engine(url, **_engine_kwargs(url))
+    try:
+        return sqlalchemy.inspect(engine).has_table("studies")
+    finally:
+        engine.dispose()
+
+
+def stored_file(url: str | None) -> Path | None:
+    """The file a storage URL keeps its studies in: the journal file, or the SQLite
+    database (None for a server or an in-memory database)."""
+    from paretotune.study._lock import _sqlite_file  # _lock imports this module
+
+    url = resolve_storage_url(url)
+    return journal_path(url) or _sqlite_file(url)
+
+
+def missing_storage(url: str | None) -> StudyNotFoundError:
+    """The error for a storage that holds no Optuna store (`storage_exists` is false)."""
+    url = resolve_storage_url(url)
+    path = stored_file(url)
+    if path is not None and not path.exists():
+        where = f"{path.resolve()} (--storage {url} does not exist)"
+    else:
+        from sqlalchemy.engine import make_url
+
+        shown = make_url(url).render_as_string(hide_password=True)
+        where = f"{shown} (it holds no Optuna tables)"
+    return StudyNotFoundError(
+        f"no study storage at {where}: run a study first, or pass --storage, or set "
+        "$PARETOTUNE_STORAGE"
+    )
 
 
 def journal_path(url: str | None) -> Path | None:

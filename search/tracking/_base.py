@@ -3,8 +3,8 @@
 Invariants of every tracker:
 
 - All methods are called from the driver thread only, in this order: ``open_study``
-  once, then any number of ``start_trial`` / ``finish_trial`` / ``update_front`` /
-  ``repair`` / ``poll``, then ``close`` once.
+  once, then any number of ``start_trial`` / ``finish_trial`` / ``chart_front`` /
+  ``update_front`` / ``repair`` / ``poll``, then ``close`` once.
 - Every call but ``close`` returns at once; the work may happen later (in another
   process), but in call order. Trials are named by their Optuna
   number, never by a run id, so the driver never waits for the tracker to go on.
@@ -28,13 +28,15 @@ from paretotune.execution._worker import TrialReport
 @dataclass(frozen=True)
 class StudyRef:
     """The study a tracker records: its name and spec, the parent record an earlier driver
-    stored (``parent_run_id``), and the study's random ``uid`` (to find a parent record
-    whose id a killed driver never stored)."""
+    stored (``parent_run_id``), the study's random ``uid`` (to find a parent record
+    whose id a killed driver never stored), and its ``objectives`` (metric -> direction,
+    in order; empty: the spec's, else those of the first front published)."""
 
     name: str
     spec: dict[str, Any]
     parent_run_id: str | None = None
     uid: str | None = None
+    objectives: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,8 @@ class FinishedTrial:
     history: list[dict[str, float]] = field(default_factory=list)  # one entry per epoch
     stopped_at: int | None = None
     placement: dict[str, str] = field(default_factory=dict)
+    started_at: float = 0.0  # Unix time its worker began it (0: unknown)
+    worker_time_s: float = 0.0  # its time on the worker
 
 
 @dataclass
@@ -119,6 +123,13 @@ class Tracker(abc.ABC):
     @abc.abstractmethod
     def update_front(self, snapshot: FrontSnapshot) -> None:
         """Publish the current Pareto front (tags on trials, artifacts on the parent)."""
+
+    def chart_front(self, step: int, metrics: Mapping[str, float]) -> None:
+        """Chart the front's ``metrics`` (``hypervolume``, ``pareto_size``) on the study's
+        record at ``step``, the number of finished trials (as `FrontSnapshot.step` counts
+        them): called after each finished trial. A step charted before (by this call or
+        by ``update_front``) is not charted again."""
+        return None
 
     def repair(self, finished: Sequence[FinishedTrial]) -> None:
         """Make the records agree with Optuna's ``finished`` trials (every finished trial

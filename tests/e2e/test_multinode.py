@@ -120,7 +120,7 @@ def test_latency_is_measured_on_the_node_offering_the_target_resource(
             "node": two_nodes.head,
             "latency_node": two_nodes.edge,
         }
-        assert trial.user_attrs["metrics"]["latency_ms"] > 0
+        assert trial.user_attrs["metric.latency_ms"] > 0
     isolated = study.user_attrs["isolated_measurements"]  # the front, again on the edge node
     assert isolated and all(m["latency_ms_isolated"] > 0 for m in isolated.values())
 

@@ -54,7 +54,7 @@ def test_digits_study_storage_and_mlflow_agree(ray_cluster, workdir: Path):
         accuracy, train_time, latency = trial.values
         assert 0.0 <= accuracy <= 1.0
         assert train_time > 0 and latency > 0
-        assert trial.user_attrs["metrics"]["size_bytes"] > 0
+        assert trial.user_attrs["metric.size_bytes"] > 0
 
     client, runs = _child_runs(tracking, result.experiment_id, result.parent_run_id)
     assert len(runs) == 4, "one child run per trial, nested under the study's parent"

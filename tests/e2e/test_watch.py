@@ -195,6 +195,8 @@ def test_stop_closes_a_running_study_in_order_and_a_rerun_resumes(tmp_path: Path
 
     resumed = _cli(tmp_path, "run", "spec.yaml", "--no-progress")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert " 0 failed, " in resumed.stdout, resumed.stdout  # interrupted is no failure
+    assert f"; {len(interrupted)} interrupted and run again)" in resumed.stdout, resumed.stdout
     study = optuna.load_study(study_name="faults", storage=open_storage(str(journal)))
     assert len(finished_trials(study)) == 4, "the budget, met"
     assert set(complete) <= set(_trials(journal, TrialState.COMPLETE)), "kept work was lost"

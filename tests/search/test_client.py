@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -233,3 +236,53 @@ def test_mlflow_ui_records_front_artifacts_hypervolume_and_child_tags(client: Cl
         assert (tags["architecture"], tags["optimizer"]) == ("mlp", "adam")
         assert tags["compression"] == record.params["compression"]
         assert tags["paretotune.model_uri"].startswith(("models:/", "runs:/"))
+
+
+def test_cli_show_and_pareto_read_the_real_study_and_create_nothing(
+    client: Client, study: dict[str, str], capsys: pytest.CaptureFixture, monkeypatch
+):
+    """`show` prints the trial's MLflow run and model; `pareto` fits 80 columns with every
+    param that varies; neither adds a file beside the study."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the study's own URI is used
+    monkeypatch.setenv("COLUMNS", "80")
+    folder = Path(study["folder"])
+    before = sorted(p.name for p in folder.iterdir())
+    storage = ["--storage", study["storage"]]
+    knee = client.knee_point(STUDY, feasible_only=False)
+    assert main(["show", STUDY, str(knee.number), *storage]) == 0
+    out = capsys.readouterr().out
+    assert f"  MLflow run  {knee.mlflow_run_id}\n" in out
+    assert f"  model       {knee.model_uri}\n" in out and knee.model_uri.startswith("models:/")
+    assert main(["pareto", STUDY, *storage]) == 0
+    out = capsys.readouterr().out
+    front = client.pareto_front(STUDY, feasible_only=False)
+    varying = {k for k in front[0].params if len({repr(r.params.get(k)) for r in front}) > 1}
+    assert varying and all(k in out for k in varying)
+    assert max(len(line) for line in out.splitlines()) <= 80 and "…" not in out
+    assert sorted(p.name for p in folder.iterdir()) == before
+
+
+def test_loading_a_model_prints_no_download_noise(client: Client):
+    """Outside the test session's TQDM_DISABLE, as a user's script runs: `load_model` of a
+    Pareto trial (an MLflow model, several files) and of a raw one print nothing."""
+    pareto = client.pareto_front(STUDY, feasible_only=False)[0].number
+    other = next(r.number for r in client.trials(STUDY) if r.pareto_rank != 0)
+    script = (
+        "import sys\nfrom paretotune import Client\n"
+        "storage, tracking, study, *numbers = sys.argv[1:]\n"
+        "client = Client(storage=storage, tracking_uri=tracking)\n"
+        "for number in numbers:\n"
+        "    client.load_model(client.trial(study, int(number)))\n"
+    )
+    quiet = ("TQDM_DISABLE", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    env = {k: v for k, v in os.environ.items() if k not in quiet}
+    done = subprocess.run(
+        [sys.executable, "-c", script, client.storage_url, client.tracking_uri, STUDY]
+        + [str(pareto), str(other)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout == "" and done.stderr == "", done.stderr[-3000:]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import shlex
+import struct
 import subprocess
 import sys
 import textwrap
@@ -13,8 +16,21 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 from paretotune import Client, InProcessExecutor, MlflowTracker, open_storage, run_study
+from paretotune._progress import mlflow_ui_command
+from paretotune.tracking import FrontSnapshot, StudyRef
+from paretotune.tracking.mlflow.plots import PANEL_GID, front_pictures
 from paretotune.tracking.mlflow.protocol import RunMade
-from paretotune.tracking.mlflow.schema import STATE_TAG, STUDY_TAG, TRIAL_TAG
+from paretotune.tracking.mlflow.schema import (
+    EXPERIMENT_KIND_TAG,
+    FRONT_VIEW_ID,
+    MODEL_TRAINING_KIND,
+    NOTE_TAG,
+    SAVED_VIEW_TAG_PREFIX,
+    STATE_TAG,
+    STUDY_TAG,
+    TRIAL_TAG,
+)
+from paretotune.tracking.mlflow.view import FRONT_FILTER, front_url
 
 from tests.conftest import free_port, mlflow_server, stop_server, storage_url, tracking_uri
 
@@ -130,8 +146,19 @@ def test_logging_process_records_what_it_was_sent_after_the_driver_dies(tmp_path
         assert by_number[n].info.status == "FINISHED"
         assert by_number[n].data.metrics["accuracy"] == n / 10
         assert by_number[n].data.tags[STUDY_TAG] == "orphaned"
-    # the trial still running when the driver died stays RUNNING for the resume to close
+    # the trial still running when the driver died stays RUNNING for the resume to close,
+    # which ends its run when the dead driver's record of the study was closed
     assert by_number[5].info.status == "RUNNING"
+    client = MlflowClient(uri)
+    (parent,) = client.search_runs(
+        [by_number[5].info.experiment_id], filter_string="tags.`paretotune.role` = 'study'"
+    )
+    resumed = MlflowTracker(uri)
+    resumed.open_study(StudyRef("orphaned", {"name": "orphaned"}, parent.info.run_id))
+    resumed.mark_interrupted([5])
+    assert resumed.close().errors == []
+    closed = client.get_run(by_number[5].info.run_id).info
+    assert (closed.status, closed.end_time) == ("KILLED", parent.info.end_time)
 
 
 def test_resume_finds_the_parent_run_by_the_study_uid(workdir: Path):
@@ -353,3 +380,150 @@ def test_a_server_back_before_the_study_ends_gets_everything_it_missed(workdir: 
         assert all(r.info.status == "FINISHED" for r in runs), (statuses, result.tracking_errors)
         assert _parent_status(server.url, "server-blip") == "FINISHED"
         assert not (workdir / "study.journal.server-blip.unlogged").exists()
+
+
+def test_the_experiment_names_its_objectives_and_saves_a_view_of_its_front(workdir: Path):
+    """Where users look first: the experiment's description names each objective and its
+    direction, the parent run holds them as params, a saved view of the runs table shows
+    the runs the front filter finds with the objectives as columns, and every trial logs
+    its objectives first (MLflow's compare view picks a run's first metric). A
+    description the user edited stays as it is on a resume."""
+    objectives = {"latency_ms": "minimize", "accuracy": "maximize"}
+    spec = {"name": "described", "space": SPACE, "budget": {"trials": 5}, "objectives": objectives}
+    result = _run_noop(workdir, spec, tracking_uri(workdir))
+    assert result.tracking_errors == []
+    client = MlflowClient(tracking_uri(workdir))
+    tags = client.get_experiment(result.experiment_id).tags
+    assert tags[NOTE_TAG].startswith(
+        "Objectives: **latency_ms** (minimize), **accuracy** (maximize)."
+    )
+    assert "`described`" in tags[NOTE_TAG] and FRONT_FILTER in tags[NOTE_TAG]
+    assert tags[EXPERIMENT_KIND_TAG] == MODEL_TRAINING_KIND
+    view = json.loads(tags[SAVED_VIEW_TAG_PREFIX + FRONT_VIEW_ID])
+    state = json.loads(view["state"])
+    assert view["name"] == "Pareto front" and state["searchFilter"] == FRONT_FILTER
+    assert state["selectedColumns"][:2] == ["metrics.`latency_ms`", "metrics.`accuracy`"]
+    assert (state["orderByKey"], state["orderByAsc"]) == ("metrics.`latency_ms`", True)
+    parent = client.get_run(result.parent_run_id)
+    assert parent.data.params == {
+        "objective.latency_ms": "minimize",
+        "objective.accuracy": "maximize",
+    }
+    front = client.search_runs([result.experiment_id], filter_string=FRONT_FILTER)
+    assert sorted(int(r.data.tags[TRIAL_TAG]) for r in front) == sorted(
+        r.number for r in result.pareto
+    )
+    for run in _child_runs(tracking_uri(workdir), "described"):
+        assert list(run.data.metrics)[:2] == ["latency_ms", "accuracy"], run.data.metrics
+
+    client.set_experiment_tag(result.experiment_id, NOTE_TAG, "my own notes")
+    again = _run_noop(workdir, {**spec, "budget": {"trials": 6}}, tracking_uri(workdir))
+    assert again.trials_run == 1 and again.tracking_errors == []
+    assert client.get_experiment(result.experiment_id).tags[NOTE_TAG] == "my own notes"
+
+
+def test_runs_span_their_trials_real_times(workdir: Path):
+    """A trial's run starts when the driver dispatched it and ends when its worker
+    finished it, failed or not; an interrupted trial's run ends when the driver closed it."""
+    calls: list = []
+
+    def slow(params):
+        calls.append(params)
+        time.sleep(0.3)
+        if len(calls) % 2 == 0:
+            raise ValueError("every other trial fails")
+        return _noop(params)
+
+    spec = {"name": "timed", "space": SPACE, "budget": {"trials": 4}}
+    result = _run_noop(workdir, spec, tracking_uri(workdir), slow)
+    assert result.n_complete == 2 and result.tracking_errors == []
+    study = optuna.load_study(study_name="timed", storage=open_storage(storage_url(workdir)))
+    trials = {t.number: t for t in study.get_trials()}
+    runs = _child_runs(tracking_uri(workdir), "timed")
+    assert sorted(r.info.status for r in runs) == ["FAILED", "FAILED", "FINISHED", "FINISHED"]
+    for run in runs:
+        attrs = trials[int(run.data.tags[TRIAL_TAG])].user_attrs
+        began, ended = attrs["started_at"] * 1000, (attrs["started_at"] + attrs["trial_seconds"])
+        assert run.info.start_time <= began + 1, "the run starts when its trial is dispatched"
+        assert run.info.end_time == int(ended * 1000), "and ends when its worker finished it"
+        assert run.info.end_time - run.info.start_time >= 300
+
+    uri = f"sqlite:///{workdir / 'interrupted.db'}"
+    tracker = MlflowTracker(uri)
+    tracker.open_study(StudyRef("interrupted", {"name": "interrupted"}))
+    tracker.start_trial(0, {"x": 1})
+    time.sleep(0.3)
+    closed_at = time.time()
+    tracker.mark_interrupted([0])
+    assert tracker.close("KILLED").errors == []
+    (run,) = _child_runs(uri, "interrupted")
+    assert run.info.status == "KILLED" and run.data.tags[STATE_TAG] == "INTERRUPTED"
+    assert run.info.end_time - run.info.start_time >= 300
+    assert abs(run.info.end_time - closed_at * 1000) < 50
+
+
+def _snapshot(step: int, hypervolume: float, final: bool = False) -> FrontSnapshot:
+    row = {"number": 0, "run_id": None, "params": {"x": 1}, "values": {"accuracy": 0.9}, "rank": 0}
+    return FrontSnapshot({"accuracy": "maximize"}, [row], hypervolume, step, final)
+
+
+def test_the_front_is_charted_once_per_finished_trial(tmp_path: Path):
+    """The hypervolume is charted at each number of finished trials once: a step charted
+    before, by a finished trial, a front snapshot or an earlier run of the study, is not
+    charted again."""
+    uri = tracking_uri(tmp_path)
+    tracker = MlflowTracker(uri)
+    tracker.open_study(
+        StudyRef("charted", {"name": "charted"}, objectives={"accuracy": "maximize"})
+    )
+    for step, hypervolume in ((1, 0.1), (2, 0.2), (2, 0.25), (3, 0.3)):
+        tracker.chart_front(step, {"hypervolume": hypervolume, "pareto_size": 1.0})
+    tracker.update_front(_snapshot(3, 0.3, final=True))
+    news = tracker.close()
+    assert news.errors == [] and news.parent_run_id is not None
+    resumed = MlflowTracker(uri)  # a resume that finishes no trial, then one that does
+    resumed.open_study(StudyRef("charted", {"name": "charted"}, news.parent_run_id))
+    resumed.update_front(_snapshot(3, 0.3, final=True))
+    resumed.chart_front(4, {"hypervolume": 0.4, "pareto_size": 1.0})
+    assert resumed.close().errors == []
+    client = MlflowClient(uri)
+    for metric, values in (("hypervolume", [0.1, 0.2, 0.3, 0.4]), ("pareto_size", [1.0] * 4)):
+        history = client.get_metric_history(news.parent_run_id, metric)
+        assert [(m.step, m.value) for m in history] == list(zip([1, 2, 3, 4], values, strict=True))
+
+
+def test_the_front_plot_fits_the_artifact_pane_offline():
+    """The front's page for 60 trials: a few hundred kB at most (plotly.js inline weighed
+    4.9 MB), nothing fetched from the internet, one group per panel (three projections and
+    a 3-D view) and a tooltip on every 2-D point; the PNG fits a ~1,100 px pane."""
+    objectives = {"accuracy": "maximize", "train_time_s": "minimize", "latency_ms": "minimize"}
+    rows = [
+        {
+            "number": n,
+            "run_id": f"run-{n}",
+            "params": {"learning_rate": n / 100, "optimizer": "adam"},
+            "values": {"accuracy": 0.5 + n / 200, "train_time_s": 3 - n / 30, "latency_ms": n % 7},
+            "rank": n % 3,
+        }
+        for n in range(60)
+    ]
+    page, png = front_pictures(FrontSnapshot(objectives, rows, 0.5, 60, final=True))
+    assert len(page.encode()) < 300_000, len(page.encode())
+    assert "<script" not in page and "src=" not in page and "<link" not in page
+    assert [page.count(f'id="{PANEL_GID.format(i)}"') for i in range(5)] == [1, 1, 1, 1, 0]
+    assert page.count("<title>trial ") == 3 * 60
+    width = struct.unpack(">I", png[16:20])[0]  # the PNG's IHDR chunk
+    assert png.startswith(b"\x89PNG") and width <= 1000
+
+
+def test_the_printed_commands_work_from_any_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The hint at the end of a run: an `mlflow ui` command with absolute paths, and the
+    address of the runs filtered to the front."""
+    monkeypatch.chdir(tmp_path)
+    command = shlex.split(mlflow_ui_command("sqlite:///mlflow.db") or "")
+    assert Path(command[0]).is_absolute() and command[0].endswith("mlflow")
+    assert command[1:4] == ["ui", "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
+    route = "/#/experiments/3/runs?workflowType=machine_learning&viewStateShareKey=paretotune-front"
+    assert front_url("sqlite:///mlflow.db", "3") == "http://127.0.0.1:5000" + route
+    assert mlflow_ui_command("http://mlflow.internal:8080/") is None
+    assert front_url("http://mlflow.internal:8080/", "3") == "http://mlflow.internal:8080" + route

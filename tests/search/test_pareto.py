@@ -100,10 +100,9 @@ def test_hypervolume_is_monotone_and_front_only(points):
 
 @settings(max_examples=80, deadline=None)
 @given(points_strategy)
-def test_running_front_counts_the_distinct_front_points(points):
+def test_running_front_counts_the_front_points_as_pareto_mask_does(points):
     front = RunningFront(MAX_MIN_MIN)
     for point in points:
         front.add(point)
     values = np.array(points, dtype=float)
-    on_front = {tuple(p) for p in values[pareto_mask(values, MAX_MIN_MIN)]}
-    assert len(front) == len(on_front)
+    assert len(front) == int(pareto_mask(values, MAX_MIN_MIN).sum())

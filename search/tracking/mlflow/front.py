@@ -4,19 +4,15 @@ picture; at the end, the Pareto trials' models as MLflow models."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
 import math
-import os
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from paretotune.tracking._base import FrontSnapshot
-from paretotune.tracking.mlflow.models import log_trial_model
+from paretotune.tracking.mlflow.models import log_trial_model, quiet_model_io
 from paretotune.tracking.mlflow.schema import (
     FRONT_DIR,
     MODEL_URI_TAG,
@@ -77,13 +73,13 @@ class FrontPublisher:
         self._guard = guard
         self._published_front: list[tuple[int, dict[str, float]]] | None = None
         self._drawn_at = -math.inf  # when the front's artifacts were last drawn (monotonic)
+        self._charted: dict[str, int] = {}  # metric -> the last step charted here
 
     def publish(self, snapshot: FrontSnapshot, superseded: bool) -> None:
         """Tag the runs with their Pareto rank and publish the front on the parent run;
         a ``superseded`` snapshot (a newer one is queued), or one whose front has the same
         members as the last published, only adds its metric points."""
-        from mlflow.entities import Metric
-        from paretotune.tracking.mlflow.plots import front_figure_png, front_html, front_table_csv
+        from paretotune.tracking.mlflow.plots import front_pictures, front_table_csv
 
         for row in [] if superseded else snapshot.rows:
             run_id = row.get("run_id")
@@ -93,13 +89,11 @@ class FrontPublisher:
         parent = self._study.parent_run_id
         if parent is None:
             return  # the parent run could not be made: already one line in errors
-        now = int(time.time() * 1000)
         front = [row for row in snapshot.rows if row["rank"] == 0]
-        metrics = [Metric("pareto_size", float(len(front)), now, snapshot.step)]
+        metrics = {"pareto_size": float(len(front)), **snapshot.study_metrics}
         if snapshot.hypervolume is not None:
-            metrics.append(Metric("hypervolume", snapshot.hypervolume, now, snapshot.step))
-        metrics += [Metric(k, v, now, snapshot.step) for k, v in snapshot.study_metrics.items()]
-        self._client.log_batch(parent, metrics=metrics)
+            metrics["hypervolume"] = snapshot.hypervolume
+        self.chart(snapshot.step, metrics)
         members = [(row["number"], row["values"]) for row in front]
         unchanged = members == self._published_front
         recent = time.monotonic() - self._drawn_at < ARTIFACTS_EVERY_S
@@ -111,13 +105,32 @@ class FrontPublisher:
             parent, json.dumps(front, indent=2, default=str), f"{FRONT_DIR}/pareto_front.json"
         )
         if snapshot.rows:
-            self._client.log_text(parent, front_html(snapshot), f"{FRONT_DIR}/pareto_front.html")
+            page, png = front_pictures(snapshot)
+            self._client.log_text(parent, page, f"{FRONT_DIR}/pareto_front.html")
             with tempfile.TemporaryDirectory() as folder:
                 path = Path(folder) / "pareto_front.png"
-                path.write_bytes(front_figure_png(snapshot))
+                path.write_bytes(png)
                 self._client.log_artifact(parent, str(path), FRONT_DIR)
         if snapshot.final:
             self._log_front_models(snapshot)
+
+    def chart(self, step: int, metrics: dict[str, float]) -> None:
+        """Chart ``metrics`` on the parent run at ``step`` (finished trials), each only
+        past the last step it was charted at: one point per step, steps in order."""
+        from mlflow.entities import Metric
+
+        parent = self._study.parent_run_id
+        if parent is None:
+            return
+        now = int(time.time() * 1000)
+        points = [
+            Metric(key, value, now, step)
+            for key, value in metrics.items()
+            if step > self._charted.get(key, self._study.charted_until) and math.isfinite(value)
+        ]
+        if points:
+            self._client.log_batch(parent, metrics=points)
+            self._charted |= {point.key: step for point in points}
 
     def _log_front_models(self, snapshot: FrontSnapshot) -> None:
         """Log every Pareto-optimal trial's raw model as an MLflow PyTorch model (once)."""
@@ -130,19 +143,5 @@ class FrontPublisher:
                 continue  # its trial sent no model (a user objective): nothing to convert
             logged = self._client.get_run(run_id).data.tags.get(MODEL_URI_TAG, "")
             if logged.startswith("runs:/"):  # a raw model, not yet an MLflow model
-                with _quiet_model_logging():
+                with quiet_model_io():
                     self._guard.call(log_trial_model, self._client, run_id)
-
-
-@contextlib.contextmanager
-def _quiet_model_logging() -> Iterator[None]:
-    """No download progress bars or pickle-format warnings on the user's terminal: the
-    pickle format is a deliberate choice (int8 models do not export to pt2)."""
-    logger = logging.getLogger("mlflow.pytorch")
-    previous = logger.level
-    logger.setLevel(logging.ERROR)
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    try:
-        yield
-    finally:
-        logger.setLevel(previous)

@@ -29,13 +29,14 @@ class Guard:
         self._probed_at = -float("inf")
         self._skipped = 0
 
-    def call(self, fn: Callable[..., T], *args: Any) -> T | None:
-        """``fn(*args)``, or None when it raised (one line in ``errors``) or was skipped."""
+    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+        """``fn(*args, **kwargs)``, or None when it raised (one line in ``errors``) or was
+        skipped."""
         if self.unavailable_because:
             self._skipped += 1
             return None
         try:
-            return fn(*args)
+            return fn(*args, **kwargs)
         except Exception as err:  # tracking trouble must not kill the study
             self.errors.append(f"{fn.__name__}: {type(err).__name__}: {err}")
             if lost_contact(err):  # each later call would wait out the retries too

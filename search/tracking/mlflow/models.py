@@ -10,7 +10,11 @@ process-wide fluent tracking URI.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -84,7 +88,7 @@ def load_model(tracking_uri: str, model_uri: str) -> torch.nn.Module:
     from mlflow.artifacts import download_artifacts
 
     client = MlflowClient(tracking_uri)
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, quiet_model_io():
         if model_uri.startswith("models:/"):
             logged = client.get_logged_model(model_uri.removeprefix("models:/"))
             local = download_artifacts(
@@ -124,3 +128,18 @@ def register_model(
     if alias:
         client.set_registered_model_alias(name, alias, version.version)
     return version
+
+
+@contextlib.contextmanager
+def quiet_model_io() -> Iterator[None]:
+    """No download progress bars (MLflow draws one per file, tqdm lines when piped) or
+    pickle-format warnings on the user's terminal: the pickle format is a deliberate
+    choice (int8 models do not export to pt2)."""
+    logger = logging.getLogger("mlflow.pytorch")
+    previous = logger.level
+    logger.setLevel(logging.ERROR)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)

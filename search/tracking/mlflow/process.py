@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, assert_never
 
 from paretotune.tracking.mlflow.protocol import (
+    ChartFront,
     CloseStudy,
     FinishTrial,
     Job,
@@ -147,19 +148,29 @@ def _run_job(recorder: MlflowRecorder, job: Job, backlog: Backlog, news: Connect
         case OpenStudy(study):
             recorder.open_study(study)
             _send(news, StudyOpened(recorder.experiment_id or None, recorder.parent_run_id))
-        case StartTrial(number, params, labels):
+        case StartTrial(number, params, labels, at):
             recorder.expect_front(backlog.newest_front)
             finish = backlog.take_finish(number)
             outcome = None if finish is None else (finish.state, finish.report)
-            _send(news, RunMade(number, recorder.start_trial(number, params, outcome, labels)))
+            run_id = recorder.start_trial(
+                number,
+                params,
+                outcome,
+                labels,
+                dispatched_at=at,
+                told_at=0.0 if finish is None else finish.at,
+            )
+            _send(news, RunMade(number, run_id))
             if finish is not None:
                 _send(news, TrialRecorded(number))
-        case FinishTrial(number, state, report):
+        case FinishTrial(number, state, report, at):
             recorder.expect_front(backlog.newest_front)
-            recorder.finish_trial(number, state, report)
+            recorder.finish_trial(number, state, report, told_at=at)
             _send(news, TrialRecorded(number))
-        case MarkInterrupted(numbers):
-            recorder.mark_interrupted(numbers)
+        case MarkInterrupted(numbers, at):
+            recorder.mark_interrupted(numbers, at)
+        case ChartFront(step, metrics):
+            recorder.chart_front(step, metrics)
         case LogMetrics(number, metrics):
             recorder.log_metrics(number, metrics)
         case RepairTrials(trials):

@@ -23,6 +23,7 @@ class StartTrial:
     number: int
     params: dict[str, Any]
     labels: dict[str, str] = field(default_factory=dict)  # tagged ``paretotune.<label>``
+    at: float = 0.0  # Unix time the driver dispatched it (0: unknown)
 
 
 @dataclass(frozen=True)
@@ -30,11 +31,13 @@ class FinishTrial:
     number: int
     state: str
     report: TrialReport
+    at: float = 0.0  # Unix time the driver told its outcome (0: unknown)
 
 
 @dataclass(frozen=True)
 class MarkInterrupted:
     numbers: list[int]
+    at: float = 0.0  # Unix time the driver closed them (0: unknown)
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,12 @@ class RepairTrials:
 @dataclass(frozen=True)
 class LogMetrics:
     number: int
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True)
+class ChartFront:
+    step: int
     metrics: dict[str, float]
 
 
@@ -65,6 +74,7 @@ Job = (
     | FinishTrial
     | MarkInterrupted
     | RepairTrials
+    | ChartFront
     | PublishFront
     | CloseStudy
 )

@@ -18,7 +18,8 @@ The work is split by job: `runs` (trial runs), `front` (front publishing), `guar
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,10 @@ from paretotune.tracking._base import FinishedTrial, FrontSnapshot, StudyRef
 from paretotune.tracking.mlflow import sqlite
 from paretotune.tracking.mlflow.front import FrontPublisher, ParetoTags
 from paretotune.tracking.mlflow.guard import Guard
-from paretotune.tracking.mlflow.runs import StudyRecord, TrialRuns
+from paretotune.tracking.mlflow.runs import StudyRecord, TrialRuns, param_list
 from paretotune.tracking.mlflow.schema import ROLE_TAG, SPEC_ARTIFACT, STUDY_TAG, STUDY_UID_TAG
 from paretotune.tracking.mlflow.unlogged import HeldTrial, UnloggedTrials
+from paretotune.tracking.mlflow.view import experiment_tags, objective_params
 
 
 class MlflowRecorder:
@@ -55,6 +57,7 @@ class MlflowRecorder:
         self.unlogged = UnloggedTrials(unlogged_dir)
         self._guard = Guard(tracking_uri)
         self._opened: StudyRef | None = None
+        self._experiment_tags: set[str] = set()  # the tags the experiment had when opened
         self._params: dict[int, dict[str, Any]] = {}  # of trials started, for held ones
         self._artifact_trouble_said = False
         self.repaired: list[int] = []  # trials whose records `repair` made agree again
@@ -89,6 +92,10 @@ class MlflowRecorder:
         # fail too, each after MLflow's own retries: skip them and say so once, at close.
         if self.study.parent_run_id is None:
             self._guard.give_up("the study's record could not be opened")
+            return
+        objectives = study.objectives or study.spec.get("objectives") or {}
+        if objectives and not self.study.objectives:
+            self._guard.call(self._describe, objectives)
 
     def _open_study(
         self, name: str, spec: dict[str, Any], parent_run_id: str | None, study_uid: str | None
@@ -100,13 +107,12 @@ class MlflowRecorder:
             )
         else:
             self.study.experiment_id = experiment.experiment_id
-        if parent_run_id and not self._run_exists(parent_run_id):
-            parent_run_id = None
-        if parent_run_id is None and study_uid:
-            parent_run_id = self._parent_tagged(study_uid)  # the driver died before storing it
-        if parent_run_id:
-            self._client.update_run(parent_run_id, status="RUNNING")
-            self.study.parent_run_id = parent_run_id
+            self._experiment_tags = set(experiment.tags)
+        parent = self._existing_run(parent_run_id) if parent_run_id else None
+        if parent is None and study_uid:
+            parent = self._parent_tagged(study_uid)  # the driver died before storing its id
+        if parent is not None:
+            self._reopen(parent)
             return
         tags = {STUDY_TAG: name, ROLE_TAG: "study"}
         if study_uid:
@@ -115,18 +121,42 @@ class MlflowRecorder:
         self.study.parent_run_id = run.info.run_id
         self._client.log_dict(run.info.run_id, spec, SPEC_ARTIFACT)
 
-    def _parent_tagged(self, study_uid: str) -> str | None:
+    def _reopen(self, parent: Any) -> None:
+        """Carry on the record of a study run before: its parent ``parent`` runs again;
+        what it charted and when it was closed are noted (see `StudyRecord`)."""
+        run_id = parent.info.run_id
+        self.study.reopened_end_ms = parent.info.end_time
+        history = self._client.get_metric_history(run_id, "pareto_size")
+        self.study.charted_until = max((point.step for point in history), default=-1)
+        self._client.update_run(run_id, status="RUNNING")
+        self.study.parent_run_id = run_id
+
+    def _describe(self, objectives: Mapping[str, str]) -> None:
+        """Name the objectives and their directions where users look: the experiment's
+        description and saved "Pareto front" view (each left as it is when there: a user
+        may have edited it), and the parent run's ``objective.<metric>`` params."""
+        self.study.objectives = dict(objectives)
+        parent = self.study.parent_run_id
+        assert parent is not None  # (described only once the parent is known)
+        now = int(time.time() * 1000)
+        tags = experiment_tags(self.study.name, objectives, self.study.experiment_id, parent, now)
+        for key, value in tags.items():
+            if key not in self._experiment_tags:
+                self._client.set_experiment_tag(self.study.experiment_id, key, value)
+                self._experiment_tags.add(key)
+        self._client.log_batch(parent, params=param_list(objective_params(objectives)))
+
+    def _parent_tagged(self, study_uid: str) -> Any:
         runs = self._client.search_runs(
             [self.study.experiment_id], filter_string=f"tags.`{STUDY_UID_TAG}` = '{study_uid}'"
         )
-        return runs[0].info.run_id if runs else None
+        return runs[0] if runs else None
 
-    def _run_exists(self, run_id: str) -> bool:
+    def _existing_run(self, run_id: str) -> Any:
         try:
-            self._client.get_run(run_id)
+            return self._client.get_run(run_id)
         except Exception:
-            return False
-        return True
+            return None
 
     # -- trials ----------------------------------------------------------------------
     def start_trial(
@@ -135,21 +165,29 @@ class MlflowRecorder:
         params: dict[str, Any],
         outcome: tuple[str, TrialReport] | None = None,
         labels: dict[str, str] | None = None,
+        *,
+        dispatched_at: float = 0.0,
+        told_at: float = 0.0,
     ) -> str | None:
-        """Create the trial's nested run (tagged with ``labels`` too) and log its params;
-        with ``outcome`` (the trial already finished) record the result in the same calls.
-        Returns the run id."""
+        """Create the trial's nested run (tagged with ``labels`` too), starting when the
+        driver ``dispatched_at`` it (else when its worker began it, else now), and log its
+        params; with ``outcome`` (the trial already finished, its outcome ``told_at``)
+        record the result in the same calls. Returns the run id."""
         self._params[number] = params
-        run_id = self._guard.call(self._runs.create, number, params, labels)
+        started = dispatched_at or (outcome[1].started_at if outcome else 0.0)
+        run_id = self._guard.call(self._runs.create, number, params, labels, started)
         if outcome is None:
             if run_id is not None:
                 self._guard.call(self._runs.log_params, run_id, params)
             return run_id
-        self._record(number, run_id, *outcome, params=params)
+        self._record(number, run_id, *outcome, params=params, told_at=told_at)
         return run_id
 
-    def finish_trial(self, number: int, state: str, report: TrialReport) -> None:
-        self._record(number, self.study.run_ids.get(number), state, report)
+    def finish_trial(
+        self, number: int, state: str, report: TrialReport, *, told_at: float = 0.0
+    ) -> None:
+        """Record a trial's outcome, which the driver ``told_at`` (Unix time; 0: unknown)."""
+        self._record(number, self.study.run_ids.get(number), state, report, told_at=told_at)
 
     def _record(
         self,
@@ -158,13 +196,14 @@ class MlflowRecorder:
         state: str,
         report: TrialReport,
         params: dict[str, Any] | None = None,
+        told_at: float = 0.0,
     ) -> None:
         """Record a trial's outcome on its run; what MLflow does not take (all of it, or
         its artifacts) is held on disk for a later repair."""
         recorded = None
         if run_id is not None:
             recorded = self._guard.call(
-                self._runs.record_outcome, number, run_id, state, report, params
+                self._runs.record_outcome, number, run_id, state, report, params, told_at=told_at
             )
         if recorded is not None and recorded.artifacts_error is None:
             self._params.pop(number, None)
@@ -183,9 +222,10 @@ class MlflowRecorder:
         if run_id is not None:
             self._guard.call(self._runs.log_metrics, run_id, metrics)
 
-    def mark_interrupted(self, numbers: Sequence[int]) -> None:
+    def mark_interrupted(self, numbers: Sequence[int], at: float = 0.0) -> None:
+        """Close the runs of trials the driver closed as interrupted ``at`` (Unix time)."""
         if numbers:
-            self._guard.call(self._runs.mark_interrupted, list(numbers))
+            self._guard.call(self._runs.mark_interrupted, list(numbers), at)
 
     def repair(
         self, finished: Sequence[FinishedTrial], *, held_only: bool = False
@@ -219,7 +259,13 @@ class MlflowRecorder:
         so their Pareto tags go with their results instead of in one call each later."""
         self._pareto.expect(snapshot)
 
+    def chart_front(self, step: int, metrics: dict[str, float]) -> None:
+        """Chart the front's metrics on the parent run at ``step`` finished trials."""
+        self._guard.call(self._front.chart, step, metrics)
+
     def update_front(self, snapshot: FrontSnapshot, *, superseded: bool = False) -> None:
+        if not self.study.objectives and self.study.parent_run_id is not None:
+            self._guard.call(self._describe, snapshot.objectives)  # known only now
         rows = [
             row | {"run_id": row.get("run_id") or self.study.run_ids.get(row["number"])}
             for row in snapshot.rows
@@ -239,7 +285,7 @@ class MlflowRecorder:
 
             matplotlib.use("Agg")
             import matplotlib.pyplot  # noqa: F401
-            import plotly.graph_objects  # noqa: F401
+            import mpl_toolkits.mplot3d  # noqa: F401
 
             self._warm["plots"] = True
         elif self.study.raw_models and not self._warm["models"]:

@@ -50,8 +50,12 @@ class StudyRecord:
     name: str = ""
     experiment_id: str = ""
     parent_run_id: str | None = None
+    objectives: dict[str, str] = field(default_factory=dict)  # metric -> direction, in order
     run_ids: dict[int, str] = field(default_factory=dict)  # trial number -> run id
     raw_models: set[str] = field(default_factory=set)  # runs given a raw model here
+    # a resumed study: when its record was last closed (ms), the last step it charted
+    reopened_end_ms: int | None = None
+    charted_until: int = -1
 
 
 class TrialRuns:
@@ -61,21 +65,31 @@ class TrialRuns:
         self._client = client
         self._study = study
         self._pareto = pareto
+        self._starts: dict[str, int] = {}  # run id -> its start (ms), for runs made here
 
     def create(
-        self, number: int, params: dict[str, Any], labels: dict[str, str] | None = None
+        self,
+        number: int,
+        params: dict[str, Any],
+        labels: dict[str, str] | None = None,
+        started_at: float = 0.0,
     ) -> str:
-        """A nested run for trial ``number``, tagged with the study, trial and choices, and
-        ``paretotune.<label>`` for each of ``labels``."""
+        """A nested run for trial ``number`` that starts at ``started_at`` (Unix time; 0:
+        now), tagged with the study, trial and choices, and ``paretotune.<label>`` for
+        each of ``labels``."""
         tags = {STUDY_TAG: self._study.name, TRIAL_TAG: str(number), STATE_TAG: "RUNNING"}
         tags |= {LABEL_TAG_PREFIX + k: v for k, v in (labels or {}).items()}
         if self._study.parent_run_id:
             tags[PARENT_RUN_TAG] = self._study.parent_run_id
         tags |= {key: str(params[key]) for key in DESCRIPTIVE_PARAMS if key in params}
         run = self._client.create_run(
-            self._study.experiment_id, run_name=f"trial-{number:04d}", tags=tags
+            self._study.experiment_id,
+            start_time=_ms(started_at),
+            run_name=f"trial-{number:04d}",
+            tags=tags,
         )
         self._study.run_ids[number] = run.info.run_id
+        self._starts[run.info.run_id] = run.info.start_time
         return run.info.run_id
 
     def log_metrics(self, run_id: str, metrics: dict[str, float]) -> None:
@@ -98,22 +112,34 @@ class TrialRuns:
         extra_tags: Sequence[Any] = (),
         *,
         with_curves: bool = True,
+        told_at: float = 0.0,
     ) -> Recorded:
-        """Artifacts, then metrics, curves, params and tags in one batch, then the run's
-        end. The artifacts fail alone: the rest is logged and the run ends as Optuna has
-        it (the `Recorded` says why they were not). When the batch fails the run ends
-        FAILED (unless the server is gone) and the failure is raised."""
+        """Artifacts, then metrics (the objectives first), curves, params and tags in one
+        batch, then the run's end: when the trial ended on its worker, else when the
+        driver ``told_at`` its outcome (see `trial_end`). The artifacts fail alone: the
+        rest is logged and the run ends as Optuna has it (the `Recorded` says why they
+        were not). When the batch fails the run ends FAILED (unless the server is gone)
+        and the failure is raised."""
+        ended = max(trial_end(report, told_at), self._starts.get(run_id, 0))
         artifacts_error = self.log_artifacts(run_id, report)
         model_logged = artifacts_error is None and report.model_bytes is not None
         try:
             self._log_outcome(
-                number, run_id, state, report, params, extra_tags, model_logged, with_curves
+                number,
+                run_id,
+                state,
+                report,
+                params,
+                extra_tags,
+                model_logged,
+                with_curves,
+                ended,
             )
         except Exception as err:
             if not lost_contact(err):
-                self._client.set_terminated(run_id, "FAILED")
+                self._client.set_terminated(run_id, "FAILED", end_time=ended)
             raise
-        self._client.set_terminated(run_id, RUN_STATUS.get(state, "FAILED"))
+        self._client.set_terminated(run_id, RUN_STATUS.get(state, "FAILED"), end_time=ended)
         return Recorded(artifacts_error)
 
     def log_artifacts(self, run_id: str, report: TrialReport) -> str | None:
@@ -141,13 +167,16 @@ class TrialRuns:
         extra_tags: Sequence[Any],
         model_logged: bool,
         with_curves: bool,
+        ended: int,
     ) -> None:
         from mlflow.entities import Metric, RunTag
 
-        now = int(time.time() * 1000)
-        metrics = [Metric(k, v, now, 0) for k, v in report.metrics.items() if _finite(v)]
+        # the objectives first: MLflow's compare view picks the first metric a run logged
+        final = {m: report.metrics[m] for m in self._study.objectives if m in report.metrics}
+        final |= report.metrics
+        metrics = [Metric(k, v, ended, 0) for k, v in final.items() if _finite(v)]
         for epoch, entry in enumerate(report.history if with_curves else ()):
-            metrics += [Metric(k, v, now, epoch) for k, v in entry.items() if _finite(v)]
+            metrics += [Metric(k, v, ended, epoch) for k, v in entry.items() if _finite(v)]
         tags = [RunTag(STATE_TAG, state), *extra_tags]
         rank = self._pareto.known_rank(number)  # a front is queued: tag now, not later
         pareto = [] if rank is None else self._pareto.tags(rank)
@@ -181,8 +210,9 @@ class TrialRuns:
                 np.save(Path(folder) / EXAMPLE_FILE, np.asarray(report.input_example))
             self._client.log_artifacts(run_id, folder, MODEL_DIR)
 
-    def mark_interrupted(self, numbers: list[int]) -> None:
-        """End the study's runs of ``numbers`` still RUNNING as KILLED, state INTERRUPTED."""
+    def mark_interrupted(self, numbers: list[int], at: float = 0.0) -> None:
+        """End the study's runs of ``numbers`` still RUNNING as KILLED, state INTERRUPTED,
+        at ``at`` (see `_close_interrupted`)."""
         wanted = {str(n) for n in numbers}
         running = self._client.search_runs(
             [self._study.experiment_id],
@@ -192,8 +222,19 @@ class TrialRuns:
         )
         for run in running:
             if run.data.tags.get(TRIAL_TAG) in wanted:
-                self._client.set_tag(run.info.run_id, STATE_TAG, "INTERRUPTED")
-                self._client.set_terminated(run.info.run_id, "KILLED")
+                self._close_interrupted(run, at)
+
+    def _close_interrupted(self, run: Any, at: float = 0.0) -> None:
+        """End ``run`` as KILLED, state INTERRUPTED: at ``at`` (Unix time the driver closed
+        its trial; 0: now), or, for a run an earlier driver left open, when the study's
+        record was last closed (the logging process outlives its driver: that is when
+        the trial was last watched)."""
+        ended = _ms(at) or int(time.time() * 1000)
+        before = self._study.reopened_end_ms
+        if before is not None and run.info.start_time <= before < ended:
+            ended = before
+        self._client.set_tag(run.info.run_id, STATE_TAG, "INTERRUPTED")
+        self._client.set_terminated(run.info.run_id, "KILLED", end_time=ended)
 
     def repair(
         self,
@@ -225,7 +266,8 @@ class TrialRuns:
             else:
                 source = held or _held_from_optuna(trial)
                 if run is None:
-                    run_id = made[number] = self.create(number, source.params)
+                    started = source.report.started_at
+                    run_id = made[number] = self.create(number, source.params, None, started)
                 else:
                     run_id = self._study.run_ids[number] = run.info.run_id
                 tags = [] if held is not None else [RunTag(RECOVERED_TAG, "true")]
@@ -259,8 +301,7 @@ class TrialRuns:
         trial runs while the records are repaired, so their driver is gone."""
         for number, run in runs.items():
             if number not in finished and run.info.status == "RUNNING":
-                self._client.set_tag(run.info.run_id, STATE_TAG, "INTERRUPTED")
-                self._client.set_terminated(run.info.run_id, "KILLED")
+                self._close_interrupted(run)
 
     def trial_runs(self) -> dict[int, Any]:
         """The study's trial runs (children of its parent run), by trial number."""
@@ -319,8 +360,24 @@ def _held_from_optuna(trial: FinishedTrial | None) -> HeldTrial:
         error=trial.error,
         stopped_at=trial.stopped_at,
         placement=dict(trial.placement),
+        started_at=trial.started_at,
+        worker_time_s=trial.worker_time_s,
     )
     return HeldTrial(trial.number, trial.state, report, dict(trial.params))
+
+
+def trial_end(report: TrialReport, told_at: float = 0.0) -> int:
+    """When a trial's run ends (ms): when its worker finished it (its start there plus
+    its time there), else when the driver ``told_at`` its outcome (a worker lost with its
+    trial), else now."""
+    if report.started_at > 0:
+        return int((report.started_at + report.worker_time_s) * 1000)
+    return _ms(told_at) or int(time.time() * 1000)
+
+
+def _ms(seconds: float) -> int | None:
+    """Unix time in seconds as MLflow's milliseconds; None for 0 (unknown)."""
+    return int(seconds * 1000) if seconds > 0 else None
 
 
 def param_list(params: dict[str, Any]) -> list[Any]:

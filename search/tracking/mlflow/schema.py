@@ -21,6 +21,15 @@ PARETO_RANK_TAG = "pareto_rank"
 PARENT_RUN_TAG = "mlflow.parentRunId"  # MLflow's own nesting tag
 DESCRIPTIVE_PARAMS = ("architecture", "optimizer", "compression")  # also set as tags
 MAX_TAG_CHARS = 5000
+# params of the parent run: ``objective.<metric>`` = maximize | minimize
+OBJECTIVE_PARAM_PREFIX = "objective."
+
+# tags of the study's experiment, MLflow's own (see `view`)
+NOTE_TAG = "mlflow.note.content"  # the experiment's description (markdown)
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING_KIND = "custom_model_development"  # runs first, not MLflow's GenAI pages
+SAVED_VIEW_TAG_PREFIX = "mlflow.sharedViewState."  # + a saved view's id
+FRONT_VIEW_ID = "paretotune-front"  # the saved "Pareto front" view of the runs table
 
 # the MLflow run status of each Optuna trial state
 RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED", "RETRIED": "FAILED"}

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from multiprocessing.connection import Connection, Pipe
 from pathlib import Path
@@ -99,15 +100,19 @@ class MlflowTracker(Tracker):
         self, number: int, params: dict[str, Any], labels: Mapping[str, str] | None = None
     ) -> None:
         self._numbers.add(number)
-        self._outbox.put(protocol.StartTrial(number, params, dict(labels or {})))
+        job = protocol.StartTrial(number, params, dict(labels or {}), time.time())
+        self._outbox.put(job)
 
     def finish_trial(self, number: int, state: str, report: TrialReport) -> None:
-        self._outbox.put(protocol.FinishTrial(number, state, report))
+        self._outbox.put(protocol.FinishTrial(number, state, report, time.time()))
 
     def mark_interrupted(self, numbers: Sequence[int]) -> None:
         if numbers:
             self._recorded += sum(1 for n in numbers if n in self._numbers)
-            self._outbox.put(protocol.MarkInterrupted(list(numbers)))
+            self._outbox.put(protocol.MarkInterrupted(list(numbers), time.time()))
+
+    def chart_front(self, step: int, metrics: Mapping[str, float]) -> None:
+        self._outbox.put(protocol.ChartFront(step, dict(metrics)))
 
     def log_metrics(self, number: int, metrics: dict[str, float]) -> None:
         self._outbox.put(protocol.LogMetrics(number, dict(metrics)))

@@ -1,0 +1,57 @@
+"""`paretotune dashboard [STUDY]`: optuna-dashboard over a study's Optuna storage, on
+127.0.0.1. The objectives carry their names (Optuna's metric names) and every final
+metric is its own trial attribute (``metric.<name>``), so its charts and tables read
+as paretotune's. optuna-dashboard is an optional extra: ``pip install
+'paretotune[dashboard]'``. It only reads the storage: a missing store is reported, not
+made."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import socket
+
+from paretotune.errors import ParetotuneError
+
+HOST = "127.0.0.1"
+
+
+def dashboard_command(args: argparse.Namespace) -> int:
+    """Serve the dashboard until Ctrl-C; its URL (the study's page with STUDY) first."""
+    try:
+        import optuna_dashboard
+    except ImportError:
+        raise ParetotuneError(
+            "paretotune dashboard needs optuna-dashboard, an optional extra: "
+            "pip install 'paretotune[dashboard]'"
+        ) from None
+    from paretotune.results.client import Client
+    from paretotune.study import open_storage
+
+    client = Client(storage=args.storage)  # a missing store: one line, nothing created
+    page = "dashboard"
+    if args.study:
+        study = client.load_study(args.study)
+        page += f"/studies/{study._study_id}"  # (Optuna keeps the id private)
+    _require_free(args.port)
+    print(
+        f"optuna-dashboard over {client.storage_url}: http://{HOST}:{args.port}/{page} "
+        "(Ctrl-C stops it)",
+        flush=True,
+    )
+    storage = open_storage(client.storage_url, create=False)
+    optuna_dashboard.run_server(storage, host=HOST, port=args.port)
+    return 0
+
+
+def _require_free(port: int) -> None:
+    """Refuse a port something already listens on, in one line."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((HOST, port))
+        except OSError as err:
+            if err.errno != errno.EADDRINUSE:
+                raise
+            raise ParetotuneError(
+                f"--port {port}: {HOST}:{port} is in use; pick another port with --port"
+            ) from None
