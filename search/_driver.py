@@ -22,7 +22,13 @@ from paretotune._clock import Clock
 from paretotune._front import Front
 from paretotune._progress import StudyProgress
 from paretotune.execution import Executor, TrialReport, TrialTask
-from paretotune.results.records import Compute, FrontSummary, completion_order, compute_of
+from paretotune.results.records import (
+    Compute,
+    FrontSummary,
+    completion_order,
+    compute_of,
+    finished_count,
+)
 from paretotune.spaces import Expression, StudySpec, sample_params
 from paretotune.stopping import EarlyStopping
 from paretotune.study._attrs import (
@@ -46,8 +52,8 @@ from paretotune.study._attrs import (
     interrupted_numbers,
     retried_numbers,
     set_trial_metrics,
+    state_name,
     trial_metrics,
-    was_interrupted,
 )
 from paretotune.study._constraints import is_feasible, trial_namespace
 from paretotune.study._open import close_interrupted, queued_reruns, running_trials
@@ -115,6 +121,7 @@ class Driver:
     goal_met_by: int | None = None  # the trial that met the goal
     timed_out: bool = False
     requeued: int = 0  # trials a dead driver or a stop left unfinished, run again first
+    _finished_steps: int | None = None  # the study's finished trials (retried ones too)
 
     def __post_init__(self) -> None:
         self.started = self.clock.now()
@@ -187,7 +194,7 @@ class Driver:
                 counts.pruned += 1
             elif trial.state == TrialState.FAIL and trial.number in retried:
                 counts.retried += 1
-            elif trial.state == TrialState.FAIL and was_interrupted(trial, interrupted):
+            elif state_name(trial, interrupted) == "INTERRUPTED":
                 counts.interrupted += 1
             elif trial.state == TrialState.FAIL:
                 counts.failed += 1
@@ -254,8 +261,9 @@ class Driver:
     def _resuming_line(self, counts: Counts) -> str:
         left = max(0, self.spec.budget.trials - counts.finished)
         line = f"resuming {self.spec.name}: {counts.finished} finished, {left} to go"
-        if self.requeued:
-            line += f" ({self.requeued} interrupted trials run again first)"
+        rerun = min(self.requeued, left)  # queued trials count toward the budget
+        if rerun:
+            line += f" ({rerun} interrupted trials run again first)"
         return line
 
     def _show(self, bar: StudyProgress, counts: Counts) -> None:
@@ -371,11 +379,13 @@ class Driver:
     def _chart_front(self) -> None:
         """The front's hypervolume on the study's record, one point per finished trial
         (its step counts them as `FrontSnapshot.step` does), once it is settled."""
+        if self._finished_steps is None:  # counted once; then one more per finished trial
+            self._finished_steps = finished_count(self.study.get_trials(deepcopy=False))
+        else:
+            self._finished_steps += 1
         hypervolume = self.front.hypervolume()
-        if hypervolume is None:
-            return
-        step = sum(1 for t in self.study.get_trials(deepcopy=False) if t.state.is_finished())
-        self.tracker.chart_front(step, {"hypervolume": hypervolume})
+        if hypervolume is not None:
+            self.tracker.chart_front(self._finished_steps, {"hypervolume": hypervolume})
 
     def remeasure_front(self, executor: Executor) -> None:
         """The front's latencies measured again, with no trial running (see `Front`)."""

@@ -14,6 +14,7 @@ from paretotune.results.pareto import RunningFront, dominates
 from paretotune.results.records import (
     HV_BOUND_TRIALS,
     FrontSummary,
+    finished_count,
     normalized_hypervolume,
     rank_trials,
 )
@@ -33,6 +34,7 @@ class Front:
 
     def __post_init__(self) -> None:
         self.running = RunningFront(list(self.objectives.values()))
+        self._hypervolume: float | None = None  # cached until the front changes
         # the first complete trials' values: they fix the hypervolume's normalisation,
         # as in `rank_trials`
         self._bounds: list[list[float]] = []
@@ -47,6 +49,9 @@ class Front:
         self.changed = self.changed or joined
         if len(self._bounds) < HV_BOUND_TRIALS:
             self._bounds.append(list(values))
+            self._hypervolume = None
+        elif joined:
+            self._hypervolume = None
         if model is not None and joined:
             self._keep_model(number, values, model)
 
@@ -55,10 +60,13 @@ class Front:
         is fixed (None before: it still moves then). Cheap: the front's points only."""
         if len(self._bounds) < HV_BOUND_TRIALS:
             return None
-        directions = list(self.objectives.values())
-        return normalized_hypervolume(
-            np.array(self.running.values()), directions, np.array(self._bounds)
-        )
+        if self._hypervolume is None:
+            self._hypervolume = normalized_hypervolume(
+                np.array(self.running.values()),
+                list(self.objectives.values()),
+                np.array(self._bounds),
+            )
+        return self._hypervolume
 
     def _keep_model(self, number: int, values: list[float], model: bytes) -> None:
         directions = list(self.objectives.values())
@@ -85,7 +93,7 @@ class Front:
             }
             for r in front.records
         ]
-        step = sum(1 for t in trials if t.state.is_finished())
+        step = finished_count(trials)
         # Before the normalisation is fixed the hypervolume still moves: don't chart it.
         settled = final or len(front.records) >= HV_BOUND_TRIALS
         hv = front.hypervolume if settled else None

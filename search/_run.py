@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -172,18 +171,20 @@ def run_study(
                 front = driver.publish_front(final=True)
             finally:
                 driver.close_tracker(status)
-        result = _result(driver, storage_url, front, reason)
-        if progress and stopped is not None:
-            _say_interrupted(result, closed)
-        if progress:
-            print_front(
-                front,
-                tracking_uri=tracker.location,
-                experiment_id=result.experiment_id,
-                study=spec.name,
-            )
-        if stopped is not None:
-            raise stopped
+        try:
+            result = _result(driver, storage_url, front, reason)
+            if progress and stopped is not None:
+                _say_interrupted(result, closed)
+            if progress:
+                print_front(
+                    front,
+                    tracking_uri=tracker.location,
+                    experiment_id=result.experiment_id,
+                    study=spec.name,
+                )
+        finally:
+            if stopped is not None:
+                raise stopped  # (what was kept is said; the caller still sees the Ctrl-C)
         return result
 
 
@@ -267,14 +268,13 @@ def _require_placeable(spec: StudySpec, latency_on: dict[str, float] | None) -> 
 def _start_ray(spec: StudySpec, *, say: bool) -> bool:
     """Begin starting (or joining) Ray with the logical CPUs the spec's workers ask for;
     with ``say``, one line, so the seconds it takes are not a blank screen."""
-    from paretotune.execution import start_ray_in_background
+    from paretotune.execution import start_ray_in_background, start_words
 
     cpus = spec.resources.workers * spec.resources.cpus_per_trial
     starting = start_ray_in_background(min_cpus=cpus)
     if starting and say:
-        address = os.environ.get("RAY_ADDRESS")
-        ray = f"joining Ray at {address}" if address else f"starting a local Ray ({cpus:g} CPUs)"
-        print(f"{spec.name}: {ray} and opening the study …", file=sys.stderr, flush=True)
+        words = start_words(min_cpus=cpus)
+        print(f"{spec.name}: {words} and opening the study …", file=sys.stderr, flush=True)
     return starting
 
 

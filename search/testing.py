@@ -283,6 +283,15 @@ class Simulation:
     clock: SimulatedClock
 
 
+# A small space of MLPs for simulated studies (their trials never train: a script plays them)
+MLP_SPACE: dict[str, Any] = {
+    "architecture": "mlp",
+    "mlp": {"depth": [1, 2, 3], "width": [16, 32, 64, 128]},
+    "optimizer": ["adam", "sgd"],
+    "compression": ["none"],
+}
+
+
 def simulate_study(
     spec: dict[str, Any],
     script: Script,
@@ -320,6 +329,7 @@ def _played_by_the_script(params: dict[str, Any]) -> dict[str, float]:
 
 
 __all__ = [
+    "MLP_SPACE",
     "Outcome",
     "RecordingTracker",
     "ScriptedExecutor",

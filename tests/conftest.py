@@ -14,6 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
+
+# No per-example deadline: on a shared 2-core machine a slow example is load, not a bug.
+settings.register_profile("paretotune", deadline=None)
+settings.load_profile("paretotune")
 
 os.environ.setdefault("RAY_ACCEPT_CLUSTER_RESOURCES_WARNING", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")

@@ -8,8 +8,7 @@ made."""
 from __future__ import annotations
 
 import argparse
-import errno
-import socket
+import sys
 
 from paretotune.errors import ParetotuneError
 
@@ -40,18 +39,18 @@ def dashboard_command(args: argparse.Namespace) -> int:
         flush=True,
     )
     storage = open_storage(client.storage_url, create=False)
-    optuna_dashboard.run_server(storage, host=HOST, port=args.port)
+    try:
+        optuna_dashboard.run_server(storage, host=HOST, port=args.port)
+    except KeyboardInterrupt:  # how it is stopped: nothing to resume
+        print("optuna-dashboard stopped", file=sys.stderr)
     return 0
 
 
 def _require_free(port: int) -> None:
     """Refuse a port something already listens on, in one line."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind((HOST, port))
-        except OSError as err:
-            if err.errno != errno.EADDRINUSE:
-                raise
-            raise ParetotuneError(
-                f"--port {port}: {HOST}:{port} is in use; pick another port with --port"
-            ) from None
+    from paretotune.cli._services import port_free
+
+    if not port_free(port):
+        raise ParetotuneError(
+            f"--port {port}: {HOST}:{port} is in use; pick another port with --port"
+        )

@@ -175,13 +175,13 @@ def _state_detail(client: Client, record: TrialRecord) -> dict[str, Any]:
         STOPPED_AT_ATTR,
         interrupted_numbers,
         retried_numbers,
-        was_interrupted,
+        state_name,
     )
 
     study = client.load_study(record.study or "")
     trial = next(t for t in study.get_trials(deepcopy=False) if t.number == record.number)
     words = STATE_WORDS.get(record.state, record.state.lower())
-    interrupted = record.state == "FAIL" and was_interrupted(trial, interrupted_numbers(study))
+    interrupted = state_name(trial, interrupted_numbers(study)) == "INTERRUPTED"
     if interrupted:
         words = "interrupted (closed by a stopped or dead driver and queued again)"
     elif record.state == "FAIL" and record.number in retried_numbers(study):

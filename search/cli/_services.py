@@ -211,12 +211,13 @@ def free_port_block(size: int) -> int:
     """The first of ``size`` consecutive free ports on 127.0.0.1."""
     for _ in range(50):
         first = free_port()
-        if first + size < 65536 and all(_port_free(first + i) for i in range(1, size)):
+        if first + size < 65536 and all(port_free(first + i) for i in range(1, size)):
             return first
     raise ClusterError("no block of free ports on 127.0.0.1")
 
 
-def _port_free(port: int) -> bool:
+def port_free(port: int) -> bool:
+    """Whether nothing listens on 127.0.0.1:``port`` (a bind succeeds)."""
     with socket.socket() as sock:
         try:
             sock.bind(("127.0.0.1", port))

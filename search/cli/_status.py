@@ -137,15 +137,13 @@ def open_reader(url: str) -> Client | None:
 
 def study_status(client: Client, url: str, name: str, jobs: list[Job] | None) -> StudyStatus:
     """The status of the stored study ``name``, with ``jobs`` (None: no job server asked)."""
-    from paretotune.study._attrs import interrupted_numbers, was_interrupted
+    from paretotune.study._attrs import interrupted_numbers, state_name
 
     summary = client.summary(name)
     study = client.load_study(name)
     marked = interrupted_numbers(study)
     interrupted = sorted(
-        t.number
-        for t in study.get_trials(deepcopy=False)
-        if t.state.name == "FAIL" and was_interrupted(t, marked)
+        t.number for t in study.get_trials(deepcopy=False) if state_name(t, marked) == "INTERRUPTED"
     )
     trials = dict.fromkeys(STATES, 0) | {
         s: n for s, n in summary.trials_by_state.items() if s in STATES

@@ -9,6 +9,7 @@ from paretotune.execution._ray import RayExecutor, require_offered
 from paretotune.execution._ray_connection import (
     ensure_ray,
     start_ray_in_background,
+    start_words,
     stop_ray,
 )
 from paretotune.execution._worker import (
@@ -33,5 +34,6 @@ __all__ = [
     "require_offered",
     "require_placeable",
     "start_ray_in_background",
+    "start_words",
     "stop_ray",
 ]

@@ -104,6 +104,26 @@ def ensure_ray(
     _connect(address, min_cpus=min_cpus, num_cpus=num_cpus, log_to_driver=log_to_driver)
 
 
+def start_words(address: str | None = None, *, min_cpus: float = 1.0) -> str:
+    """What `ensure_ray` does for ``address`` (default ``$RAY_ADDRESS``), in words: for
+    a line shown while it does."""
+    joined = _joined_address(address)
+    if joined:
+        return f"joining Ray at {joined}"
+    return f"starting a local Ray ({_local_cpus(min_cpus)} CPUs)"
+
+
+def _joined_address(address: str | None) -> str | None:
+    """The cluster to join, or None for a local Ray started here."""
+    address = address or os.environ.get("RAY_ADDRESS")
+    return address if address and address != "local" else None
+
+
+def _local_cpus(min_cpus: float) -> int:
+    """A local Ray's logical CPUs: the core count, or more when the workers ask more."""
+    return max(os.cpu_count() or 1, int(min_cpus + 0.999))
+
+
 def _join_background_start() -> None:
     """Wait for a start begun by `start_ray_in_background`, once; raise what it raised."""
     global _background_start
@@ -126,14 +146,14 @@ def _connect(
 
     if ray.is_initialized():
         return
-    address = address or os.environ.get("RAY_ADDRESS")
-    if address and address != "local":
+    address = _joined_address(address)
+    if address:
         with keep_loopback():
             ray.init(address=address, log_to_driver=log_to_driver)
         return
     global _started_here
     _started_here = True
-    cpus = num_cpus or max(os.cpu_count() or 1, int(min_cpus + 0.999))
+    cpus = num_cpus or _local_cpus(min_cpus)
     with keep_loopback():
         ray.init(
             address="local",

@@ -39,7 +39,6 @@ from paretotune.study._attrs import (
     state_name,
     study_objectives,
 )
-from paretotune.study._storage import stored_file
 from paretotune.study._unlogged import unlogged_dir
 from paretotune.tracking.mlflow import models as _models
 from paretotune.tracking.mlflow.schema import (
@@ -48,6 +47,7 @@ from paretotune.tracking.mlflow.schema import (
     RECOVERED_TAG,
     TRIAL_TAG,
 )
+from paretotune.tracking.mlflow.sqlite import local_store_path
 from paretotune.tracking.mlflow.unlogged import UnloggedTrials
 
 if TYPE_CHECKING:
@@ -401,12 +401,7 @@ class Client:
 def _missing_tracking_store(uri: str) -> bool:
     """Whether ``uri`` names a local MLflow store that does not exist: a SQLite file or a
     file-store folder (opening it would create it)."""
-    if uri.startswith("sqlite:"):
-        path = stored_file(uri)
-    elif uri.startswith("file:") or "://" not in uri:
-        path = Path(uri.removeprefix("file://").removeprefix("file:"))
-    else:
-        return False
+    path = local_store_path(uri)
     return path is not None and not path.exists()
 
 

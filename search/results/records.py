@@ -133,6 +133,12 @@ def rank_trials(trials: list[FrozenTrial], objectives: dict[str, str]) -> FrontS
     return FrontSummary(objectives, records, normalized_hypervolume(values, directions, bounds))
 
 
+def finished_count(trials: list[FrozenTrial]) -> int:
+    """The trials that ended (interrupted and retried attempts included): the step a
+    study's front is charted at."""
+    return sum(1 for trial in trials if trial.state.is_finished())
+
+
 def completion_order(trial: FrozenTrial) -> tuple[datetime, int]:
     """Trials in the order they completed (the first ones fix the hypervolume's
     normalisation)."""

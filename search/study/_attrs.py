@@ -87,7 +87,9 @@ def was_interrupted(trial: FrozenTrial, interrupted: set[int]) -> bool:
 def state_name(trial: FrozenTrial, interrupted: set[int]) -> str:
     """Its Optuna state's name, but ``INTERRUPTED`` for a trial a stop or a dead driver
     closed (Optuna holds it as FAIL; it is no failure of the trial's)."""
-    return "INTERRUPTED" if was_interrupted(trial, interrupted) else trial.state.name
+    if trial.state == TrialState.FAIL and was_interrupted(trial, interrupted):
+        return "INTERRUPTED"
+    return trial.state.name
 
 
 def retried_numbers(study: optuna.Study) -> set[int]:

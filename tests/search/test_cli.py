@@ -136,14 +136,15 @@ def _assert_nothing_left(token: str) -> None:
 def test_run_starts_its_own_ray_and_leaves_nothing_running(tmp_path: Path):
     """`paretotune run` on the built-in objective: a fresh local Ray (started while the
     dataset is checked), trained trials, the summary line, exit 0; it skips the slow
-    interpreter teardown, and the Ray it started goes away with it, agents included."""
+    interpreter teardown, and the Ray it started goes away with it, agents included. The
+    first thing it prints is that it starts Ray (seconds of it, not a blank screen)."""
     spec = tmp_path / "tiny.yaml"
     spec.write_text(
         "name: tiny\nbudget: {trials: 2, epochs: 1}\n"
         "space: {architecture: mlp, compression: [none]}\nresources: {workers: 1}\n"
     )
     done = subprocess.run(
-        [sys.executable, "-m", "paretotune.cli", "run", str(spec), "--no-progress"],
+        [sys.executable, "-m", "paretotune.cli", "run", str(spec)],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -151,7 +152,11 @@ def test_run_starts_its_own_ray_and_leaves_nothing_running(tmp_path: Path):
         env=os.environ | {"RAY_ADDRESS": "", "PT_TEST_RUN": str(tmp_path)},
     )
     assert done.returncode == 0, done.stderr
+    cpus = max(os.cpu_count() or 1, 1)
+    first = done.stderr.splitlines()[0]
+    assert first == f"tiny: starting a local Ray ({cpus} CPUs) and opening the study …", first
     assert "tiny: 2 trials run in" in done.stdout
+    assert "Pareto-optimal trials" in done.stdout
     assert "Traceback" not in done.stderr
     assert "INFO mlflow" not in done.stderr
     _assert_nothing_left(str(tmp_path))

@@ -124,3 +124,14 @@ def test_a_port_in_use_is_one_line(journal: Path):
             done.stderr
             == f"error: --port {port}: 127.0.0.1:{port} is in use; pick another port with --port\n"
         )
+
+
+def test_without_the_extra_it_says_how_to_install_it(journal: Path, monkeypatch, capsys):
+    from paretotune.cli import main
+
+    monkeypatch.setitem(sys.modules, "optuna_dashboard", None)  # as if not installed
+    assert main(["dashboard", "--storage", str(journal)]) == 2
+    assert capsys.readouterr().err == (
+        "error: paretotune dashboard needs optuna-dashboard, an optional extra: "
+        "pip install 'paretotune[dashboard]'\n"
+    )

@@ -12,17 +12,12 @@ from optuna.trial import TrialState
 from paretotune.execution import TrialTask
 from paretotune.study import open_storage
 from paretotune.study._attrs import interrupted_numbers
-from paretotune.testing import Outcome, simulate_study
+from paretotune.testing import MLP_SPACE, Outcome, simulate_study
 
 SPEC = {
     "name": "shown",
     "objectives": {"accuracy": "maximize", "train_time_s": "minimize"},
-    "space": {
-        "architecture": "mlp",
-        "mlp": {"depth": [1, 2, 3], "width": [16, 32, 64, 128]},
-        "optimizer": ["adam", "sgd"],
-        "compression": ["none"],
-    },
+    "space": MLP_SPACE,
     "budget": {"trials": 12},
     "sampler": {"name": "random"},
 }
@@ -41,6 +36,19 @@ def _study(tmp_path: Path) -> optuna.Study:
 
 def _storage(tmp_path: Path) -> str:
     return str(tmp_path / "study.journal")
+
+
+def _interrupted_at(nth: int):
+    """A script that plays `_trial` until the ``nth`` submitted trial: Ctrl-C then."""
+    submitted: list[int] = []
+
+    def script(task: TrialTask) -> Outcome:
+        submitted.append(task.number)
+        if len(submitted) == nth:
+            raise KeyboardInterrupt
+        return _trial(task)
+
+    return script
 
 
 def test_the_progress_shows_each_objectives_best_and_the_hypervolume(tmp_path, capsys):
@@ -66,17 +74,9 @@ def test_a_resumed_study_says_how_far_it_got(tmp_path, capsys):
 
 
 def test_ctrl_c_says_what_was_kept_and_the_resume_runs_the_interrupted_first(tmp_path, capsys):
-    submitted: list[int] = []
-
-    def interrupted_at_the_sixth(task: TrialTask) -> Outcome:
-        submitted.append(task.number)
-        if len(submitted) == 6:
-            raise KeyboardInterrupt
-        return _trial(task)
-
     with pytest.raises(KeyboardInterrupt):
         simulate_study(
-            SPEC, interrupted_at_the_sixth, storage=_storage(tmp_path), capacity=2, progress=True
+            SPEC, _interrupted_at(6), storage=_storage(tmp_path), capacity=2, progress=True
         )
     printed = capsys.readouterr()
     study = _study(tmp_path)
@@ -90,13 +90,39 @@ def test_ctrl_c_says_what_was_kept_and_the_resume_runs_the_interrupted_first(tmp
     assert "Pareto-optimal trials" in printed.out  # the front so far
 
     resumed = simulate_study(SPEC, _trial, storage=_storage(tmp_path), capacity=2, progress=True)
+    shown = capsys.readouterr().err
     assert (
         f"resuming shown: {kept} finished, {12 - kept} to go ({closed} interrupted trials run "
         "again first)"
-    ) in capsys.readouterr().err
+    ) in shown
     assert resumed.result.n_complete == 12
     assert resumed.result.n_interrupted == closed
     assert resumed.result.n_failed == 0  # interrupted trials are not failures
+    findings = [line for line in shown.splitlines() if "Pareto" in line][-1]
+    assert f"· {closed} interrupted" in findings and "failed" not in findings, findings
+
+
+def test_the_resume_line_promises_no_more_reruns_than_the_budget_has_left(tmp_path, capsys):
+    with pytest.raises(KeyboardInterrupt):
+        simulate_study(SPEC, _interrupted_at(4), storage=_storage(tmp_path), capacity=2)
+    kept = len(_study(tmp_path).get_trials(states=(TrialState.COMPLETE,)))
+    simulate_study(SPEC, _trial, storage=_storage(tmp_path), capacity=2, trials=kept, progress=True)
+    assert f"resuming shown: {kept} finished, 0 to go\n" in capsys.readouterr().err
+
+
+def test_metrics_a_study_kept_in_one_dict_are_still_read(tmp_path):
+    """Studies written before one attribute per metric kept them in ``metrics``."""
+    from paretotune.results.records import record_of
+    from paretotune.study._constraints import trial_namespace
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    trial = study.ask()
+    trial.set_user_attr("metrics", {"accuracy": 0.9, "train_time_s": 2.0, "size_bytes": 10.0})
+    study.tell(trial, [0.9, 2.0])
+    frozen = study.trials[0]
+    record = record_of(frozen, {"accuracy": "maximize", "train_time_s": "minimize"})
+    assert dict(record.metrics) == {"accuracy": 0.9, "train_time_s": 2.0, "size_bytes": 10.0}
+    assert trial_namespace(frozen)["size_bytes"] == 10.0
 
 
 def test_the_hypervolume_is_charted_once_per_finished_trial(tmp_path):

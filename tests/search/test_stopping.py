@@ -26,6 +26,7 @@ from paretotune.stopping import (
 )
 from paretotune.study import open_storage
 from paretotune.testing import (
+    MLP_SPACE,
     Outcome,
     ScriptedExecutor,
     SimulatedClock,
@@ -136,12 +137,7 @@ def test_rung_values_take_validation_quality_and_costs_so_far():
 SPEC = {
     "name": "asha",
     "objectives": {"accuracy": "maximize", "train_time_s": "minimize"},
-    "space": {
-        "architecture": "mlp",
-        "mlp": {"depth": [1, 2, 3], "width": [16, 32, 64, 128]},
-        "optimizer": ["adam", "sgd"],
-        "compression": ["none"],
-    },
+    "space": MLP_SPACE,
     "budget": {"trials": 24, "epochs": 9},
     "resources": {"workers": 3},
     "sampler": {"name": "random"},

@@ -126,8 +126,12 @@ class MlflowRecorder:
         what it charted and when it was closed are noted (see `StudyRecord`)."""
         run_id = parent.info.run_id
         self.study.reopened_end_ms = parent.info.end_time
-        history = self._client.get_metric_history(run_id, "pareto_size")
-        self.study.charted_until = max((point.step for point in history), default=-1)
+        steps = [  # (a killed driver may have charted the hypervolume past the last front)
+            point.step
+            for key in ("pareto_size", "hypervolume")
+            for point in self._client.get_metric_history(run_id, key)
+        ]
+        self.study.charted_until = max(steps, default=-1)
         self._client.update_run(run_id, status="RUNNING")
         self.study.parent_run_id = run_id
 

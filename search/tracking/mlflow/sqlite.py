@@ -68,6 +68,23 @@ def sqlite_path(tracking_uri: str) -> Path | None:
     return Path(tracking_uri.removeprefix("sqlite:///"))
 
 
+# tracking URIs MLflow reads as a service's name, not as a local folder
+NAMED_STORES = frozenset({"databricks", "databricks-uc", "uc"})
+
+
+def local_store_path(tracking_uri: str) -> Path | None:
+    """The file or folder of a local store: a ``sqlite:///`` database, a ``file:`` or
+    plain-path file store; None for a server or a named service (``databricks``)."""
+    database = sqlite_path(tracking_uri)
+    if database is not None:
+        return database
+    if tracking_uri in NAMED_STORES or tracking_uri.startswith("sqlite:"):
+        return None
+    if "://" in tracking_uri and not tracking_uri.startswith("file:"):
+        return None
+    return Path(tracking_uri.removeprefix("file://").removeprefix("file:"))
+
+
 def artifact_location(tracking_uri: str, experiment: str) -> str | None:
     """``mlartifacts/<experiment>`` beside a local SQLite database; the store's default else."""
     database = sqlite_path(tracking_uri)

@@ -33,7 +33,7 @@ from paretotune.tracking.mlflow.schema import (
     PARETO_TAG,
     SAVED_VIEW_TAG_PREFIX,
 )
-from paretotune.tracking.mlflow.sqlite import sqlite_path
+from paretotune.tracking.mlflow.sqlite import local_store_path
 
 FRONT_FILTER = f"tags.{PARETO_TAG} = 'true'"  # the runs table's filter for the front
 FRONT_VIEW_NAME = "Pareto front"
@@ -74,12 +74,12 @@ def ui_command(tracking_uri: str) -> str | None:
 def absolute_store_uri(tracking_uri: str) -> str:
     """``tracking_uri`` with a local SQLite file or store folder made absolute (a relative
     one names a different store from another folder); any other URI as it is."""
-    database = sqlite_path(tracking_uri)
-    if database is not None:
-        return f"sqlite:///{database.resolve()}"
-    if "://" in tracking_uri or tracking_uri.startswith("file:"):
+    local = local_store_path(tracking_uri)
+    if local is None:
         return tracking_uri
-    return str(Path(tracking_uri).resolve())
+    if tracking_uri.startswith("sqlite:"):
+        return f"sqlite:///{local.resolve()}"
+    return local.resolve().as_uri()
 
 
 def objective_params(objectives: Mapping[str, str]) -> dict[str, str]:
