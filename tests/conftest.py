@@ -36,6 +36,30 @@ def ray_cluster():
     ray.shutdown()
 
 
+JOIN_RAY_ENV = "PARETOTUNE_TEST_RAY_ADDRESS"
+
+
+@pytest.fixture()
+def joins_session_ray(ray_cluster, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The `paretotune` commands this test runs (through `cli_env`) join the session's
+    Ray instead of each starting and stopping a Ray of its own (seconds per command on 2
+    cores). Tests of a command's own Ray (its start, its ports, its end) do not use it."""
+    address = str(ray_cluster.get_runtime_context().gcs_address)
+    monkeypatch.setenv(JOIN_RAY_ENV, address)
+    return address
+
+
+def cli_env(*also_drop: str) -> dict[str, str]:
+    """The environment of a `paretotune` command a test runs: none of the user's
+    defaults (Ray address, MLflow URI, storage), Ray's auth off, and the session's Ray to
+    join when the test asked for it (`joins_session_ray`)."""
+    drop = ("RAY_ADDRESS", "MLFLOW_TRACKING_URI", "PARETOTUNE_STORAGE", JOIN_RAY_ENV, *also_drop)
+    env = {k: v for k, v in os.environ.items() if k not in drop} | {"RAY_AUTH_MODE": "disabled"}
+    if os.environ.get(JOIN_RAY_ENV):
+        env["RAY_ADDRESS"] = os.environ[JOIN_RAY_ENV]
+    return env
+
+
 @pytest.fixture()
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh working directory with its own journal storage and MLflow SQLite store."""

@@ -24,7 +24,10 @@ from paretotune.study._attrs import finished_trials, interrupted_numbers
 from paretotune.tracking.mlflow.schema import MODEL_URI_TAG, STATE_TAG, TRIAL_TAG
 from sklearn.datasets import load_digits
 
-pytestmark = pytest.mark.slow
+from tests.conftest import cli_env
+
+# the commands join the session's Ray: these tests are about storage, not Ray's start
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("joins_session_ray")]
 
 SPEC = """\
 name: faults
@@ -42,7 +45,7 @@ def _cli(folder: Path, *args: str, timeout: float = 300) -> subprocess.Completed
     return subprocess.run(
         [*CLI, *args],
         cwd=folder,
-        env=_env(),
+        env=cli_env(),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -52,13 +55,8 @@ def _cli(folder: Path, *args: str, timeout: float = 300) -> subprocess.Completed
 def _launch(folder: Path, **popen: Any) -> subprocess.Popen:
     """`paretotune run spec.yaml` in ``folder``, in the background."""
     return subprocess.Popen(
-        [*CLI, "run", "spec.yaml", "--no-progress"], cwd=folder, env=_env(), **popen
+        [*CLI, "run", "spec.yaml", "--no-progress"], cwd=folder, env=cli_env(), **popen
     )
-
-
-def _env() -> dict[str, str]:
-    drop = ("RAY_ADDRESS", "MLFLOW_TRACKING_URI", "PARETOTUNE_STORAGE")
-    return {k: v for k, v in os.environ.items() if k not in drop} | {"RAY_AUTH_MODE": "disabled"}
 
 
 def _trials(journal: Path, state: TrialState) -> list[int]:

@@ -24,7 +24,7 @@ from paretotune.cli._services import free_port_block, start_ray_node, stop_group
 from paretotune.study._attrs import finished_trials, interrupted_numbers
 from paretotune.study._lock import driver_lock
 
-from tests.conftest import free_port
+from tests.conftest import cli_env, free_port
 from tests.e2e.test_faults import SPEC  # the same small digits study
 
 pytestmark = pytest.mark.slow
@@ -41,13 +41,13 @@ SPACE = {
 
 def _cli(folder: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*CLI, *args], cwd=folder, env=_env(), capture_output=True, text=True, timeout=timeout
+        [*CLI, *args],
+        cwd=folder,
+        env=cli_env("RAY_API_SERVER_ADDRESS"),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
-
-
-def _env() -> dict[str, str]:
-    drop = ("RAY_ADDRESS", "MLFLOW_TRACKING_URI", "PARETOTUNE_STORAGE", "RAY_API_SERVER_ADDRESS")
-    return {k: v for k, v in os.environ.items() if k not in drop} | {"RAY_AUTH_MODE": "disabled"}
 
 
 def _one_error(done: subprocess.CompletedProcess[str], *words: str) -> str:
@@ -77,6 +77,7 @@ def _started(journal: Path, state: TrialState) -> list[int]:
         return []
 
 
+@pytest.mark.usefixtures("joins_session_ray")
 def test_status_of_a_finished_study_and_reads_that_create_nothing(tmp_path: Path):
     journal = tmp_path / "study.journal"
     spec = {"name": "quick", "space": SPACE, "budget": {"trials": 6}, "sampler": {"name": "random"}}
@@ -149,13 +150,14 @@ def test_status_of_a_missing_storage_is_one_line_and_creates_nothing(tmp_path: P
     assert list(tmp_path.iterdir()) == [], "a read created something"
 
 
+@pytest.mark.usefixtures("joins_session_ray")
 def test_stop_closes_a_running_study_in_order_and_a_rerun_resumes(tmp_path: Path):
     (tmp_path / "spec.yaml").write_text(SPEC.format(trials=4, epochs=30))
     journal = tmp_path / "paretotune.journal"
     driver = subprocess.Popen(
         [*CLI, "run", "spec.yaml", "--no-progress"],
         cwd=tmp_path,
-        env=_env(),
+        env=cli_env("RAY_API_SERVER_ADDRESS"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from paretotune import run_study
 
+from tests.conftest import cli_env
+
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
@@ -20,7 +22,7 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         timeout=120,
-        env=os.environ | {"PT_TEST_RUN": str(cwd)},  # marks what the command starts
+        env=cli_env() | {"PT_TEST_RUN": str(cwd)},  # marks what the command starts
     )
 
 
@@ -73,6 +75,7 @@ def test_bad_override_and_missing_file_exit_2(tmp_path: Path):
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
+@pytest.mark.usefixtures("joins_session_ray")
 def test_family_that_cannot_apply_is_a_spec_error(tmp_path: Path):
     """Found by the dataset check, while Ray was already starting: Ray is still stopped."""
     spec = tmp_path / "wine.yaml"
@@ -193,8 +196,9 @@ def test_a_bug_exits_1_with_its_traceback_and_a_user_mistake_exits_2(tmp_path: P
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("joins_session_ray")
 def test_run_takes_early_stopping_constraints_and_a_goal(tmp_path: Path):
-    """The flags reach the study: a trial budget of 12 on a local Ray, MO-ASHA stopping
+    """The flags reach the study: a trial budget of 12 on the session's Ray, MO-ASHA stopping
     trials at rung epochs, a constraint counted, and the goal stopping the study."""
     spec = tmp_path / "flags.yaml"
     spec.write_text(
