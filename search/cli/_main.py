@@ -13,6 +13,7 @@ import traceback
 from collections.abc import Sequence
 
 from paretotune.cli._read import (
+    checked_flags,
     client_of,
     compute_words,
     pareto_command,
@@ -464,6 +465,7 @@ def _why(reason: str, goal_met_by: int | None) -> str:
 
 def _best(args: argparse.Namespace) -> int:
     client = client_of(args)
+    checked_flags(client.trials(args.study), args.study, args.where, ("--prefer", args.prefer))
     record = client.best_config(
         args.study, where=args.where, prefer=args.prefer, feasible_only=not args.all
     )

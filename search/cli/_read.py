@@ -10,7 +10,7 @@ import argparse
 import json
 import shutil
 import textwrap
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -19,6 +19,7 @@ from paretotune.errors import ExpressionError, UnknownMetricError
 if TYPE_CHECKING:
     from paretotune.results.client import Client
     from paretotune.results.records import Compute, TrialRecord
+    from paretotune.spaces import Expression
 
 T = TypeVar("T")
 
@@ -85,26 +86,38 @@ def pareto_command(args: argparse.Namespace) -> int:
     """The front's trials that satisfy ``--where``, best first by ``--sort`` (default: the
     first objective, in its direction), at most ``--limit``; a table, or JSON."""
     from paretotune._progress import best_first, print_front
-    from paretotune.results.selection import check_names, namespace
-    from paretotune.spaces import parse_expression
+    from paretotune.results.selection import namespace
 
     front = client_of(args).front(args.study)
     rows = front.pareto
-    if args.where is not None:
-        condition = _flagged("--where", lambda: parse_expression(args.where))
-        _flagged("--where", lambda: check_names(condition.names, front.records, args.study))
+    condition = checked_flags(front.records, args.study, args.where, ("--sort", args.sort))
+    if condition is not None:
         rows = [r for r in rows if condition.holds(namespace(r))]
-    if args.sort is not None:
-        _flagged(
-            "--sort",
-            lambda: check_names([args.sort], front.records, args.study, metrics_only=True),
-        )
     rows = best_first(rows, front.objectives, args.sort)[: args.limit]
     if args.json:
         print(json.dumps([r.as_dict() for r in rows], indent=2, default=str))
         return 0
     print_front(front, tracking_uri=None, experiment_id=None, rows=rows, study=args.study)
     return 0
+
+
+def checked_flags(
+    records: Sequence[TrialRecord], study: str, where: str | None, metric: tuple[str, str | None]
+) -> Expression | None:
+    """``--where`` parsed, and it and the ``metric`` flag (``(flag, name)``) checked
+    against the study's metrics and params: each mistake said as its flag's."""
+    from paretotune.results.selection import check_names
+    from paretotune.spaces import parse_expression
+
+    condition = None
+    if where is not None:
+        condition = _flagged("--where", lambda: parse_expression(where))
+        names = condition.names
+        _flagged("--where", lambda: check_names(names, records, study))
+    flag, name = metric
+    if name is not None:
+        _flagged(flag, lambda: check_names([name], records, study, metrics_only=True))
+    return condition
 
 
 def _flagged(flag: str, check: Callable[[], T]) -> T:

@@ -255,8 +255,13 @@ class Client:
     # -- plumbing ----------------------------------------------------------------------
     def _records(self, study: optuna.Study) -> list[TrialRecord]:
         objectives = study_objectives(study)
+        interrupted = interrupted_numbers(study)
         records = [
-            replace(record_of(t, objectives), study=study.study_name)
+            replace(
+                record_of(t, objectives),
+                study=study.study_name,
+                state=state_name(t, interrupted),
+            )
             for t in study.get_trials(deepcopy=False)
         ]
         return _with_isolated(study, records)

@@ -26,6 +26,8 @@ _NEVER = datetime.max
 @dataclass(frozen=True)
 class TrialRecord:
     """One trial as users see it. ``values`` maps objective name -> value (COMPLETE only).
+    ``state`` is Optuna's (``COMPLETE``, ``PRUNED``, ``FAIL``, …), but ``INTERRUPTED``
+    where a `Client` knows a stopped or dead driver closed the trial (Optuna: FAIL).
 
     ``feasible`` says whether the trial meets the spec's ``constraints`` (always true
     without any); ``model_uri`` is where its trained model is, ``models:/<id>`` for a

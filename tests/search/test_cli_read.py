@@ -181,16 +181,20 @@ def test_pareto_filters_sorts_and_limits(cli):
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("command", "args", "message"),
     [
-        (["--sort", "speed"], "error: --sort: unknown metric 'speed' in study 'cli-read'; its"),
-        (["--sort", "optimizer"], "error: --sort: unknown metric 'optimizer' in study"),
-        (["--where", "nope < 1"], "error: --where: unknown metric 'nope' in study 'cli-read'"),
-        (["--where", "latency_ms <"], "error: --where: in 'latency_ms <': expected a "),
+        ("pareto", ["--sort", "speed"], "error: --sort: unknown metric 'speed' in study 'cli-"),
+        ("pareto", ["--sort", "optimizer"], "error: --sort: unknown metric 'optimizer' in study"),
+        ("pareto", ["--where", "nope < 1"], "error: --where: unknown metric 'nope' in study 'cl"),
+        ("pareto", ["--where", "latency_ms <"], "error: --where: in 'latency_ms <': expected a "),
+        ("best", ["--prefer", "speed"], "error: --prefer: unknown metric 'speed' in study 'cli"),
+        ("best", ["--where", "nope < 1"], "error: --where: unknown metric 'nope' in study 'cli-"),
     ],
 )
-def test_pareto_mistakes_are_one_line_naming_the_flag(cli, args: list[str], message: str):
-    code, out, err = cli("pareto", STUDY, *args)
+def test_query_mistakes_are_one_line_naming_the_flag(
+    cli, command: str, args: list[str], message: str
+):
+    code, out, err = cli(command, STUDY, *args)
     assert code == 2 and not out
     assert err.startswith(message) and err.count("\n") == 1, err
 
@@ -244,6 +248,7 @@ def test_show_prints_one_trial_whole(cli):
     interrupted = _interrupted(cli)
     code, out, _ = cli("show", STUDY, str(interrupted[0]), "--json")
     assert json.loads(out)["interrupted"] is True
+    assert json.loads(out)["state"] == "INTERRUPTED"  # not Optuna's FAIL
     assert json.loads(out)["state_words"].startswith("interrupted")
     code, _, err = cli("show", STUDY, "999")
     assert code == 2 and err == f"error: study {STUDY!r} has no trial 999\n"

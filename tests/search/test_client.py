@@ -188,9 +188,9 @@ def test_cli_best_and_knee_match_the_api_and_errors_are_one_line(
 
     for args, message in [
         (["--where", "latency_ms <= 1e-9"], "error: no complete trial of 'digits-choose' sat"),
-        (["--where", "latency < 1"], "error: unknown metric 'latency' in study"),
-        (["--where", "latency_ms <"], "error: in 'latency_ms <': expected a metric name"),
-        (["--prefer", "speed"], "error: unknown metric 'speed' in study"),
+        (["--where", "latency < 1"], "error: --where: unknown metric 'latency' in study"),
+        (["--where", "latency_ms <"], "error: --where: in 'latency_ms <': expected a metric"),
+        (["--prefer", "speed"], "error: --prefer: unknown metric 'speed' in study"),
     ]:
         assert main(["best", STUDY, *args, *storage]) == 2
         err = capsys.readouterr().err
