@@ -516,6 +516,17 @@ def test_the_front_plot_fits_the_artifact_pane_offline():
     assert png.startswith(b"\x89PNG") and width <= 1000
 
 
+def test_a_single_objective_front_plots_its_value_by_trial():
+    rows = [
+        {"number": n, "run_id": None, "params": {}, "values": {"mse": 10 - n}, "rank": int(n < 9)}
+        for n in range(10)
+    ]
+    page, _ = front_pictures(FrontSnapshot({"mse": "minimize"}, rows, None, 10, final=True))
+    assert [page.count(f'id="{PANEL_GID.format(i)}"') for i in range(2)] == [1, 0]
+    assert ">trial<" in page or "trial</" in page  # the x axis, not mse against itself
+    assert page.count("<title>trial ") == 10
+
+
 def test_the_printed_commands_work_from_any_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """The hint at the end of a run: an `mlflow ui` command with absolute paths, and the
     address of the runs filtered to the front."""

@@ -96,9 +96,13 @@ _CSS = (
 )
 
 
+# the x axis of a single-objective study's one panel: its value against the trial number
+TRIAL_AXIS = ("#trial", "")
+
+
 def _pairs(snapshot: FrontSnapshot) -> list[tuple[tuple[str, str], tuple[str, str]]]:
     metrics = list(snapshot.objectives.items())
-    return list(itertools.combinations(metrics, 2)) or [(metrics[0], metrics[0])]
+    return list(itertools.combinations(metrics, 2)) or [(TRIAL_AXIS, metrics[0])]
 
 
 def _figure(snapshot: FrontSnapshot) -> Figure:
@@ -163,10 +167,15 @@ def _styles(snapshot: FrontSnapshot) -> list[tuple[list[dict[str, Any]], dict[st
 
 
 def _values(rows: list[dict[str, Any]], *metrics: str) -> list[list[float]]:
-    return [[row["values"][metric] for row in rows] for metric in metrics]
+    return [
+        [row["number"] if metric == TRIAL_AXIS[0] else row["values"][metric] for row in rows]
+        for metric in metrics
+    ]
 
 
 def _axis_label(metric: str, direction: str) -> str:
+    if (metric, direction) == TRIAL_AXIS:
+        return "trial"
     return f"{metric} ({'max' if direction == 'maximize' else 'min'})"
 
 
