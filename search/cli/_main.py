@@ -263,8 +263,8 @@ def _add_tracking(parser: argparse.ArgumentParser) -> None:
 def _add_storage(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--storage",
-        help="Optuna storage: a journal file path (default paretotune.journal), "
-        "sqlite:///…, postgresql://…",
+        help="Optuna storage: a journal file path, sqlite:///…, postgresql://…, mysql://…, "
+        "redis://… (default $PARETOTUNE_STORAGE, else paretotune.journal)",
     )
 
 
@@ -375,6 +375,9 @@ def _use_services() -> None:
     if services is None:
         return
     os.environ["RAY_ADDRESS"] = services.ray_address
+    from paretotune.tracking.mlflow.view import UI_ENV
+
+    os.environ.setdefault(UI_ENV, services.tracking_uri)  # the front's links: to that server
     print(
         f"using `paretotune up`'s Ray {services.ray_address}; "
         f"the MLflow UI is at {services.tracking_uri}",

@@ -56,9 +56,12 @@ def test_up_serves_later_runs_and_down_stops_everything(tmp_path: Path):
         assert again.returncode == 0 and json.loads((tmp_path / STATE_FILE).read_text()) == state
 
         (tmp_path / "spec.yaml").write_text(SPEC)
-        ran = _cli(tmp_path, "run", "spec.yaml", "--no-progress")
+        ran = _cli(tmp_path, "run", "spec.yaml")
         assert ran.returncode == 0, ran.stderr[-3000:]
         assert f"using `paretotune up`'s Ray {state['ray_address']}" in ran.stderr
+        # the front's address is on `up`'s server; no command to serve another UI
+        assert f"The Pareto front in MLflow:  {state['tracking_uri']}/#/experiments/" in ran.stdout
+        assert "Serve the MLflow UI" not in ran.stdout
         study = optuna.load_study(
             study_name="served", storage=open_storage(str(tmp_path / "paretotune.journal"))
         )

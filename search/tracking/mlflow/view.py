@@ -16,6 +16,7 @@ tab is (its "GenAI" pages open on traces). A column is ``metrics.`name``` or
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 from collections.abc import Mapping
@@ -39,6 +40,7 @@ FRONT_FILTER = f"tags.{PARETO_TAG} = 'true'"  # the runs table's filter for the 
 FRONT_VIEW_NAME = "Pareto front"
 FRONT_PAGE = f"{FRONT_DIR}/pareto_front.html"  # on the parent run
 LOCAL_UI = "http://127.0.0.1:5000"  # where `ui_command` serves the UI
+UI_ENV = "PARETOTUNE_MLFLOW_UI"  # a UI already serving the local store (`paretotune up`)
 _OBJECTIVE_COLUMN_PX = 150  # wide enough for 0.979166…
 _MODEL_TRAINING = "workflowType=machine_learning"  # MLflow's pages with a runs tab
 
@@ -46,9 +48,10 @@ _MODEL_TRAINING = "workflowType=machine_learning"  # MLflow's pages with a runs 
 def front_url(tracking_uri: str, experiment_id: str) -> str:
     """The study's Pareto-optimal runs in the MLflow UI: its experiment's runs tab in
     the saved view `FRONT_VIEW_ID`. A tracking server serves it at its own address; a
-    local store at `LOCAL_UI`, once `ui_command` runs."""
-    base = tracking_uri.rstrip("/") if _is_server(tracking_uri) else LOCAL_UI
-    return base + front_route(experiment_id)
+    local store at ``$PARETOTUNE_MLFLOW_UI`` (a UI already serving it: `paretotune up`'s),
+    else at `LOCAL_UI`, once `ui_command` runs."""
+    base = _served_at(tracking_uri) or LOCAL_UI
+    return base.rstrip("/") + front_route(experiment_id)
 
 
 def front_route(experiment_id: str) -> str:
@@ -61,14 +64,22 @@ def front_route(experiment_id: str) -> str:
 def ui_command(tracking_uri: str) -> str | None:
     """The command that serves the UI of a local store, to paste from any folder (this
     Python's ``mlflow`` and the store by absolute paths); None for a tracking server,
-    which serves its own."""
-    if _is_server(tracking_uri):
+    which serves its own, or a store a UI already serves (``$PARETOTUNE_MLFLOW_UI``)."""
+    if _served_at(tracking_uri):
         return None
     beside = Path(sys.executable).absolute().parent / "mlflow"
     mlflow = str(beside) if beside.exists() else "mlflow"
     store = absolute_store_uri(tracking_uri)
     host, port = LOCAL_UI.removeprefix("http://").split(":")
     return shlex.join([mlflow, "ui", "--backend-store-uri", store, "--host", host, "--port", port])
+
+
+def _served_at(tracking_uri: str) -> str | None:
+    """Where a UI serves ``tracking_uri`` now: a server itself, or the UI named by
+    ``$PARETOTUNE_MLFLOW_UI`` for a local store; None: no UI runs."""
+    if _is_server(tracking_uri):
+        return tracking_uri
+    return os.environ.get(UI_ENV) or None
 
 
 def absolute_store_uri(tracking_uri: str) -> str:
