@@ -131,3 +131,26 @@ def test_the_hypervolume_is_charted_once_per_finished_trial(tmp_path):
     # from the trial that fixes the normalisation (the 10th complete) on, each step once
     assert steps == list(range(10, 13)), steps
     assert run.tracker.charted[-1][1]["hypervolume"] == pytest.approx(run.result.hypervolume)
+
+
+@pytest.mark.parametrize("kind", ["journal", "sqlite"])
+def test_metrics_are_one_attribute_each_as_optuna_reads_them_back(tmp_path, kind):
+    """On a journal, the metrics go in one append (one fsync); read back by a fresh
+    storage (replaying the file) they are what Optuna's own `set_user_attr` calls give.
+    Other storages take them one by one."""
+    from paretotune.study._attrs import set_trial_metrics, trial_metrics
+
+    url = str(tmp_path / "study.journal") if kind == "journal" else f"sqlite:///{tmp_path}/s.db"
+    study = optuna.create_study(storage=open_storage(url), directions=["maximize"])
+    metrics = {"accuracy": 0.9, "latency_ms": 0.25, "size_bytes": 1024.0}
+    batched, by_optuna = study.ask(), study.ask()
+    set_trial_metrics(batched, metrics)
+    for name, value in metrics.items():
+        by_optuna.set_user_attr(f"metric.{name}", value)
+    assert batched.user_attrs == by_optuna.user_attrs  # the trial's own view, too
+    study.tell(batched, [0.9])
+    study.tell(by_optuna, [0.9])
+    again = optuna.load_study(study_name=study.study_name, storage=open_storage(url))
+    first, second = again.trials
+    assert first.user_attrs == second.user_attrs == {f"metric.{k}": v for k, v in metrics.items()}
+    assert trial_metrics(first) == metrics
