@@ -12,7 +12,7 @@ from paretotune._clock import Clock, SystemClock
 from paretotune._driver import Driver
 from paretotune._progress import print_front
 from paretotune.errors import StudyNotFoundError
-from paretotune.execution import Executor, UserObjective
+from paretotune.execution import Executor, InProcessExecutor, UserObjective
 from paretotune.results.records import Compute, FrontSummary, TrialRecord
 from paretotune.spaces import StudySpec, load_spec, parse_expression
 from paretotune.stopping import EarlyStopping
@@ -92,6 +92,8 @@ def run_study(
     spec = apply_overrides(load_spec(spec_or_path), overrides)
     storage_url = resolve_storage_url(storage)
     refuse_if_held(storage_url, spec.name)  # a refused second driver starts no Ray
+    if executor is None and _budget_spent(spec, storage_url):
+        executor = InProcessExecutor(None, _nothing_to_run)  # a finished study: no Ray
     # Ray starts while the dataset is checked and the study opens; if either fails, the
     # Ray started for it is stopped again (none of its processes is left behind).
     ray_starting = executor is None and _start_ray(spec, say=progress)
@@ -263,6 +265,31 @@ def _require_placeable(spec: StudySpec, latency_on: dict[str, float] | None) -> 
     )
     if latency_on:
         require_offered(latency_on)
+
+
+def _budget_spent(spec: StudySpec, storage_url: str) -> bool:
+    """Whether the study exists and its finished trials already meet the budget (as the
+    driver counts them): a rerun then runs nothing and needs no Ray. Asked read-only."""
+    import optuna
+    from paretotune.study import open_storage
+    from paretotune.study._attrs import finished_trials
+    from paretotune.study._storage import find_study, storage_exists
+
+    try:
+        if not storage_exists(storage_url):
+            return False
+        storage = open_storage(storage_url, create=False)
+        if find_study(storage, spec.name) is None:
+            return False
+        study = optuna.load_study(study_name=spec.name, storage=storage)
+    except Exception:  # any doubt: run as usual (the driver says what is wrong)
+        return False
+    return len(finished_trials(study)) >= spec.budget.trials
+
+
+def _nothing_to_run(params: dict[str, Any]) -> dict[str, float]:
+    """The objective of a study whose budget is spent: never called."""
+    raise AssertionError("a study whose budget is spent dispatched a trial")
 
 
 def _start_ray(spec: StudySpec, *, say: bool) -> bool:

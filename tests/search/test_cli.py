@@ -160,6 +160,18 @@ def test_run_starts_its_own_ray_and_leaves_nothing_running(tmp_path: Path):
     assert first == f"tiny: starting a local Ray ({cpus} CPUs) and opening the study …", first
     assert "tiny: 2 trials run in" in done.stdout
     assert "Pareto-optimal trials" in done.stdout
+
+    again = subprocess.run(  # its budget spent: a rerun says so and starts no Ray
+        [sys.executable, "-m", "paretotune.cli", "run", str(spec)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=os.environ | {"RAY_ADDRESS": "", "PT_TEST_RUN": str(tmp_path)},
+    )
+    assert again.returncode == 0, again.stderr
+    assert again.stderr.startswith("resuming tiny: 2 finished, 0 to go\n"), again.stderr
+    assert "Ray" not in again.stderr and "tiny: 0 trials run in" in again.stdout
     assert "Traceback" not in done.stderr
     assert "INFO mlflow" not in done.stderr
     _assert_nothing_left(str(tmp_path))
