@@ -146,14 +146,18 @@ def test_run_starts_its_own_ray_and_leaves_nothing_running(tmp_path: Path):
         "name: tiny\nbudget: {trials: 2, epochs: 1}\n"
         "space: {architecture: mlp, compression: [none]}\nresources: {workers: 1}\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "paretotune.cli", "run", str(spec)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        env=os.environ | {"RAY_ADDRESS": "", "PT_TEST_RUN": str(tmp_path)},
-    )
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "paretotune.cli", "run", str(spec)],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=240,
+            env=os.environ | {"RAY_ADDRESS": "", "PT_TEST_RUN": str(tmp_path)},
+        )
+
+    done = run()
     assert done.returncode == 0, done.stderr
     cpus = max(os.cpu_count() or 1, 1)
     first = done.stderr.splitlines()[0]
@@ -161,14 +165,7 @@ def test_run_starts_its_own_ray_and_leaves_nothing_running(tmp_path: Path):
     assert "tiny: 2 trials run in" in done.stdout
     assert "Pareto-optimal trials" in done.stdout
 
-    again = subprocess.run(  # its budget spent: a rerun says so and starts no Ray
-        [sys.executable, "-m", "paretotune.cli", "run", str(spec)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        env=os.environ | {"RAY_ADDRESS": "", "PT_TEST_RUN": str(tmp_path)},
-    )
+    again = run()  # its budget spent: a rerun says so and starts no Ray
     assert again.returncode == 0, again.stderr
     assert again.stderr.startswith("resuming tiny: 2 finished, 0 to go\n"), again.stderr
     assert "Ray" not in again.stderr and "tiny: 0 trials run in" in again.stdout
