@@ -25,7 +25,6 @@ def dashboard_command(args: argparse.Namespace) -> int:
             "pip install 'paretotune[dashboard]'"
         ) from None
     from paretotune.results.client import Client
-    from paretotune.study import open_storage
 
     client = Client(storage=args.storage)  # a missing store: one line, nothing created
     page = "dashboard"
@@ -38,9 +37,8 @@ def dashboard_command(args: argparse.Namespace) -> int:
         "(Ctrl-C stops it)",
         flush=True,
     )
-    storage = open_storage(client.storage_url, create=False)
     try:
-        optuna_dashboard.run_server(storage, host=HOST, port=args.port)
+        optuna_dashboard.run_server(client.optuna_storage, host=HOST, port=args.port)
     except KeyboardInterrupt:  # how it is stopped: nothing to resume
         print("optuna-dashboard stopped", file=sys.stderr)
     return 0

@@ -53,6 +53,7 @@ from paretotune.tracking.mlflow.unlogged import UnloggedTrials
 if TYPE_CHECKING:
     import torch
     from mlflow.entities.model_registry import ModelVersion
+    from optuna.storages import BaseStorage
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,11 @@ class Client:
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
         self._given_tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
         self._storage = open_storage(self.storage_url, create=False)
+
+    @property
+    def optuna_storage(self) -> BaseStorage:
+        """The Optuna storage it reads (opened read-only), for tools that take one."""
+        return self._storage
 
     def study_names(self) -> list[str]:
         return sorted(optuna.get_all_study_names(self._storage))

@@ -30,7 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from paretotune.errors import StudyBusyError
-from paretotune.study._storage import journal_path, resolve_storage_url
+from paretotune.study._storage import (
+    journal_path,
+    resolve_storage_url,
+    sqlite_file,
+    stored_file,
+)
 
 ANOTHER_PROCESS = "another process"  # a holder that cannot be named
 
@@ -59,7 +64,7 @@ def driver_lock(storage_url: str, study_name: str) -> contextlib.AbstractContext
     journal = journal_path(url)
     if journal is not None:
         return _file_lock(journal, study_name, str(journal))
-    database = _sqlite_file(url)
+    database = sqlite_file(url)
     if database is not None:
         return _file_lock(database, study_name, url)
     if not url.startswith("sqlite:"):
@@ -76,7 +81,7 @@ def lock_holder(storage_url: str | None, study_name: str) -> Holder | None:
         SpecError: a server storage's client library is not installed.
     """
     url = resolve_storage_url(storage_url)
-    beside = journal_path(url) or _sqlite_file(url)
+    beside = stored_file(url)
     if beside is not None:
         return _probe_file(_lock_file(beside, study_name))
     if url.startswith("sqlite:"):  # an in-memory database: no other process can run it
@@ -97,12 +102,12 @@ def refuse_if_held(storage_url: str, study_name: str) -> None:
         StudyBusyError: the study's lock file is held, as `driver_lock` would say.
     """
     url = resolve_storage_url(storage_url)
-    journal = journal_path(url)
-    beside = journal or _sqlite_file(url)
+    beside = stored_file(url)
     if beside is None:
         return
     holder = _probe_file(_lock_file(beside, study_name))
     if holder is not None:
+        journal = journal_path(url)  # named as `driver_lock` names it
         raise busy(study_name, str(journal) if journal is not None else url, holder)
 
 
@@ -132,18 +137,6 @@ def busy(study_name: str, where: str, holder: Holder | None, hint: str = "") -> 
     )
     err.holder = holder
     return err
-
-
-def _sqlite_file(url: str) -> Path | None:
-    """The database file of a ``sqlite:///…`` URL (None for another URL or in memory)."""
-    if not url.startswith("sqlite:"):
-        return None
-    from sqlalchemy.engine import make_url
-
-    database = make_url(url).database
-    if not database or database == ":memory:" or "mode=memory" in url:
-        return None
-    return Path(database.removeprefix("file:").split("?", 1)[0])
 
 
 def _lock_file(beside: Path, study_name: str) -> Path:

@@ -122,10 +122,20 @@ def storage_exists(url: str | None) -> bool:
 def stored_file(url: str | None) -> Path | None:
     """The file a storage URL keeps its studies in: the journal file, or the SQLite
     database (None for a server or an in-memory database)."""
-    from paretotune.study._lock import _sqlite_file  # _lock imports this module
-
     url = resolve_storage_url(url)
-    return journal_path(url) or _sqlite_file(url)
+    return journal_path(url) or sqlite_file(url)
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a ``sqlite:///…`` URL (None for another URL or in memory)."""
+    if not url.startswith("sqlite:"):
+        return None
+    from sqlalchemy.engine import make_url
+
+    database = make_url(url).database
+    if not database or database == ":memory:" or "mode=memory" in url:
+        return None
+    return Path(database.removeprefix("file:").split("?", 1)[0])
 
 
 def missing_storage(url: str | None) -> StudyNotFoundError:
