@@ -22,41 +22,28 @@ from paretotune._clock import Clock
 from paretotune._front import Front
 from paretotune._progress import StudyProgress
 from paretotune.execution import Executor, TrialReport, TrialTask
-from paretotune.results.records import (
-    Compute,
-    FrontSummary,
-    completion_order,
-    compute_of,
-    finished_count,
-)
+from paretotune.results.records import Compute, FrontSummary, compute_of, trial_compute
+from paretotune.results.study_view import StudyView
 from paretotune.spaces import Expression, StudySpec, sample_params
 from paretotune.stopping import EarlyStopping
 from paretotune.study._attrs import (
     ATTEMPT_ATTR,
     CURVE_ATTR_PREFIX,
-    EPOCHS_ATTR,
     EXPERIMENT_ATTR,
     FAIL_REASON_ATTR,
     PARAMS_ATTR,
     PARENT_RUN_ATTR,
     PLACEMENT_ATTR,
-    RETRIED_TRIALS_ATTR,
     RETRY_OF_ATTR,
-    RUN_ID_ATTR,
     STARTED_AT_ATTR,
     STOPPED_AT_ATTR,
     STUDY_UID_ATTR,
-    TRACKING_URI_ATTR,
     TRIAL_SECONDS_ATTR,
-    finished_trials,
-    interrupted_numbers,
-    retried_numbers,
-    set_trial_metrics,
-    state_name,
     trial_metrics,
 )
 from paretotune.study._constraints import is_feasible, trial_namespace
 from paretotune.study._open import close_interrupted, queued_reruns, running_trials
+from paretotune.study._writer import StudyWriter, TrialEnd
 from paretotune.tracking import FinishedTrial, StudyRef, Tracker, TrackerNews
 
 POLL_S = 0.2
@@ -97,6 +84,25 @@ class Counts:
     def finished(self) -> int:
         return self.complete + self.failed + self.pruned
 
+    @classmethod
+    def of(cls, view: StudyView, constraints: list[Expression]) -> Counts:
+        """The counts of a study read once (epochs are the caller's)."""
+        counts = cls()
+        for trial in view.trials:
+            state = view.state_of(trial)
+            if state == "COMPLETE":
+                counts.complete += 1
+                counts.feasible += is_feasible(constraints, trial_namespace(trial))
+            elif state == "PRUNED":
+                counts.pruned += 1
+            elif state == "FAIL" and trial.number in view.retried:
+                counts.retried += 1
+            elif state == "INTERRUPTED":
+                counts.interrupted += 1
+            elif state == "FAIL":
+                counts.failed += 1
+        return counts
+
 
 @dataclass
 class Driver:
@@ -121,11 +127,14 @@ class Driver:
     goal_met_by: int | None = None  # the trial that met the goal
     timed_out: bool = False
     requeued: int = 0  # trials a dead driver or a stop left unfinished, run again first
-    _finished_steps: int | None = None  # the study's finished trials (retried ones too)
+    _finished_steps: int = 0  # the study's finished trials (retried ones too)
 
     def __post_init__(self) -> None:
         self.started = self.clock.now()
         self.front = Front(self.objectives)
+        self.writer = StudyWriter(self.study)
+        self.tally = Counts()  # kept from `open` on, one trial at a time
+        self._compute = Compute()
 
     # -- set-up ------------------------------------------------------------------------
     def open(self) -> None:
@@ -146,30 +155,37 @@ class Driver:
         self.tracker.mark_interrupted(list(stale))
         if self.stopping is not None:
             self.stopping.restore(self.study)
+        self._read(StudyView(self.study))
 
-    def load_front(self) -> None:
-        """Count the complete trials earlier runs finished toward the front."""
-        complete = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        for trial in sorted(complete, key=completion_order):  # as `rank_trials` orders them
-            self.front.add(trial.number, trial.values)
+    def _read(self, view: StudyView) -> None:
+        """What earlier runs left, read once: the counts, the front, the compute spent and
+        the finished trials (the hypervolume chart's step); kept incrementally after."""
+        self.tally = Counts.of(view, self.constraints)
+        self._compute = compute_of(view.trials, self.spec.budget.epochs)
+        self.tally.epochs, self.tally.epochs_saved = (
+            self._compute.epochs,
+            self._compute.epochs_saved,
+        )
+        self._finished_steps = sum(1 for t in view.trials if t.state.is_finished())
+        self.front.load(view)
 
     def repair_records(self) -> None:
         """Have the tracker make its records agree with Optuna: every finished trial whose
         record is missing, open or different (a killed driver's unsent jobs, an outage's
         held trials). Done at the end, when this run's own records are all sent, and a
         logging process a killed driver left behind has long finished what it was sent."""
-        self.tracker.repair([finished_trial(t) for t in finished_trials(self.study)])
+        view = StudyView(self.study)
+        self.tracker.repair([finished_trial(t) for t in view.finished])
 
     def _absorb(self, news: TrackerNews) -> None:
         """Store what the tracker learned: the study's MLflow ids, the trials' run ids."""
         self.tracking_errors += news.errors
         if news.parent_run_id and news.parent_run_id != self.parent_run_id:
             self.parent_run_id = news.parent_run_id
-            self.study.set_user_attr(PARENT_RUN_ATTR, news.parent_run_id)
-            self.study.set_user_attr(TRACKING_URI_ATTR, self.tracker.location)
+            self.writer.tracked_at(news.parent_run_id, self.tracker.location)
         if news.experiment_id and news.experiment_id != self.experiment_id:
             self.experiment_id = news.experiment_id
-            self.study.set_user_attr(EXPERIMENT_ATTR, news.experiment_id)
+            self.writer.experiment(news.experiment_id)
         for number, run_id in news.run_ids.items():
             if run_id is not None:
                 self.run_ids[number] = run_id
@@ -179,34 +195,17 @@ class Driver:
             if item is not None:
                 item.run_id_known = True
                 if run_id is not None:
-                    item.trial.set_user_attr(RUN_ID_ATTR, run_id)
+                    self.writer.run_id(item.trial, run_id)
 
     # -- the loop ----------------------------------------------------------------------
     def counts(self) -> Counts:
-        counts = Counts()
-        interrupted = interrupted_numbers(self.study)
-        retried = retried_numbers(self.study)
-        for trial in self.study.get_trials(deepcopy=False):
-            if trial.state == TrialState.COMPLETE:
-                counts.complete += 1
-                counts.feasible += is_feasible(self.constraints, trial_namespace(trial))
-            elif trial.state == TrialState.PRUNED:
-                counts.pruned += 1
-            elif trial.state == TrialState.FAIL and trial.number in retried:
-                counts.retried += 1
-            elif state_name(trial, interrupted) == "INTERRUPTED":
-                counts.interrupted += 1
-            elif trial.state == TrialState.FAIL:
-                counts.failed += 1
-        return counts
+        """The study's trials by kind, as of now."""
+        return self.tally
 
     def loop(self, executor: Executor) -> None:
-        counts = self.counts()
+        counts = self.tally
         budget = self.spec.budget
         deadline = self.started + budget.timeout_s if budget.timeout_s else math.inf
-        self.load_front()
-        compute = self.compute()
-        counts.epochs, counts.epochs_saved = compute.epochs, compute.epochs_saved
         with StudyProgress(
             self.spec.name,
             budget.trials,
@@ -230,12 +229,7 @@ class Driver:
                 ):
                     self._dispatch(executor)
                 for item, report in self._ready_to_tell(executor.capacity):
-                    for key in self._finish(item, report):
-                        setattr(counts, key, getattr(counts, key) + 1)
-                    trained = self._epochs_trained(report)
-                    counts.epochs += trained
-                    if report.stopped_at is not None:
-                        counts.epochs_saved += max(0, budget.epochs - trained)
+                    self._finish(item, report)
                     self._show(bar, counts)
                 if not self.in_flight:
                     if not self.finished_untold:
@@ -255,8 +249,9 @@ class Driver:
                     self.finished_untold.append((item, report))
                 self._keep_rung_records()
                 since = self.clock.now() - self.front.published_at
-                if since >= FRONT_EVERY_S or (self.front.changed and since >= FRONT_CHANGE_S):
-                    self.publish_front(final=False)
+                due = since >= FRONT_EVERY_S or (self.front.changed and since >= FRONT_CHANGE_S)
+                if due and self.front.publish_throttle.due():  # large fronts: by its cost
+                    self.publish_front()
 
     def _resuming_line(self, counts: Counts) -> str:
         left = max(0, self.spec.budget.trials - counts.finished)
@@ -302,7 +297,7 @@ class Driver:
     def _dispatch(self, executor: Executor) -> None:
         trial = self.study.ask()
         params = sample_params(trial, self.spec.space)
-        trial.set_user_attr(PARAMS_ATTR, params)
+        self.writer.asked(trial, params)
         retry = {
             k: str(trial.user_attrs[k])
             for k in (ATTEMPT_ATTR, RETRY_OF_ATTR)
@@ -312,7 +307,14 @@ class Driver:
         self.in_flight[trial.number] = _InFlight(trial, params)
         executor.submit(TrialTask(trial.number, params))
 
-    def _finish(self, item: _InFlight, report: TrialReport) -> list[str]:
+    def _finish(self, item: _InFlight, report: TrialReport) -> None:
+        """Tell Optuna the outcome, count it and hand it to the tracker."""
+        for key in self._tell(item, report):
+            setattr(self.tally, key, getattr(self.tally, key) + 1)
+        self.tally.epochs = self._compute.epochs
+        self.tally.epochs_saved = self._compute.epochs_saved
+
+    def _tell(self, item: _InFlight, report: TrialReport) -> list[str]:
         """Tell Optuna the outcome and hand it to the tracker; return the `Counts` fields
         it adds to."""
         trial = item.trial
@@ -326,30 +328,32 @@ class Driver:
         error = report.error or (
             None if report.stopped_at is not None else self._missing_objectives(report.metrics)
         )
-        self._record_curves(trial, report.history)
-        trial.set_user_attr(EPOCHS_ATTR, self._epochs_trained(report))
-        trial.set_user_attr(TRIAL_SECONDS_ATTR, report.worker_time_s)
-        if report.started_at:
-            trial.set_user_attr(STARTED_AT_ATTR, report.started_at)
-        if report.placement:
-            trial.set_user_attr(PLACEMENT_ATTR, report.placement)
+        self._report_curve(trial, report.history)
+        end = TrialEnd(
+            epochs=self._epochs_trained(report),
+            trial_seconds=report.worker_time_s,
+            started_at=report.started_at,
+            placement=report.placement,
+            metrics=report.metrics if error is None else None,
+            curves=_curves(report.history),
+            stopped_at=report.stopped_at if error is None else None,
+            fail_reason=error,
+        )
+        written = self.writer.trial_ended(trial, end)
+        self._compute += trial_compute(written, self.spec.budget.epochs)
         if error is None and report.stopped_at is not None:  # stopped early: never a value
-            set_trial_metrics(trial, report.metrics)
-            trial.set_user_attr(STOPPED_AT_ATTR, report.stopped_at)
             self.study.tell(trial, state=TrialState.PRUNED)
             state, keys = "PRUNED", ["pruned"]
         elif error is None:
             values = [report.metrics[m] for m in self.objectives]
-            set_trial_metrics(trial, report.metrics)
             self.study.tell(trial, values)
-            self.front.add(trial.number, values, report.model_bytes)
+            self.front.add(trial.number, values, item.params, report.model_bytes)
             state, keys = "COMPLETE", ["complete"]
             if is_feasible(self.constraints, {**item.params, **report.metrics}):
                 keys.append("feasible")
                 self._check_goal(trial.number, {**item.params, **report.metrics})
         else:
             report.error = error
-            trial.set_user_attr(FAIL_REASON_ATTR, error[:2000])
             self.study.tell(trial, state=TrialState.FAIL)
             state, keys = "FAIL", ["failed"]
         self.tracker.finish_trial(trial.number, state, report)
@@ -364,9 +368,8 @@ class Driver:
         between them neither loses the trial nor counts it twice."""
         attempt = int(trial.user_attrs.get(ATTEMPT_ATTR, 1))
         first = int(trial.user_attrs.get(RETRY_OF_ATTR, trial.number))
-        retried = retried_numbers(self.study) | {trial.number}
-        self.study.set_user_attr(RETRIED_TRIALS_ATTR, sorted(retried))
-        trial.set_user_attr(FAIL_REASON_ATTR, (report.error or "")[:2000])
+        self.writer.retried(trial.number)
+        self.writer.trial_ended(trial, TrialEnd(0, 0.0, fail_reason=report.error or ""))
         self.study.tell(trial, state=TrialState.FAIL)
         self.study.enqueue_trial(
             dict(trial.params),
@@ -379,17 +382,14 @@ class Driver:
     def _chart_front(self) -> None:
         """The front's hypervolume on the study's record, one point per finished trial
         (its step counts them as `FrontSnapshot.step` does), once it is settled."""
-        if self._finished_steps is None:  # counted once; then one more per finished trial
-            self._finished_steps = finished_count(self.study.get_trials(deepcopy=False))
-        else:
-            self._finished_steps += 1
+        self._finished_steps += 1
         hypervolume = self.front.hypervolume()
         if hypervolume is not None:
             self.tracker.chart_front(self._finished_steps, {"hypervolume": hypervolume})
 
     def remeasure_front(self, executor: Executor) -> None:
         """The front's latencies measured again, with no trial running (see `Front`)."""
-        self.front.remeasure(self.study, executor, self.tracker)
+        self.front.remeasure(executor, self.writer, self.tracker)
 
     def _epochs_trained(self, report: TrialReport) -> int:
         """Its history's length; a trial that reports none (a custom objective) counts
@@ -414,32 +414,26 @@ class Driver:
         for record in self.stopping.take_unsaved():
             owner = owners.get(record.number)
             if owner is not None:
-                owner.set_user_attr(*EarlyStopping.attr(record))
+                self.writer.attrs(owner, [EarlyStopping.attr(record)])
 
     def stop_reason(self) -> str:
         """Why `loop` ended: the goal, the timeout, or the budget."""
         if self.goal_met_by is not None:
             return "goal"
-        if self.timed_out and self.counts().finished < self.spec.budget.trials:
+        if self.timed_out and self.tally.finished < self.spec.budget.trials:
             return "timeout"
         return "budget"
 
-    def _record_curves(self, trial: optuna.Trial, history: list[dict[str, float]]) -> None:
-        """Keep the per-epoch values in Optuna: each metric's curve as the trial attribute
-        ``curve.<metric>``, and for a single-objective study the objective's validation
-        curve as Optuna intermediate values (Optuna refuses those when there are several
-        objectives, optuna#3450)."""
-        if not history:
+    def _report_curve(self, trial: optuna.Trial, history: list[dict[str, float]]) -> None:
+        """A single-objective study's validation curve as Optuna intermediate values
+        (Optuna refuses those when there are several objectives, optuna#3450; every
+        study keeps each metric's curve as ``curve.<metric>``, see `_curves`)."""
+        if len(self.objectives) != 1:
             return
-        names = dict.fromkeys(k for entry in history for k in entry if k != "epoch")
-        for name in names:
-            curve = [entry.get(name) for entry in history]
-            trial.set_user_attr(CURVE_ATTR_PREFIX + name, curve)
-        if len(self.objectives) == 1:
-            key = "val_" + next(iter(self.objectives))
-            for step, entry in enumerate(history):
-                if key in entry and math.isfinite(entry[key]):
-                    trial.report(entry[key], step)
+        key = "val_" + next(iter(self.objectives))
+        for step, entry in enumerate(history):
+            if key in entry and math.isfinite(entry[key]):
+                trial.report(entry[key], step)
 
     def _missing_objectives(self, metrics: dict[str, float]) -> str | None:
         missing = [m for m in self.objectives if m not in metrics]
@@ -461,6 +455,7 @@ class Driver:
         closed = len(self.in_flight)
         if not closed:
             return 0
+        self.tally.interrupted += closed
         self._absorb(self.tracker.poll())
         close_interrupted(self.study, {n: i.trial.params for n, i in self.in_flight.items()})
         self.tracker.mark_interrupted(list(self.in_flight))
@@ -468,20 +463,36 @@ class Driver:
         return closed
 
     # -- the front ---------------------------------------------------------------------
-    def publish_front(self, *, final: bool) -> FrontSummary:
-        """Rank every complete trial and hand the snapshot to the tracker."""
-        study_metrics = self.compute().as_metrics()
+    def _study_metrics(self) -> dict[str, float]:
+        metrics = self._compute.as_metrics()
         if self.constraints:
-            study_metrics["feasible_trials"] = float(self.counts().feasible)
-        front, snapshot = self.front.snapshot(
-            self.study, final=final, study_metrics=study_metrics, now=self.clock.now()
+            metrics["feasible_trials"] = float(self.tally.feasible)
+        return metrics
+
+    def publish_front(self) -> None:
+        """Hand the tracker a snapshot of the front kept here (no read of the study)."""
+        snapshot = self.front.snapshot(
+            step=self._finished_steps,
+            study_metrics=self._study_metrics(),
+            now=self.clock.now(),
+            run_ids=self.run_ids.get,
+        )
+        self.tracker.update_front(snapshot)
+
+    def publish_final_front(self) -> FrontSummary:
+        """Rank every complete trial (the study read once, at the end), hand the tracker
+        that snapshot and return it."""
+        view = StudyView(self.study)
+        steps = sum(1 for t in view.trials if t.state.is_finished())
+        front, snapshot = self.front.final_snapshot(
+            view, step=steps, study_metrics=self._study_metrics(), now=self.clock.now()
         )
         self.tracker.update_front(snapshot)
         return front
 
     def compute(self) -> Compute:
-        trials = self.study.get_trials(deepcopy=False)
-        return compute_of(trials, self.spec.budget.epochs)
+        """What the study's trials spent, as of now."""
+        return self._compute
 
     def close_tracker(self, status: str) -> None:
         """Wait for the tracker to record everything; say so when that takes a while."""
@@ -519,6 +530,12 @@ def finished_trial(trial: FrozenTrial) -> FinishedTrial:
         started_at=float(trial.user_attrs.get(STARTED_AT_ATTR, 0.0)),
         worker_time_s=float(trial.user_attrs.get(TRIAL_SECONDS_ATTR, 0.0)),
     )
+
+
+def _curves(history: list[dict[str, float]]) -> dict[str, list[Any]]:
+    """Each metric's per-epoch values, as the trial attributes ``curve.<metric>``."""
+    names = dict.fromkeys(k for entry in history for k in entry if k != "epoch")
+    return {CURVE_ATTR_PREFIX + name: [entry.get(name) for entry in history] for name in names}
 
 
 def _is_number(curve: list[Any], epoch: int) -> bool:

@@ -1,25 +1,57 @@
-"""The driver's view of the front: its running size, the models of this run's
-non-dominated trials, the snapshots handed to the tracker, and the end-of-run
-re-measurement of the front's latencies."""
+"""The driver's view of the front, kept incrementally: its members (with their params and
+run ids), its hypervolume, the models of this run's non-dominated trials, the snapshots
+handed to the tracker, and the end-of-run re-measurement of the front's latencies.
+
+Nothing here re-reads or re-ranks the study while it runs: a finished trial costs one
+numpy pass over the front (`RunningFront.add`); the hypervolume and the snapshots cost
+what the front's size needs, and are throttled by their own measured cost once the front
+is large (`Throttle`). Only the final snapshot ranks every complete trial, once.
+"""
 
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
-import optuna
 from paretotune.execution import Executor
-from paretotune.results.pareto import RunningFront, dominates
-from paretotune.results.records import (
-    HV_BOUND_TRIALS,
-    FrontSummary,
-    finished_count,
-    normalized_hypervolume,
-    rank_trials,
-)
-from paretotune.study._attrs import ISOLATED_ATTR
+from paretotune.results.pareto import HypervolumeBox, RunningFront, dominates, nondominated_ranks
+from paretotune.results.records import HV_BOUND_TRIALS, FrontSummary
+from paretotune.results.study_view import StudyView
+from paretotune.study._writer import StudyWriter
 from paretotune.tracking import FrontSnapshot, Tracker
+
+# A front of up to this many points has its hypervolume computed after every change (a
+# fraction of a millisecond with moocore); a larger one at most `COST_SHARE` of the time.
+HV_EVERY_CHANGE_POINTS = 200
+COST_SHARE = 0.05  # the share of the driver's time the front's upkeep may take
+
+
+class Throttle:
+    """Lets a costly step run only after ``1 / share`` times its last cost has passed
+    (real time: the cost is the driver's own), so it takes at most ``share`` of the time
+    whatever the front's size."""
+
+    def __init__(self, share: float = COST_SHARE):
+        self.share = share
+        self._next_at = -math.inf
+
+    def due(self) -> bool:
+        return time.perf_counter() >= self._next_at
+
+    def spent(self, started: float) -> None:
+        """The step ran from ``started`` (a `time.perf_counter` reading) until now."""
+        now = time.perf_counter()
+        self._next_at = now + (now - started) / self.share
+
+
+@dataclass
+class _Member:
+    params: dict[str, Any]
+    values: list[float]
 
 
 @dataclass
@@ -33,56 +65,129 @@ class Front:
     models: dict[int, tuple[list[float], bytes]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.running = RunningFront(list(self.objectives.values()))
+        self.directions = list(self.objectives.values())
+        self.running = RunningFront(self.directions)
+        self._members: dict[int, _Member] = {}  # the running front's trials
+        self._left: dict[int, list[float]] = {}  # left the front since the last snapshot
+        self._complete: list[list[float]] = []  # every complete trial's values (for ranks)
+        self._first: list[list[float]] = []  # the first complete trials': they fix the box
+        self.box: HypervolumeBox | None = None
         self._hypervolume: float | None = None  # cached until the front changes
-        # the first complete trials' values: they fix the hypervolume's normalisation,
-        # as in `rank_trials`
-        self._bounds: list[list[float]] = []
+        self._hv_stale = False
+        self._hv_throttle = Throttle()
+        self.publish_throttle = Throttle()
 
     def __len__(self) -> int:
         return len(self.running)
 
-    def add(self, number: int, values: list[float], model: bytes | None = None) -> None:
-        """A complete trial: count it toward the front's size, mark the front changed when
-        it joins it, and keep its model while no other trial of this run dominates it."""
-        joined = self.running.add(values)
-        self.changed = self.changed or joined
-        if len(self._bounds) < HV_BOUND_TRIALS:
-            self._bounds.append(list(values))
-            self._hypervolume = None
-        elif joined:
-            self._hypervolume = None
-        if model is not None and joined:
+    def load(self, view: StudyView) -> None:
+        """Count the complete trials earlier runs finished, in the order they completed
+        (as `rank_trials` fixes the box)."""
+        from paretotune.results.records import completion_order
+        from paretotune.study._attrs import PARAMS_ATTR
+
+        complete = [t for t in view.trials if t.state.name == "COMPLETE" and t.values]
+        for trial in sorted(complete, key=completion_order):
+            params = trial.user_attrs.get(PARAMS_ATTR) or trial.params
+            self.add(trial.number, list(trial.values), dict(params))
+        self._left.clear()  # (what left the front before this run was published then)
+
+    def add(
+        self,
+        number: int,
+        values: list[float],
+        params: Mapping[str, Any],
+        model: bytes | None = None,
+    ) -> None:
+        """A complete trial: count it toward the front, mark the front changed when it
+        joins it, and keep its model while no other trial of this run dominates it."""
+        self._complete.append(list(values))
+        if len(self._first) < HV_BOUND_TRIALS:
+            self._first.append(list(values))
+            if len(self._first) == HV_BOUND_TRIALS:
+                self.box = HypervolumeBox.from_values(self._first, self.directions)
+        if not self.running.add(values, number):
+            return
+        self.changed, self._hv_stale = True, True
+        for gone in self.running.dropped:  # the members the new point dominates
+            self._left[gone] = self._members.pop(gone).values
+        self._members[number] = _Member(dict(params), list(values))
+        if model is not None:
             self._keep_model(number, values, model)
 
-    def hypervolume(self) -> float | None:
-        """The front's hypervolume as `rank_trials` measures it, once its normalisation
-        is fixed (None before: it still moves then). Cheap: the front's points only."""
-        if len(self._bounds) < HV_BOUND_TRIALS:
+    # -- the hypervolume ---------------------------------------------------------------
+    def hypervolume(self, *, fresh: bool = False) -> float | None:
+        """The front's hypervolume, the share of `box` it dominates (None until the box
+        is fixed by the first ``HV_BOUND_TRIALS`` complete trials). Recomputed after a
+        change while the front is small, else when the `Throttle` lets it (or ``fresh``)."""
+        if self.box is None:
             return None
-        if self._hypervolume is None:
-            self._hypervolume = normalized_hypervolume(
-                np.array(self.running.values()),
-                list(self.objectives.values()),
-                np.array(self._bounds),
-            )
+        small = len(self.running) <= HV_EVERY_CHANGE_POINTS
+        if self._hypervolume is None or (
+            self._hv_stale and (fresh or small or self._hv_throttle.due())
+        ):
+            started = time.perf_counter()
+            self._hypervolume = self.box.share(self.running.values())
+            self._hv_stale = False
+            self._hv_throttle.spent(started)
         return self._hypervolume
 
+    # -- models ------------------------------------------------------------------------
     def _keep_model(self, number: int, values: list[float], model: bytes) -> None:
-        directions = list(self.objectives.values())
-        if any(dominates(v, values, directions) for v, _ in self.models.values()):
+        if any(dominates(v, values, self.directions) for v, _ in self.models.values()):
             return  # dominated by a model of this run (the running front may hold older ones)
-        for other in [n for n, (v, _) in self.models.items() if dominates(values, v, directions)]:
+        for other in [
+            n for n, (v, _) in self.models.items() if dominates(values, v, self.directions)
+        ]:
             del self.models[other]
         self.models[number] = (values, model)
 
+    # -- snapshots ---------------------------------------------------------------------
     def snapshot(
-        self, study: optuna.Study, *, final: bool, study_metrics: dict[str, float], now: float
-    ) -> tuple[FrontSummary, FrontSnapshot]:
-        """Every complete trial ranked, and the snapshot a tracker publishes."""
+        self,
+        *,
+        step: int,
+        study_metrics: dict[str, float],
+        now: float,
+        run_ids: Callable[[int], str | None],
+    ) -> FrontSnapshot:
+        """The front while the study runs: its members (rank 0) and the trials that left
+        it since the last snapshot (with their rank now), not every complete trial (the
+        final snapshot has those, `final_snapshot`)."""
+        started = time.perf_counter()
         self.published_at, self.changed = now, False
-        trials = study.get_trials(deepcopy=False)
-        front = rank_trials(trials, self.objectives)
+        rows = [
+            _row(number, run_ids(number), member.params, member.values, 0, self.objectives)
+            for number, member in self._members.items()
+        ]
+        if self._left:
+            ranks = self._ranks_of(list(self._left.values()))
+            rows += [
+                _row(number, run_ids(number), {}, values, rank, self.objectives)
+                for (number, values), rank in zip(self._left.items(), ranks, strict=True)
+            ]
+            self._left.clear()
+        snapshot = FrontSnapshot(
+            self.objectives, rows, self.hypervolume(fresh=True), step, False, study_metrics
+        )
+        self.publish_throttle.spent(started)
+        return snapshot
+
+    def _ranks_of(self, values: list[list[float]]) -> list[int]:
+        """The non-dominated ranks of ``values`` among every complete trial (one moocore
+        sort of the study's values: milliseconds at 10,000 trials)."""
+        every = np.array(self._complete + values, dtype=float)
+        ranks = nondominated_ranks(every, self.directions)
+        return [int(r) for r in ranks[len(self._complete) :]]
+
+    def final_snapshot(
+        self, view: StudyView, *, step: int, study_metrics: dict[str, float], now: float
+    ) -> tuple[FrontSummary, FrontSnapshot]:
+        """Every complete trial ranked (one read of the study, at the end), and the
+        snapshot a tracker publishes from it."""
+        self.published_at, self.changed = now, False
+        self._left.clear()
+        front = view.front()
         rows = [
             {
                 "number": r.number,
@@ -93,28 +198,40 @@ class Front:
             }
             for r in front.records
         ]
-        step = finished_count(trials)
-        # Before the normalisation is fixed the hypervolume still moves: don't chart it.
-        settled = final or len(front.records) >= HV_BOUND_TRIALS
-        hv = front.hypervolume if settled else None
-        return front, FrontSnapshot(self.objectives, rows, hv, step, final, study_metrics)
+        hypervolume = front.hypervolume
+        return front, FrontSnapshot(self.objectives, rows, hypervolume, step, True, study_metrics)
 
-    def remeasure(self, study: optuna.Study, executor: Executor, tracker: Tracker) -> None:
+    # -- the end of a run --------------------------------------------------------------
+    def remeasure(self, executor: Executor, writer: StudyWriter, tracker: Tracker) -> None:
         """Measure the front's latencies again now that no trial runs (the figures the
         trials took were taken beside other trials), and record both: the study attribute
         ``isolated_measurements`` and the runs' ``latency_ms_isolated`` metrics. Only the
         models this run trained are at hand."""
         if not self.models:
             return
-        pareto = rank_trials(study.get_trials(deepcopy=False), self.objectives).pareto
-        on_front = {r.number for r in pareto}
+        on_front = set(self._members)
         measured = executor.remeasure(
             {n: model for n, (_, model) in self.models.items() if n in on_front}
         )
         if not measured:
             return
-        kept = dict(study.user_attrs.get(ISOLATED_ATTR) or {})
-        kept |= {str(n): m for n, m in measured.items()}
-        study.set_user_attr(ISOLATED_ATTR, kept)
+        writer.isolated(measured)
         for number, metrics in measured.items():
             tracker.log_metrics(number, metrics)
+
+
+def _row(
+    number: int,
+    run_id: str | None,
+    params: dict[str, Any],
+    values: list[float],
+    rank: int,
+    objectives: dict[str, str],
+) -> dict[str, Any]:
+    return {
+        "number": number,
+        "run_id": run_id,
+        "params": params,
+        "values": dict(zip(objectives, values, strict=True)),
+        "rank": rank,
+    }

@@ -17,7 +17,7 @@ from paretotune.results.records import Compute, FrontSummary, TrialRecord
 from paretotune.spaces import StudySpec, load_spec, parse_expression
 from paretotune.stopping import EarlyStopping
 from paretotune.study import resolve_storage_url, resolve_tracking_uri
-from paretotune.study._attrs import GOAL_TRIAL_ATTR, STOP_REASON_ATTR
+from paretotune.study._attrs import STOP_REASON_ATTR
 from paretotune.study._constraints import parse_constraints
 from paretotune.study._lock import driver_lock, refuse_if_held
 from paretotune.study._open import open_study
@@ -167,10 +167,8 @@ def run_study(
                         executor.use_epoch_gate(None)  # the caller's executor, as it was given
                     driver.stopping.close()
                 driver.repair_records()
-                study.set_user_attr(STOP_REASON_ATTR, reason)
-                if driver.goal_met_by is not None:
-                    study.set_user_attr(GOAL_TRIAL_ATTR, driver.goal_met_by)
-                front = driver.publish_front(final=True)
+                driver.writer.stopped(reason, driver.goal_met_by)
+                front = driver.publish_final_front()
             finally:
                 driver.close_tracker(status)
         try:
@@ -239,9 +237,8 @@ def sync_study(
             constraints=parse_constraints(spec.constraints),
         )
         driver.open()
-        driver.load_front()
         driver.repair_records()
-        driver.publish_front(final=True)
+        driver.publish_final_front()
         status = "KILLED" if study.user_attrs.get(STOP_REASON_ATTR) == "interrupted" else "FINISHED"
         driver.close_tracker(status)
     from paretotune.tracking.mlflow.unlogged import UnloggedTrials
@@ -271,8 +268,8 @@ def _budget_spent(spec: StudySpec, storage_url: str) -> bool:
     """Whether the study exists and its finished trials already meet the budget (as the
     driver counts them): a rerun then runs nothing and needs no Ray. Asked read-only."""
     import optuna
+    from paretotune.results.study_view import StudyView
     from paretotune.study import open_storage
-    from paretotune.study._attrs import finished_trials
     from paretotune.study._storage import find_study, storage_exists
 
     try:
@@ -284,7 +281,7 @@ def _budget_spent(spec: StudySpec, storage_url: str) -> bool:
         study = optuna.load_study(study_name=spec.name, storage=storage)
     except Exception:  # any doubt: run as usual (the driver says what is wrong)
         return False
-    return len(finished_trials(study)) >= spec.budget.trials
+    return len(StudyView(study).finished) >= spec.budget.trials
 
 
 def _nothing_to_run(params: dict[str, Any]) -> dict[str, float]:

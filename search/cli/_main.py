@@ -468,9 +468,10 @@ def _why(reason: str, goal_met_by: int | None) -> str:
 
 def _best(args: argparse.Namespace) -> int:
     client = client_of(args)
-    checked_flags(client.trials(args.study), args.study, args.where, ("--prefer", args.prefer))
+    view = client.view(args.study)
+    checked_flags(view.records, args.study, args.where, ("--prefer", args.prefer))
     record = client.best_config(
-        args.study, where=args.where, prefer=args.prefer, feasible_only=not args.all
+        view, where=args.where, prefer=args.prefer, feasible_only=not args.all
     )
     return show(record, args.json)
 
@@ -495,11 +496,12 @@ def _retrain(args: argparse.Namespace) -> int:
     if result.trials_run == 0:
         print(f"note: {result.name} was trained before; showing that trial", file=sys.stderr)
     client = client_of(args)
-    complete = [r for r in client.trials(result.name) if r.state == "COMPLETE"]
+    view = client.view(result.name)
+    complete = [r for r in view.records if r.state == "COMPLETE"]
     if not complete:
         print(f"error: the trial of {result.name} did not complete", file=sys.stderr)
         return 1
-    return show(client.trial(result.name, complete[-1].number), args.json)
+    return show(client.trial(view, complete[-1].number), args.json)
 
 
 def _sync(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ from paretotune.errors import ExpressionError, UnknownMetricError
 if TYPE_CHECKING:
     from paretotune.results.client import Client
     from paretotune.results.records import Compute, TrialRecord
+    from paretotune.results.study_view import StudyView
     from paretotune.spaces import Expression
 
 T = TypeVar("T")
@@ -131,8 +132,9 @@ def _flagged(flag: str, check: Callable[[], T]) -> T:
 def show_command(args: argparse.Namespace) -> int:
     """One trial whole: its state, every param and metric, its MLflow run and model."""
     client = client_of(args)
-    record = client.trial(args.study, args.number)
-    detail = _state_detail(client, record)
+    view = client.view(args.study)
+    record = client.trial(view, args.number)
+    detail = _state_detail(view, record)
     if args.json:
         print(json.dumps(record.as_dict() | detail, indent=2, default=str))
         return 0
@@ -179,31 +181,21 @@ def _value(value: Any) -> str:
     return str(value)
 
 
-def _state_detail(client: Client, record: TrialRecord) -> dict[str, Any]:
+def _state_detail(view: StudyView, record: TrialRecord) -> dict[str, Any]:
     """What Optuna's state leaves out: a FAIL that is an interruption (closed by a stopped
     or dead driver, queued again) or a lost worker's attempt run again, the reason a trial
     failed, the epoch a pruned trial was stopped after."""
-    from paretotune.study._attrs import (
-        FAIL_REASON_ATTR,
-        STOPPED_AT_ATTR,
-        interrupted_numbers,
-        retried_numbers,
-        state_name,
-    )
-
-    study = client.load_study(record.study or "")
-    trial = next(t for t in study.get_trials(deepcopy=False) if t.number == record.number)
+    detail = view.detail(record.number)
     words = STATE_WORDS.get(record.state, record.state.lower())
-    interrupted = state_name(trial, interrupted_numbers(study)) == "INTERRUPTED"
-    if interrupted:
+    if detail["interrupted"]:
         words = "interrupted (closed by a stopped or dead driver and queued again)"
-    elif record.state == "FAIL" and record.number in retried_numbers(study):
+    elif record.state == "FAIL" and detail["retried"]:
         words = "failed, run again (its worker was lost)"
-    stopped_at = trial.user_attrs.get(STOPPED_AT_ATTR)
+    stopped_at = detail["stopped_at_epoch"]
     if record.state == "PRUNED" and stopped_at is not None:
         words += f" (stopped early after epoch {stopped_at})"
     return {
         "state_words": words,
-        "interrupted": interrupted,
-        "fail_reason": trial.user_attrs.get(FAIL_REASON_ATTR),
+        "interrupted": detail["interrupted"],
+        "fail_reason": detail["fail_reason"],
     }

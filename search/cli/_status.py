@@ -36,6 +36,7 @@ class StudyStatus:
     objectives: dict[str, str] = field(default_factory=dict)
     pareto_size: int = 0
     hypervolume: float = 0.0
+    hypervolume_box: str = "-"  # the box the hypervolume is a share of
     stop_reason: str | None = None
     driver: Holder | None = None
     jobs: list[Job] | None = None  # None: no job server asked
@@ -50,6 +51,7 @@ class StudyStatus:
             "objectives": self.objectives,
             "pareto_size": self.pareto_size,
             "hypervolume": self.hypervolume if math.isfinite(self.hypervolume) else None,
+            "hypervolume_box": self.hypervolume_box,
             "stop_reason": self.stop_reason,
             "running": self.driver is not None,
             "driver": self.driver.as_dict() if self.driver else None,
@@ -68,7 +70,8 @@ class StudyStatus:
                 f"{self.name} ({self.storage})",
                 f"  trials: {counts['COMPLETE']} complete, {failed}, {counts['PRUNED']} pruned, "
                 f"{counts['RUNNING']} running, {counts['WAITING']} waiting",
-                f"  Pareto front: {self.pareto_size} trials, hypervolume {self.hypervolume:.4g}",
+                f"  Pareto front: {self.pareto_size} trials, hypervolume {self.hypervolume:.3f}"
+                f" of the box {self.hypervolume_box}",
             ]
             if self.driver is not None:
                 lines.append(f"  driver: running ({self.driver.text})")
@@ -136,15 +139,10 @@ def open_reader(url: str) -> Client | None:
 
 
 def study_status(client: Client, url: str, name: str, jobs: list[Job] | None) -> StudyStatus:
-    """The status of the stored study ``name``, with ``jobs`` (None: no job server asked)."""
-    from paretotune.study._attrs import interrupted_numbers, state_name
-
-    summary = client.summary(name)
-    study = client.load_study(name)
-    marked = interrupted_numbers(study)
-    interrupted = sorted(
-        t.number for t in study.get_trials(deepcopy=False) if state_name(t, marked) == "INTERRUPTED"
-    )
+    """The status of the stored study ``name``, with ``jobs`` (None: no job server asked);
+    the study is read once."""
+    view = client.view(name)
+    summary = view.summary
     trials = dict.fromkeys(STATES, 0) | {
         s: n for s, n in summary.trials_by_state.items() if s in STATES
     }
@@ -153,10 +151,11 @@ def study_status(client: Client, url: str, name: str, jobs: list[Job] | None) ->
         storage=url,
         stored=True,
         trials=trials,
-        interrupted=interrupted,
+        interrupted=view.interrupted_numbers,
         objectives=summary.objectives,
         pareto_size=summary.pareto_size,
         hypervolume=summary.hypervolume,
+        hypervolume_box=view.ranking.box_words(),
         stop_reason=summary.stop_reason,
         driver=lock_holder(url, name),
         jobs=jobs,

@@ -7,37 +7,22 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from dataclasses import replace
 from pathlib import Path
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import optuna
 from paretotune.errors import NoModelError, StudyNotFoundError, TrialNotFoundError
 from paretotune.results import export as _export
 from paretotune.results import selection as _selection
-from paretotune.results.records import (
-    Compute,
-    FrontSummary,
-    TrialRecord,
-    TrialSet,
-    compute_of,
-    rank_trials,
-    record_of,
-)
+from paretotune.results.records import FrontSummary, TrialRecord, TrialSet
+from paretotune.results.study_view import StudySummary, StudyView
 from paretotune.study import open_storage, resolve_storage_url, resolve_tracking_uri
 from paretotune.study._attrs import (
     EXPERIMENT_ATTR,
-    ISOLATED_ATTR,
     PARENT_RUN_ATTR,
     SPEC_ATTR,
-    STOP_REASON_ATTR,
     TRACKING_URI_ATTR,
-    interrupted_numbers,
-    retried_numbers,
-    state_name,
-    study_objectives,
 )
 from paretotune.study._unlogged import unlogged_dir
 from paretotune.tracking.mlflow import models as _models
@@ -50,29 +35,14 @@ from paretotune.tracking.mlflow.schema import (
 from paretotune.tracking.mlflow.sqlite import local_store_path
 from paretotune.tracking.mlflow.unlogged import UnloggedTrials
 
+# A choice of up to this many trials asks MLflow for their runs by id; more, for the
+# study's child runs (one query either way).
+RUNS_BY_ID_LIMIT = 100
+
 if TYPE_CHECKING:
     import torch
     from mlflow.entities.model_registry import ModelVersion
     from optuna.storages import BaseStorage
-
-
-@dataclass(frozen=True)
-class StudySummary:
-    """One line about a study: its objectives, trials by state, front size and quality."""
-
-    name: str
-    objectives: dict[str, str]
-    trials_by_state: dict[str, int]
-    pareto_size: int
-    hypervolume: float
-    created: datetime | None
-    updated: datetime | None
-    mlflow_experiment_id: str | None
-    mlflow_parent_run_id: str | None
-    stop_reason: str | None = None  # budget, timeout, goal, interrupted (None: never ended)
-    n_feasible: int = 0  # complete trials meeting the spec's constraints
-    compute: Compute = field(default_factory=Compute)
-    n_retried: int = 0  # attempts lost with their worker and run again (FAIL, not counted)
 
 
 class Client:
@@ -123,61 +93,42 @@ class Client:
             )
         return optuna.load_study(study_name=name, storage=self._storage)
 
+    def view(self, name: str | StudyView) -> StudyView:
+        """The study ``name`` read once (`StudyView`): ask it as many questions as needed.
+        Every method that takes a study's name also takes its view, so a command that asks
+        several questions reads the study once.
+
+        Raises:
+            StudyNotFoundError: the storage holds no such study.
+        """
+        return name if isinstance(name, StudyView) else StudyView(self._study(name))
+
     def studies(self) -> list[StudySummary]:
         """A summary of every study in the storage, by name."""
         return [self.summary(name) for name in self.study_names()]
 
-    def summary(self, name: str) -> StudySummary:
-        study = self._study(name)
-        spec = study.user_attrs.get(SPEC_ATTR) or {}
-        trials = study.get_trials(deepcopy=False)
-        front = rank_trials(trials, study_objectives(study))
-        by_state: dict[str, int] = {}
-        interrupted = interrupted_numbers(study)
-        for trial in trials:
-            state = state_name(trial, interrupted)
-            by_state[state] = by_state.get(state, 0) + 1
-        times = [
-            t
-            for t in (trial.datetime_complete or trial.datetime_start for trial in trials)
-            if t is not None
-        ]
-        starts = [t.datetime_start for t in trials if t.datetime_start is not None]
-        return StudySummary(
-            name=name,
-            objectives=front.objectives,
-            trials_by_state=by_state,
-            pareto_size=len(front.pareto),
-            hypervolume=front.hypervolume,
-            created=min(starts) if starts else None,
-            updated=max(times) if times else None,
-            mlflow_experiment_id=study.user_attrs.get(EXPERIMENT_ATTR),
-            mlflow_parent_run_id=study.user_attrs.get(PARENT_RUN_ATTR),
-            stop_reason=study.user_attrs.get(STOP_REASON_ATTR),
-            n_feasible=len(self._ranked(study, feasible_only=True)),
-            n_retried=len(retried_numbers(study)),
-            compute=compute_of(trials, int(spec.get("budget", {}).get("epochs", 0))),
-        )
+    def summary(self, name: str | StudyView) -> StudySummary:
+        return self.view(name).summary
 
-    def front(self, name: str) -> FrontSummary:
+    def front(self, name: str | StudyView) -> FrontSummary:
         """Every complete trial of the study, ranked, with the front's hypervolume."""
-        study = self._study(name)
-        front = rank_trials(study.get_trials(deepcopy=False), study_objectives(study))
-        records = _with_isolated(study, self._linked(study, front.records))
-        return replace(front, records=records)
+        view = self.view(name)
+        front = view.front()
+        return replace(front, records=self._linked(view.study, front.records))
 
-    def pareto_front(self, name: str, feasible_only: bool = True) -> TrialSet:
+    def pareto_front(self, name: str | StudyView, feasible_only: bool = True) -> TrialSet:
         """The Pareto-optimal trials of the study, by trial number, with their model URIs.
 
         With ``feasible_only`` (the default) this is the front of the trials meeting the
         spec's ``constraints``; without constraints every complete trial is feasible.
         """
-        pool, _, study = self._pool(name, feasible_only)
-        return self._with_models(study, [r for r in pool if r.pareto_rank == 0])
+        view = self.view(name)
+        pool = view.candidates(feasible_only)
+        return self._with_models(view.study, [r for r in pool if r.pareto_rank == 0])
 
     def best_config(
         self,
-        name: str,
+        name: str | StudyView,
         where: str | None = None,
         prefer: str | None = None,
         *,
@@ -197,22 +148,24 @@ class Client:
             UnknownMetricError: a name no trial has; lists the real ones.
             ExpressionError: ``where`` is malformed.
         """
-        pool, objectives, study = self._pool(name, feasible_only)
-        chosen = _selection.best(pool, objectives, name, where=where, prefer=prefer)
-        return self._with_models(study, [chosen])[0]
+        view = self.view(name)
+        pool = view.candidates(feasible_only)
+        chosen = _selection.best(pool, view.objectives, view.name, where=where, prefer=prefer)
+        return self._with_models(view.study, [chosen])[0]
 
-    def knee_point(self, name: str, *, feasible_only: bool = True) -> TrialRecord:
+    def knee_point(self, name: str | StudyView, *, feasible_only: bool = True) -> TrialRecord:
         """The Pareto trial nearest the utopia point in min-max normalised objectives.
 
         Each objective is scaled to [0, 1] over the front, 0 being the front's best value
         in that objective's direction; the trial with the smallest Euclidean distance to
         the all-best corner wins (ties: lower trial number).
         """
-        pool, objectives, study = self._pool(name, feasible_only)
-        return self._with_models(study, [_selection.knee(pool, objectives, name)])[0]
+        view = self.view(name)
+        chosen = _selection.knee(view.candidates(feasible_only), view.objectives, view.name)
+        return self._with_models(view.study, [chosen])[0]
 
     def weighted(
-        self, name: str, weights: Mapping[str, float], *, feasible_only: bool = True
+        self, name: str | StudyView, weights: Mapping[str, float], *, feasible_only: bool = True
     ) -> TrialRecord:
         """The trial with the best weighted sum of min-max normalised metrics.
 
@@ -220,9 +173,10 @@ class Client:
         trials, 1 being its best value, so ``{"accuracy": 1, "latency_ms": 0.5}`` reads
         "accuracy matters twice as much as latency", whatever their units.
         """
-        pool, objectives, study = self._pool(name, feasible_only)
-        chosen = _selection.weighted(pool, objectives, weights, name)
-        return self._with_models(study, [chosen])[0]
+        view = self.view(name)
+        pool = view.candidates(feasible_only)
+        chosen = _selection.weighted(pool, view.objectives, weights, view.name)
+        return self._with_models(view.study, [chosen])[0]
 
     def load_model(self, record: TrialRecord) -> torch.nn.Module:
         """The trial's trained (and compressed) predictor from MLflow, in eval mode.
@@ -259,36 +213,6 @@ class Client:
         return _export.write_spec(spec, path, comment)
 
     # -- plumbing ----------------------------------------------------------------------
-    def _records(self, study: optuna.Study) -> list[TrialRecord]:
-        objectives = study_objectives(study)
-        interrupted = interrupted_numbers(study)
-        records = [
-            replace(
-                record_of(t, objectives),
-                study=study.study_name,
-                state=state_name(t, interrupted),
-            )
-            for t in study.get_trials(deepcopy=False)
-        ]
-        return _with_isolated(study, records)
-
-    def _pool(
-        self, name: str, feasible_only: bool
-    ) -> tuple[TrialSet, dict[str, str], optuna.Study]:
-        """The study's complete trials (only the feasible ones if asked), ranked."""
-        study = self._study(name)
-        return self._ranked(study, feasible_only), study_objectives(study), study
-
-    def _ranked(self, study: optuna.Study, feasible_only: bool) -> TrialSet:
-        constraints = _selection.parse_constraints(study.user_attrs.get(SPEC_ATTR))
-        return _selection.candidates(
-            self._records(study),
-            study_objectives(study),
-            constraints,
-            study.study_name,
-            feasible_only=feasible_only,
-        )
-
     def tracking_uri_of(self, record_or_study: TrialRecord | optuna.Study) -> str:
         """The MLflow URI a study (or a trial's study) is read from: the one this client
         was given, else the one the study was tracked at, else the default."""
@@ -302,7 +226,13 @@ class Client:
     def _with_models(self, study: optuna.Study, records: list[TrialRecord]) -> TrialSet:
         """The records with ``model_uri`` set from their runs' ``paretotune.model_uri`` tag
         (and run ids linked, see `_linked`)."""
-        runs = self._child_runs(study) if records else []
+        ids = [r.mlflow_run_id for r in records if r.mlflow_run_id]
+        if not records:
+            runs = []
+        elif len(ids) == len(records) and len(ids) <= RUNS_BY_ID_LIMIT:
+            runs = self._child_runs(study, run_ids=ids)  # a few runs, not the whole study
+        else:
+            runs = self._child_runs(study)
         uris = {run.info.run_id: run.data.tags.get(MODEL_URI_TAG) for run in runs}
         linked = self._linked(study, records, runs)
         return TrialSet(replace(r, model_uri=uris.get(r.mlflow_run_id or "")) for r in linked)
@@ -323,9 +253,9 @@ class Client:
             for r in records
         ]
 
-    def _child_runs(self, study: optuna.Study) -> list[Any]:
-        """The study's child runs in MLflow; none when it has no MLflow record or MLflow
-        cannot be reached (with a warning)."""
+    def _child_runs(self, study: optuna.Study, run_ids: list[str] | None = None) -> list[Any]:
+        """The study's child runs in MLflow (only those of ``run_ids`` where given); none
+        when it has no MLflow record or MLflow cannot be reached (with a warning)."""
         experiment = study.user_attrs.get(EXPERIMENT_ATTR)
         parent = study.user_attrs.get(PARENT_RUN_ATTR)
         uri = self.tracking_uri_of(study)
@@ -336,13 +266,13 @@ class Client:
             return []
         from mlflow import MlflowClient
 
+        query = f"tags.`{PARENT_RUN_TAG}` = '{parent}'"
+        if run_ids is not None:
+            quoted = ", ".join(f"'{run_id}'" for run_id in run_ids if run_id.isalnum())
+            query += f" and attributes.run_id IN ({quoted})"
         try:
             return list(
-                MlflowClient(uri).search_runs(
-                    [experiment],
-                    filter_string=f"tags.`{PARENT_RUN_TAG}` = '{parent}'",
-                    max_results=50_000,
-                )
+                MlflowClient(uri).search_runs([experiment], filter_string=query, max_results=50_000)
             )
         except Exception as err:  # the front is still worth having without MLflow
             warnings.warn(f"MLflow unreachable, no run links or model URIs: {err}", stacklevel=4)
@@ -394,19 +324,23 @@ class Client:
             return None
         return run.data.tags.get(tag)
 
-    def trials(self, name: str) -> TrialSet:
+    def trials(self, name: str | StudyView) -> TrialSet:
         """Every trial of the study, whatever its state, by trial number (no model URIs)."""
-        pool, _, study = self._pool(name, feasible_only=False)
-        ranked = {r.number: r for r in pool}
-        records = [ranked.get(r.number, r) for r in self._records(study)]
-        return TrialSet(self._linked(study, records))
+        view = self.view(name)
+        return TrialSet(self._linked(view.study, view.records))
 
-    def trial(self, name: str, number: int) -> TrialRecord:
-        """One trial, with its Pareto rank, feasibility and model URI."""
-        for record in self.trials(name):
-            if record.number == number:
-                return self._with_models(self._study(name), [record])[0]
-        raise TrialNotFoundError(f"study {name!r} has no trial {number}")
+    def trial(self, name: str | StudyView, number: int) -> TrialRecord:
+        """One trial, with its Pareto rank, feasibility and model URI.
+
+        Raises:
+            TrialNotFoundError: the study has no such trial.
+        """
+        view = self.view(name)
+        if view.trial(number) is None:
+            raise TrialNotFoundError(f"study {view.name!r} has no trial {number}")
+        ranked = {r.number: r for r in view.candidates(feasible_only=False)}
+        record = ranked.get(number) or next(r for r in view.records if r.number == number)
+        return self._with_models(view.study, [record])[0]
 
 
 def _missing_tracking_store(uri: str) -> bool:
@@ -414,20 +348,6 @@ def _missing_tracking_store(uri: str) -> bool:
     file-store folder (opening it would create it)."""
     path = local_store_path(uri)
     return path is not None and not path.exists()
-
-
-def _with_isolated(study: optuna.Study, records: list[TrialRecord]) -> list[TrialRecord]:
-    """The records with the latencies measured again in isolation at the end of a run
-    (``latency_ms_isolated``, …) among their metrics, where the study holds them."""
-    isolated = study.user_attrs.get(ISOLATED_ATTR) or {}
-    if not isolated:
-        return list(records)
-    return [
-        replace(r, metrics=MappingProxyType({**r.metrics, **isolated[str(r.number)]}))
-        if str(r.number) in isolated
-        else r
-        for r in records
-    ]
 
 
 __all__ = ["Client", "StudySummary"]

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 from optuna.trial import FrozenTrial, TrialState
-from paretotune.results.pareto import hypervolume, nondominated_ranks, normalized_losses
+from paretotune.results.pareto import HypervolumeBox, nondominated_ranks
 from paretotune.study._attrs import (
     EPOCHS_ATTR,
     PARAMS_ATTR,
@@ -86,15 +86,22 @@ class TrialSet(tuple[TrialRecord, ...]):
 
 @dataclass(frozen=True)
 class FrontSummary:
-    """The ranked complete trials of a study and the hypervolume of its front."""
+    """The ranked complete trials of a study and the hypervolume of its front: the share
+    of ``box`` it dominates, in [0, 1] (`HypervolumeBox`; None before any trial
+    completed)."""
 
     objectives: dict[str, str]
     records: list[TrialRecord] = field(default_factory=list)
     hypervolume: float = 0.0
+    box: HypervolumeBox | None = None
 
     @property
     def pareto(self) -> list[TrialRecord]:
         return [r for r in self.records if r.pareto_rank == 0]
+
+    def box_words(self) -> str:
+        """The box the hypervolume is a share of, objective by objective (ideal..worst)."""
+        return self.box.words(list(self.objectives)) if self.box is not None else "-"
 
 
 def record_of(trial: FrozenTrial, objectives: dict[str, str], rank: int | None = None):
@@ -115,14 +122,8 @@ def record_of(trial: FrozenTrial, objectives: dict[str, str], rank: int | None =
 
 
 def rank_trials(trials: list[FrozenTrial], objectives: dict[str, str]) -> FrontSummary:
-    """Rank the complete trials by non-domination and measure the front's hypervolume.
-
-    The hypervolume is taken in objectives min-max normalised over the first
-    ``HV_BOUND_TRIALS`` trials to complete (all of them while fewer exist), with the
-    reference point at 1.1 in every normalised objective. Once that many trials are
-    complete the normalisation no longer moves, so the hypervolume can only grow as the
-    study goes on. It is comparable within one study, not across studies.
-    """
+    """Rank the complete trials by non-domination and measure the front's hypervolume as
+    the share of the study's `hypervolume_box` it dominates."""
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None]
     if not complete:
         return FrontSummary(objectives)
@@ -130,9 +131,16 @@ def rank_trials(trials: list[FrozenTrial], objectives: dict[str, str]) -> FrontS
     values = np.array([t.values for t in complete], dtype=float)
     ranks = nondominated_ranks(values, directions)
     records = [record_of(t, objectives, int(r)) for t, r in zip(complete, ranks, strict=True)]
-    first = sorted(complete, key=completion_order)
-    bounds = np.array([t.values for t in first[:HV_BOUND_TRIALS]], dtype=float)
-    return FrontSummary(objectives, records, normalized_hypervolume(values, directions, bounds))
+    box = hypervolume_box(complete, directions)
+    return FrontSummary(objectives, records, box.share(values[ranks == 0]), box)
+
+
+def hypervolume_box(complete: list[FrozenTrial], directions: list[str]) -> HypervolumeBox:
+    """The box of a study's hypervolume: made from the first ``HV_BOUND_TRIALS`` trials
+    to complete (all of them while fewer exist), so it no longer moves once that many
+    are complete (see `HypervolumeBox.from_values`)."""
+    first = sorted(complete, key=completion_order)[:HV_BOUND_TRIALS]
+    return HypervolumeBox.from_values([t.values for t in first], directions)
 
 
 def finished_count(trials: list[FrozenTrial]) -> int:
@@ -145,15 +153,6 @@ def completion_order(trial: FrozenTrial) -> tuple[datetime, int]:
     """Trials in the order they completed (the first ones fix the hypervolume's
     normalisation)."""
     return (trial.datetime_complete or _NEVER, trial.number)
-
-
-def normalized_hypervolume(
-    values: np.ndarray, directions: list[str], bounds: np.ndarray | None = None
-) -> float:
-    """Hypervolume in objectives min-max normalised over ``bounds`` (default: ``values``),
-    reference 1.1 beyond their worst corner; points beyond it add nothing."""
-    losses = normalized_losses(values, directions, bounds)
-    return hypervolume(losses, ["minimize"] * len(directions), [1.1] * len(directions))
 
 
 @dataclass(frozen=True)
@@ -175,16 +174,28 @@ class Compute:
             "trial_seconds_saved": self.seconds_saved,
         }
 
+    def __add__(self, other: Compute) -> Compute:
+        return Compute(
+            self.epochs + other.epochs,
+            self.trial_seconds + other.trial_seconds,
+            self.epochs_saved + other.epochs_saved,
+            self.seconds_saved + other.seconds_saved,
+        )
+
 
 def compute_of(trials: list[FrozenTrial], epochs_per_trial: int) -> Compute:
     """The compute of ``trials`` (every trial that ran counts, interrupted ones too)."""
-    epochs, seconds, saved, seconds_saved = 0, 0.0, 0, 0.0
+    total = Compute()
     for trial in trials:
-        trained = int(trial.user_attrs.get(EPOCHS_ATTR, 0))
-        spent = float(trial.user_attrs.get(TRIAL_SECONDS_ATTR, 0.0))
-        epochs, seconds = epochs + trained, seconds + spent
-        if trial.user_attrs.get(STOPPED_AT_ATTR) is not None and trained:
-            left = max(0, epochs_per_trial - trained)
-            saved += left
-            seconds_saved += spent / trained * left
-    return Compute(epochs, seconds, saved, seconds_saved)
+        total += trial_compute(trial.user_attrs, epochs_per_trial)
+    return total
+
+
+def trial_compute(attrs: dict[str, Any], epochs_per_trial: int) -> Compute:
+    """What one trial spent, from its user attributes (see `Compute`)."""
+    trained = int(attrs.get(EPOCHS_ATTR, 0))
+    spent = float(attrs.get(TRIAL_SECONDS_ATTR, 0.0))
+    if attrs.get(STOPPED_AT_ATTR) is None or not trained:
+        return Compute(trained, spent)
+    left = max(0, epochs_per_trial - trained)
+    return Compute(trained, spent, left, spent / trained * left)

@@ -1,0 +1,118 @@
+"""The one writer of what paretotune keeps in a study beside Optuna's params and values
+(the twin of `paretotune.results.study_view.StudyView`, which reads it): the study's
+MLflow ids, its retried trials, why its last run stopped, the latencies measured again in
+isolation, and each trial's attributes. A trial's attributes at its end go to the storage
+in one write (one journal append) before it is told.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from paretotune.study._attrs import (
+    EPOCHS_ATTR,
+    EXPERIMENT_ATTR,
+    FAIL_REASON_ATTR,
+    GOAL_TRIAL_ATTR,
+    ISOLATED_ATTR,
+    METRIC_ATTR_PREFIX,
+    PARAMS_ATTR,
+    PARENT_RUN_ATTR,
+    PLACEMENT_ATTR,
+    RETRIED_TRIALS_ATTR,
+    RUN_ID_ATTR,
+    STARTED_AT_ATTR,
+    STOP_REASON_ATTR,
+    STOPPED_AT_ATTR,
+    TRACKING_URI_ATTR,
+    TRIAL_SECONDS_ATTR,
+    retried_numbers,
+    set_trial_attrs,
+)
+
+FAIL_REASON_CHARS = 2000  # a longer reason is cut (a traceback's head says what failed)
+
+
+@dataclass(frozen=True)
+class TrialEnd:
+    """What a trial leaves in the storage when it ends (see `StudyWriter.trial_ended`)."""
+
+    epochs: int
+    trial_seconds: float
+    started_at: float = 0.0  # Unix time its worker began it (0: unknown, not written)
+    placement: Mapping[str, str] | None = None
+    metrics: Mapping[str, float] | None = None  # final metrics, one attribute each
+    curves: Mapping[str, list[Any]] | None = None  # attribute name -> per-epoch values
+    stopped_at: int | None = None  # stopped early after this epoch
+    fail_reason: str | None = None
+
+
+class StudyWriter:
+    """Writes paretotune's attributes of ``study``; the driver's only way to them."""
+
+    def __init__(self, study: optuna.Study):
+        self.study = study
+
+    # -- the study ---------------------------------------------------------------------
+    def tracked_at(self, parent_run_id: str, tracking_uri: str) -> None:
+        self.study.set_user_attr(PARENT_RUN_ATTR, parent_run_id)
+        self.study.set_user_attr(TRACKING_URI_ATTR, tracking_uri)
+
+    def experiment(self, experiment_id: str) -> None:
+        self.study.set_user_attr(EXPERIMENT_ATTR, experiment_id)
+
+    def retried(self, number: int) -> None:
+        """Trial ``number`` was an attempt lost with its worker and run again."""
+        numbers = retried_numbers(self.study) | {number}
+        self.study.set_user_attr(RETRIED_TRIALS_ATTR, sorted(numbers))
+
+    def stopped(self, reason: str, goal_met_by: int | None) -> None:
+        """Why the last run ended (budget, timeout, goal, interrupted, failed)."""
+        self.study.set_user_attr(STOP_REASON_ATTR, reason)
+        if goal_met_by is not None:
+            self.study.set_user_attr(GOAL_TRIAL_ATTR, goal_met_by)
+
+    def isolated(self, measured: Mapping[int, Mapping[str, float]]) -> None:
+        """Latencies measured again with no trial running, kept beside earlier ones."""
+        kept = dict(self.study.user_attrs.get(ISOLATED_ATTR) or {})
+        kept |= {str(n): dict(m) for n, m in measured.items()}
+        self.study.set_user_attr(ISOLATED_ATTR, kept)
+
+    # -- its trials --------------------------------------------------------------------
+    @staticmethod
+    def asked(trial: optuna.Trial, params: Mapping[str, Any]) -> None:
+        """The full flat params of a trial just asked (fixed ones too)."""
+        trial.set_user_attr(PARAMS_ATTR, dict(params))
+
+    @staticmethod
+    def run_id(trial: optuna.Trial, run_id: str) -> None:
+        trial.set_user_attr(RUN_ID_ATTR, run_id)
+
+    @staticmethod
+    def attrs(trial: optuna.Trial, attrs: Iterable[tuple[str, Any]]) -> None:
+        """Other attributes (early stopping's rung records), in one write."""
+        set_trial_attrs(trial, dict(attrs))
+
+    @staticmethod
+    def trial_ended(trial: optuna.Trial, end: TrialEnd) -> dict[str, Any]:
+        """Everything ``end`` holds, in one write, before the trial is told; returns the
+        attributes written."""
+        attrs: dict[str, Any] = dict(end.curves or {})
+        attrs |= {EPOCHS_ATTR: end.epochs, TRIAL_SECONDS_ATTR: end.trial_seconds}
+        if end.started_at:
+            attrs[STARTED_AT_ATTR] = end.started_at
+        if end.placement:
+            attrs[PLACEMENT_ATTR] = dict(end.placement)
+        attrs |= {METRIC_ATTR_PREFIX + k: v for k, v in (end.metrics or {}).items()}
+        if end.stopped_at is not None:
+            attrs[STOPPED_AT_ATTR] = end.stopped_at
+        if end.fail_reason is not None:
+            attrs[FAIL_REASON_ATTR] = end.fail_reason[:FAIL_REASON_CHARS]
+        set_trial_attrs(trial, attrs)
+        return attrs
+
+
+__all__ = ["StudyWriter", "TrialEnd"]
