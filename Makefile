@@ -1,10 +1,11 @@
-# paretotune: `make demo` runs the example study, `make test` runs the suite.
+# paretotune: `make demo` runs the example study, `make test` runs the suite (every tier),
+# `make test-unit` its unit tier (no Ray, no server, no subprocess; fails over 90 s).
 # Both set up a virtual environment first (torch pinned to the CPU build on this machine).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test test-unit lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -20,6 +21,11 @@ demo: setup
 
 test: lint
 	RAY_AUTH_MODE=disabled $(VENV)/bin/pytest
+
+# What a developer runs while working: the tests tests/conftest.py tiers `unit`. The run
+# fails when it takes more than $$PARETOTUNE_UNIT_BUDGET_S seconds (90 unless set).
+test-unit: setup
+	RAY_AUTH_MODE=disabled $(VENV)/bin/pytest -m unit
 
 # mypy reads the package as it is installed (`paretotune` = search/ with spaces/ and
 # objectives/ inside), from links to the sources under build/typecheck.

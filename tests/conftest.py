@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import builtins
 import contextlib
+import dis
+import importlib
+import inspect
+import multiprocessing.process
 import os
 import signal
 import subprocess
 import sys
 import time
+import types
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from hypothesis import settings
@@ -136,3 +142,325 @@ def stop_server(server: subprocess.Popen) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGKILL)
         server.wait(timeout=15)
+
+
+# ---------------------------------------------------------------------------------------
+# Tiers: `unit`, `integration`, `system`, assigned by what a test uses, never by hand.
+# ---------------------------------------------------------------------------------------
+
+TIERS = ("unit", "integration", "system")
+SYSTEM_MARKERS = ("cluster", "browser")
+SYSTEM_FIXTURES = frozenset({"local_cluster", "two_nodes", "small_disk"})
+INTEGRATION_FIXTURES = frozenset(
+    {
+        "ray_cluster",
+        "joins_session_ray",
+        "postgresql_url",
+        "mysql_url",
+        "redis_url",
+        "mlflow_server",
+    }
+)
+SPAWNING_MODULES = frozenset({"subprocess", "multiprocessing", "ray", "playwright"})
+PRODUCT_SPAWNERS = (
+    ("paretotune.execution", "ensure_ray"),
+    ("paretotune.execution", "RayExecutor"),
+    ("paretotune.cli._services", "start_ray_node"),
+    ("paretotune.tracking.mlflow", "MlflowTracker"),
+)
+UNIT_BUDGET_ENV = "PARETOTUNE_UNIT_BUDGET_S"
+UNIT_BUDGET_S = 90.0
+TESTS_DIR = Path(__file__).resolve().parent
+_Helper = TypeVar("_Helper", bound=Callable[..., Any])
+_tier_key = pytest.StashKey[tuple[str, str]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--tiers", action="store_true", help="print each test's tier and why")
+
+
+def _product_spawners() -> dict[int, str]:
+    found = {}
+    for module, name in PRODUCT_SPAWNERS:
+        with contextlib.suppress(ImportError, AttributeError):
+            found[id(getattr(importlib.import_module(module), name))] = f"{module}.{name}"
+    return found
+
+
+class _Reader:
+    """Reads what a function's code reaches (see the tiers' docstring), memoised."""
+
+    def __init__(self) -> None:
+        self.spawners = _product_spawners()
+        self.seen: dict[int, str | None] = {}
+
+    def reaches(self, obj: Any) -> str | None:
+        """What process ``obj`` (a module, a function or class of ``tests/``) starts, in
+        words, or None."""
+        if isinstance(obj, types.ModuleType):
+            top = obj.__name__.split(".")[0]
+            return f"the {obj.__name__} module" if top in SPAWNING_MODULES else None
+        if isinstance(what := getattr(obj, "__spawns__", None), str):
+            return what
+        if id(obj) in self.spawners:
+            return self.spawners[id(obj)]
+        if inspect.isclass(obj):
+            for base in obj.__mro__[1:]:
+                if id(base) in self.spawners:
+                    return f"a {self.spawners[id(base)]}"
+            if not _in_tests(getattr(sys.modules.get(obj.__module__), "__file__", None)):
+                return None
+            members = [m for m in vars(obj).values() if inspect.isfunction(m)]
+        elif callable(obj):
+            members = [inspect.unwrap(obj)]
+        else:
+            return None
+        for member in members:
+            code = getattr(member, "__code__", None)
+            if code is None or not _in_tests(code.co_filename):
+                continue
+            if id(code) not in self.seen:
+                self.seen[id(code)] = None  # recursion stops here
+                self.seen[id(code)] = self._read(code, member.__globals__)
+            if self.seen[id(code)]:
+                return self.seen[id(code)]
+        return None
+
+    def _read(self, code: types.CodeType, names: dict[str, Any]) -> str | None:
+        for inner in _codes(code):
+            before: Any = None  # what the last instruction loaded, for an attribute of it
+            for instruction in dis.get_instructions(inner):
+                op, arg = instruction.opname, instruction.argval
+                now: Any = None
+                if op in ("LOAD_GLOBAL", "LOAD_NAME"):
+                    now = names.get(arg, getattr(builtins, str(arg), None))
+                elif op in ("LOAD_ATTR", "LOAD_METHOD", "IMPORT_FROM") and before is not None:
+                    now = getattr(before, str(arg), None)
+                elif op == "IMPORT_NAME":
+                    with contextlib.suppress(ImportError):
+                        now = importlib.import_module(str(arg))
+                    if str(arg).split(".")[0] in SPAWNING_MODULES:
+                        return f"the {arg} module"
+                if now is not None and (found := self.reaches(now)):
+                    direct = isinstance(now, types.ModuleType) or id(now) in self.spawners
+                    return found if direct else f"{_name_of(now)} -> {found}"
+                before = now if op != "IMPORT_FROM" else before
+        return None
+
+
+def spawns(what: str) -> Callable[[_Helper], _Helper]:
+    """Marks a test helper that starts a process inside product code (``what``, in
+    words), so that every test calling it is an integration test (see the tiers)."""
+
+    def mark(helper: _Helper) -> _Helper:
+        helper.__spawns__ = what  # type: ignore[attr-defined]
+        return helper
+
+    return mark
+
+
+def _codes(code: types.CodeType) -> Iterator[types.CodeType]:
+    yield code
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _codes(const)
+
+
+def _in_tests(filename: str | None) -> bool:
+    return bool(filename) and Path(filename).resolve().is_relative_to(TESTS_DIR)
+
+
+def _name_of(obj: Any) -> str:
+    return getattr(obj, "__qualname__", None) or getattr(obj, "__name__", repr(obj))
+
+
+def _tier_of(item: pytest.Item, reader: _Reader) -> tuple[str, str]:
+    for marker in SYSTEM_MARKERS:
+        if item.get_closest_marker(marker):
+            return "system", f"@pytest.mark.{marker}"
+    names = set(getattr(item, "fixturenames", ()))
+    if used := sorted(names & SYSTEM_FIXTURES):
+        return "system", f"fixture {used[0]}"
+    if used := sorted(names & INTEGRATION_FIXTURES):
+        return "integration", f"fixture {used[0]}"
+    if spawns := item.get_closest_marker("spawns"):
+        return "integration", f"@pytest.mark.spawns{spawns.args!r}"
+    if (found := reader.reaches(getattr(item, "function", None))) is not None:
+        return "integration", found
+    fixtures = getattr(item, "_fixtureinfo", None)
+    for name, defs in sorted(getattr(fixtures, "name2fixturedefs", {}).items()):
+        for definition in defs:
+            if found := reader.reaches(definition.func):
+                return "integration", f"fixture {name}: {found}"
+    return "unit", "no process"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """How a test gets its tier (``pytest -m unit``, ``-m integration``, ``-m system``).
+
+    Every collected test gets exactly one tier marker, from what it uses:
+
+    - ``system``: it drives a whole deployment: a marker that says so (``cluster``: a real
+      ``ray start --head`` and services; ``browser``: Chromium), or a fixture of
+      ``SYSTEM_FIXTURES`` (a tmpfs, a second Ray node, the local cluster scripts).
+    - ``integration``: it starts or joins another process:
+      - a fixture of ``INTEGRATION_FIXTURES`` (the session's Ray, the database servers, an
+        ``mlflow server``), or any fixture depending on one (``item.fixturenames`` is the
+        closure);
+      - its code, or the code of a fixture it uses, reaches a process (below);
+      - ``@pytest.mark.spawns("what")``, where product code starts the process and the
+        arguments decide whether (a contract test's Ray or MLflow implementation: on the
+        fixture's ``pytest.param``);
+      - a helper marked ``@spawns("what")`` (a helper running ``run_study`` with an
+        MLflow URI starts the logging process).
+    - ``unit``: everything else.
+
+    What a test's code reaches is read from its bytecode, not from a list of helpers: the
+    test function, the fixtures it uses and, transitively, every function or class of
+    ``tests/`` they name (``_cli``, ``mlflow_server``, ``_holder``, ...), looking for the
+    modules that start processes (``SPAWNING_MODULES``) and the product calls that always
+    do (``PRODUCT_SPAWNERS``). A new helper that calls ``subprocess.run`` makes its
+    callers integration tests without anyone listing it. A tier marker written by hand
+    is refused: it would go stale.
+
+    What the reading misses, the guard catches: a unit test's setup and call run with
+    ``subprocess``, ``os.fork``/``posix_spawn``/``system``, ``multiprocessing`` and
+    ``ray.init``/``get``/``wait`` patched to fail, in every run (``make test`` too), so a
+    test that starts a process without being tiered for it fails, naming the process.
+    ``pytest --collect-only -q --tiers`` prints each test's tier and why.
+    """
+    reader = _Reader()
+    for item in items:
+        hand = [m.name for m in item.iter_markers() if m.name in TIERS]
+        if hand:
+            raise pytest.UsageError(
+                f"{item.nodeid}: @pytest.mark.{hand[0]} by hand; tests/conftest.py gives the "
+                "tiers from what a test uses (a fixture, a helper, @pytest.mark.spawns)"
+            )
+        tier, why = _tier_of(item, reader)
+        item.stash[_tier_key] = (tier, why)
+        item.add_marker(getattr(pytest.mark, tier))
+
+
+def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> list[str]:
+    if not config.getoption("tiers"):
+        return []
+    return [
+        f"{item.stash[_tier_key][0]:<12} {item.nodeid}  ({item.stash[_tier_key][1]})"
+        for item in items
+    ]
+
+
+class ProcessInUnitTest(RuntimeError):
+    """A unit test started (or asked Ray for) another process."""
+
+
+class _Guard:
+    """While a unit test runs, starting a process fails and is recorded, so the test fails
+    even where product code catches the error."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self._undo: list[tuple[Any, str, Any]] = []
+
+    def _refuse(self, what: str) -> Callable[..., Any]:
+        def refuse(*args: Any, **kwargs: Any) -> Any:
+            shown = what
+            if what == "subprocess" and len(args) > 1:  # Popen._execute_child(self, args, ...)
+                shown = f"subprocess {args[1]!r}"[:200]
+            self.started.append(shown)
+            raise ProcessInUnitTest(f"a unit test may not start a process: {shown}")
+
+        return refuse
+
+    def _patch(self, owner: Any, name: str, what: str) -> None:
+        if hasattr(owner, name):
+            self._undo.append((owner, name, getattr(owner, name)))
+            setattr(owner, name, self._refuse(what))
+
+    def __enter__(self) -> _Guard:
+        self._patch(subprocess.Popen, "_execute_child", "subprocess")
+        for name in ("fork", "forkpty", "posix_spawn", "posix_spawnp", "system"):
+            self._patch(os, name, f"os.{name}")
+        for name in ("spawnv", "spawnve", "spawnvp", "spawnvpe", "execv", "execve"):
+            self._patch(os, name, f"os.{name}")
+        self._patch(multiprocessing.process.BaseProcess, "start", "multiprocessing")
+        if ray := sys.modules.get("ray"):  # not imported: then starting it spawns
+            for name in ("init", "get", "wait"):
+                self._patch(ray, name, f"ray.{name}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        while self._undo:
+            owner, name, original = self._undo.pop()
+            setattr(owner, name, original)
+
+
+@contextlib.contextmanager
+def _guarded(item: pytest.Item) -> Iterator[None]:
+    """Runs a unit test's setup or call under the guard (not its teardown: the last test
+    of a module or session also tears down the servers of the tests before it)."""
+    if item.stash.get(_tier_key, ("unit", ""))[0] != "unit":
+        yield
+        return
+    with _Guard() as guard:
+        try:
+            yield
+        finally:
+            if guard.started:
+                pytest.fail(
+                    f"a unit test started a process: {'; '.join(guard.started)}. Start it "
+                    "through the fixture or helper that does, or mark the test "
+                    "@pytest.mark.spawns('what') where product code starts it, so that it is "
+                    "an integration test (tests/conftest.py, tiers)",
+                    pytrace=False,
+                )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    with _guarded(item):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    with _guarded(item):
+        return (yield)
+
+
+_started_at = pytest.StashKey[float]()
+_unit_took = pytest.StashKey[tuple[float, float]]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_started_at] = time.monotonic()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The unit tier (``-m unit``, and only unit tests selected) fails over its budget:
+    ``$PARETOTUNE_UNIT_BUDGET_S`` seconds of wall time, 90 unless set."""
+    items = getattr(session, "items", [])
+    if not items or "unit" not in (session.config.getoption("markexpr") or ""):
+        return
+    if any(item.stash.get(_tier_key, ("", ""))[0] != "unit" for item in items):
+        return
+    took = time.monotonic() - session.config.stash[_started_at]
+    budget = float(os.environ.get(UNIT_BUDGET_ENV) or UNIT_BUDGET_S)
+    session.config.stash[_unit_took] = (took, budget)
+    if took > budget and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    if (measured := config.stash.get(_unit_took, None)) is None:
+        return
+    took, budget = measured
+    verdict = "over budget: FAILED" if took > budget else "within budget"
+    terminalreporter.write_sep(
+        "=",
+        f"unit tier: {took:.1f} s of {budget:.0f} s ({UNIT_BUDGET_ENV}), {verdict}",
+        red=took > budget,
+        green=took <= budget,
+        bold=True,
+    )

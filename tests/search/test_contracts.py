@@ -29,15 +29,22 @@ def _scripted(task: TrialTask) -> Outcome:
     return Outcome(seconds=1.0, metrics=_square(task.params))
 
 
-@pytest.fixture(params=["in_process", "scripted", "ray"])
+@pytest.fixture()
+def ray_executor(ray_cluster) -> Executor:
+    return RayExecutor(2, None, _square)
+
+
+RAY = pytest.param("ray", marks=pytest.mark.spawns("Ray"))  # tiers it integration
+
+
+@pytest.fixture(params=["in_process", "scripted", RAY])
 def executor(request: pytest.FixtureRequest) -> Iterator[Executor]:
     if request.param == "in_process":
         made: Executor = InProcessExecutor(None, _square)
     elif request.param == "scripted":
         made = ScriptedExecutor(_scripted, SimulatedClock(), capacity=2)
     else:
-        request.getfixturevalue("ray_cluster")
-        made = RayExecutor(2, None, _square)
+        made = request.getfixturevalue("ray_executor")
     yield made
     made.shutdown()
 
@@ -80,14 +87,21 @@ class TestExecutorContract:
         assert executor.wait(0.01) == []
 
 
-@pytest.fixture(params=["null", "recording", "mlflow"])
-def tracker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Tracker]:
+@pytest.fixture()
+def mlflow_tracker(tmp_path: Path) -> Tracker:
+    return MlflowTracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
+
+
+MLFLOW = pytest.param("mlflow", marks=pytest.mark.spawns("the MLflow logging process"))
+
+
+@pytest.fixture(params=["null", "recording", MLFLOW])
+def tracker(request: pytest.FixtureRequest) -> Tracker:
     if request.param == "null":
-        yield NullTracker()
-    elif request.param == "recording":
-        yield RecordingTracker(SimulatedClock())
-    else:
-        yield MlflowTracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
+        return NullTracker()
+    if request.param == "recording":
+        return RecordingTracker(SimulatedClock())
+    return request.getfixturevalue("mlflow_tracker")
 
 
 def _snapshot() -> FrontSnapshot:
