@@ -179,6 +179,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--tiers", action="store_true", help="print each test's tier and why")
 
 
+Found = tuple[int, str]  # (index of the tier in TIERS, why), as the reader finds it
+UNIT: Found = (0, "no process")
+
+
 def _product_spawners() -> dict[int, str]:
     found = {}
     for module, name in PRODUCT_SPAWNERS:
@@ -187,46 +191,63 @@ def _product_spawners() -> dict[int, str]:
     return found
 
 
+def needs(what: str, tier: str = "integration") -> Callable[[_Helper], _Helper]:
+    """Marks a test helper that needs more than its code shows (``what``, in words: a
+    process that product code starts, a tmpfs), so that every test calling it, directly
+    or through other helpers, is of ``tier`` at least (see the tiers)."""
+    if tier not in TIERS:
+        raise ValueError(f"tier must be one of {TIERS}, got {tier!r}")
+
+    def mark(helper: _Helper) -> _Helper:
+        helper.__tier_needs__ = (TIERS.index(tier), what)  # type: ignore[attr-defined]
+        return helper
+
+    return mark
+
+
 class _Reader:
     """Reads what a function's code reaches (see the tiers' docstring), memoised."""
 
     def __init__(self) -> None:
         self.spawners = _product_spawners()
-        self.seen: dict[int, str | None] = {}
+        self.seen: dict[int, Found] = {}
 
-    def reaches(self, obj: Any) -> str | None:
-        """What process ``obj`` (a module, a function or class of ``tests/``) starts, in
-        words, or None."""
+    def reaches(self, obj: Any) -> Found:
+        """The highest tier that ``obj`` (a module, a function or class of ``tests/``, a
+        product call) needs, and why."""
         if isinstance(obj, types.ModuleType):
-            top = obj.__name__.split(".")[0]
-            return f"the {obj.__name__} module" if top in SPAWNING_MODULES else None
-        if isinstance(what := getattr(obj, "__spawns__", None), str):
-            return what
+            spawning = obj.__name__.split(".")[0] in SPAWNING_MODULES
+            return (1, f"the {obj.__name__} module") if spawning else UNIT
+        with contextlib.suppress(TypeError, ValueError):
+            rank, what = getattr(obj, "__tier_needs__", UNIT)
+            if rank:
+                return rank, what
         if id(obj) in self.spawners:
-            return self.spawners[id(obj)]
+            return 1, self.spawners[id(obj)]
         if inspect.isclass(obj):
             for base in obj.__mro__[1:]:
                 if id(base) in self.spawners:
-                    return f"a {self.spawners[id(base)]}"
+                    return 1, f"a {self.spawners[id(base)]}"
             if not _in_tests(getattr(sys.modules.get(obj.__module__), "__file__", None)):
-                return None
+                return UNIT
             members = [m for m in vars(obj).values() if inspect.isfunction(m)]
         elif callable(obj):
             members = [inspect.unwrap(obj)]
         else:
-            return None
+            return UNIT
+        best = UNIT
         for member in members:
             code = getattr(member, "__code__", None)
             if code is None or not _in_tests(code.co_filename):
                 continue
             if id(code) not in self.seen:
-                self.seen[id(code)] = None  # recursion stops here
+                self.seen[id(code)] = UNIT  # recursion stops here
                 self.seen[id(code)] = self._read(code, member.__globals__)
-            if self.seen[id(code)]:
-                return self.seen[id(code)]
-        return None
+            best = max(best, self.seen[id(code)], key=_rank)
+        return best
 
-    def _read(self, code: types.CodeType, names: dict[str, Any]) -> str | None:
+    def _read(self, code: types.CodeType, names: dict[str, Any]) -> Found:
+        best = UNIT
         for inner in _codes(code):
             before: Any = None  # what the last instruction loaded, for an attribute of it
             for instruction in dis.get_instructions(inner):
@@ -240,23 +261,18 @@ class _Reader:
                     with contextlib.suppress(ImportError):
                         now = importlib.import_module(str(arg))
                     if str(arg).split(".")[0] in SPAWNING_MODULES:
-                        return f"the {arg} module"
-                if now is not None and (found := self.reaches(now)):
+                        best = max(best, (1, f"the {arg} module"), key=_rank)
+                if now is not None:
+                    rank, why = self.reaches(now)
                     direct = isinstance(now, types.ModuleType) or id(now) in self.spawners
-                    return found if direct else f"{_name_of(now)} -> {found}"
+                    found = (rank, why if direct else f"{_name_of(now)} -> {why}")
+                    best = max(best, found, key=_rank)
                 before = now if op != "IMPORT_FROM" else before
-        return None
+        return best
 
 
-def spawns(what: str) -> Callable[[_Helper], _Helper]:
-    """Marks a test helper that starts a process inside product code (``what``, in
-    words), so that every test calling it is an integration test (see the tiers)."""
-
-    def mark(helper: _Helper) -> _Helper:
-        helper.__spawns__ = what  # type: ignore[attr-defined]
-        return helper
-
-    return mark
+def _rank(found: Found) -> int:
+    return found[0]
 
 
 def _codes(code: types.CodeType) -> Iterator[types.CodeType]:
@@ -274,25 +290,26 @@ def _name_of(obj: Any) -> str:
     return getattr(obj, "__qualname__", None) or getattr(obj, "__name__", repr(obj))
 
 
-def _tier_of(item: pytest.Item, reader: _Reader) -> tuple[str, str]:
+def _tier_of(item: pytest.Item, reader: _Reader) -> Found:
     for marker in SYSTEM_MARKERS:
         if item.get_closest_marker(marker):
-            return "system", f"@pytest.mark.{marker}"
+            return 2, f"@pytest.mark.{marker}"
     names = set(getattr(item, "fixturenames", ()))
     if used := sorted(names & SYSTEM_FIXTURES):
-        return "system", f"fixture {used[0]}"
+        return 2, f"fixture {used[0]}"
+    found: list[Found] = [UNIT]
     if used := sorted(names & INTEGRATION_FIXTURES):
-        return "integration", f"fixture {used[0]}"
-    if spawns := item.get_closest_marker("spawns"):
-        return "integration", f"@pytest.mark.spawns{spawns.args!r}"
-    if (found := reader.reaches(getattr(item, "function", None))) is not None:
-        return "integration", found
+        found.append((1, f"fixture {used[0]}"))
+    for marker in item.iter_markers("needs"):
+        tier = marker.kwargs.get("tier", "integration")
+        found.append((TIERS.index(tier), f"@pytest.mark.needs({marker.args[0]!r})"))
+    found.append(reader.reaches(getattr(item, "function", None)))
     fixtures = getattr(item, "_fixtureinfo", None)
     for name, defs in sorted(getattr(fixtures, "name2fixturedefs", {}).items()):
         for definition in defs:
-            if found := reader.reaches(definition.func):
-                return "integration", f"fixture {name}: {found}"
-    return "unit", "no process"
+            rank, why = reader.reaches(definition.func)
+            found.append((rank, f"fixture {name}: {why}"))
+    return max(found, key=_rank)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -302,16 +319,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     - ``system``: it drives a whole deployment: a marker that says so (``cluster``: a real
       ``ray start --head`` and services; ``browser``: Chromium), or a fixture of
-      ``SYSTEM_FIXTURES`` (a tmpfs, a second Ray node, the local cluster scripts).
+      ``SYSTEM_FIXTURES`` (a tmpfs, a second Ray node, the local cluster scripts), or a
+      helper marked ``@needs("what", tier="system")`` (the tmpfs mount).
     - ``integration``: it starts or joins another process:
       - a fixture of ``INTEGRATION_FIXTURES`` (the session's Ray, the database servers, an
         ``mlflow server``), or any fixture depending on one (``item.fixturenames`` is the
         closure);
       - its code, or the code of a fixture it uses, reaches a process (below);
-      - ``@pytest.mark.spawns("what")``, where product code starts the process and the
+      - ``@pytest.mark.needs("what")``, where product code starts the process and the
         arguments decide whether (a contract test's Ray or MLflow implementation: on the
         fixture's ``pytest.param``);
-      - a helper marked ``@spawns("what")`` (a helper running ``run_study`` with an
+      - a helper marked ``@needs("what")`` (a helper running ``run_study`` with an
         MLflow URI starts the logging process).
     - ``unit``: everything else.
 
@@ -335,11 +353,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if hand:
             raise pytest.UsageError(
                 f"{item.nodeid}: @pytest.mark.{hand[0]} by hand; tests/conftest.py gives the "
-                "tiers from what a test uses (a fixture, a helper, @pytest.mark.spawns)"
+                "tiers from what a test uses (a fixture, a helper, @pytest.mark.needs)"
             )
-        tier, why = _tier_of(item, reader)
-        item.stash[_tier_key] = (tier, why)
-        item.add_marker(getattr(pytest.mark, tier))
+        rank, why = _tier_of(item, reader)
+        item.stash[_tier_key] = (TIERS[rank], why)
+        item.add_marker(getattr(pytest.mark, TIERS[rank]))
 
 
 def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> list[str]:
@@ -411,7 +429,7 @@ def _guarded(item: pytest.Item) -> Iterator[None]:
                 pytest.fail(
                     f"a unit test started a process: {'; '.join(guard.started)}. Start it "
                     "through the fixture or helper that does, or mark the test "
-                    "@pytest.mark.spawns('what') where product code starts it, so that it is "
+                    "@pytest.mark.needs('what') where product code starts it, so that it is "
                     "an integration test (tests/conftest.py, tiers)",
                     pytrace=False,
                 )

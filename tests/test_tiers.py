@@ -17,7 +17,7 @@ MARKERS = """\
 [tool.pytest.ini_options]
 markers = [
     "slow: x", "gpu: x", "browser: x", "cluster: x",
-    "unit: x", "integration: x", "system: x", "spawns(what): x",
+    "unit: x", "integration: x", "system: x", "needs(what): x",
 ]
 """
 SUITE = """
@@ -25,7 +25,7 @@ import subprocess
 
 import pytest
 
-from conftest import spawns
+from conftest import needs
 
 
 @pytest.fixture()
@@ -53,9 +53,14 @@ def _indirect():
     return _helper()
 
 
-@spawns("the MLflow logging process")
+@needs("the MLflow logging process")
 def _logs():
     return None
+
+
+@needs("a tmpfs", tier="system")
+def _tmpfs():
+    return subprocess.run(["true"])  # a subprocess too: the system tier wins
 
 
 def test_plain():
@@ -78,6 +83,11 @@ def test_through_a_marked_helper():
     _logs()
 
 
+def test_on_a_tmpfs():
+    _helper()
+    _tmpfs()
+
+
 def test_imports_subprocess_inside():
     import subprocess as sp
 
@@ -89,7 +99,7 @@ def test_on_a_cluster():
     pass
 
 
-@pytest.fixture(params=["fake", pytest.param("real", marks=pytest.mark.spawns("Ray"))])
+@pytest.fixture(params=["fake", pytest.param("real", marks=pytest.mark.needs("Ray"))])
 def backend(request):
     return request.param
 
@@ -122,6 +132,7 @@ def test_each_test_gets_the_tier_of_what_it_uses(suite: pytest.Pytester):
         "test_through_a_marked_helper": "integration",
         "test_imports_subprocess_inside": "integration",
         "test_on_a_cluster": "system",
+        "test_on_a_tmpfs": "system",
         "test_each_backend[fake]": "unit",
         "test_each_backend[real]": "integration",
     }

@@ -24,7 +24,7 @@ from paretotune.study._attrs import finished_trials, interrupted_numbers
 from paretotune.tracking.mlflow.schema import MODEL_URI_TAG, STATE_TAG, TRIAL_TAG
 from sklearn.datasets import load_digits
 
-from tests.conftest import cli_env
+from tests.conftest import cli_env, needs
 
 # the commands join the session's Ray: these tests are about storage, not Ray's start
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("joins_session_ray")]
@@ -76,6 +76,7 @@ def _errors(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("error:")]
 
 
+@needs("a tmpfs mount", tier="system")
 @contextlib.contextmanager
 def _tmpfs(mount: Path, size: str):
     """A tmpfs of ``size`` at ``mount`` (the test is skipped where mounting is refused)."""

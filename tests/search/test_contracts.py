@@ -34,7 +34,7 @@ def ray_executor(ray_cluster) -> Executor:
     return RayExecutor(2, None, _square)
 
 
-RAY = pytest.param("ray", marks=pytest.mark.spawns("Ray"))  # tiers it integration
+RAY = pytest.param("ray", marks=pytest.mark.needs("Ray"))  # tiers it integration
 
 
 @pytest.fixture(params=["in_process", "scripted", RAY])
@@ -92,7 +92,7 @@ def mlflow_tracker(tmp_path: Path) -> Tracker:
     return MlflowTracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
 
 
-MLFLOW = pytest.param("mlflow", marks=pytest.mark.spawns("the MLflow logging process"))
+MLFLOW = pytest.param("mlflow", marks=pytest.mark.needs("the MLflow logging process"))
 
 
 @pytest.fixture(params=["null", "recording", MLFLOW])

@@ -35,7 +35,7 @@ from paretotune.tracking.mlflow.view import FRONT_FILTER, front_url
 from tests.conftest import (
     free_port,
     mlflow_server,
-    spawns,
+    needs,
     stop_server,
     storage_url,
     tracking_uri,
@@ -61,7 +61,7 @@ def _noop(params):
     return {"accuracy": params["learning_rate"], "train_time_s": 1.0, "latency_ms": 1.0}
 
 
-@spawns("the MLflow logging process")
+@needs("the MLflow logging process")
 def _run_noop(workdir: Path, spec: dict, tracking: str, objective=_noop):
     """A study of no-op trials (or ``objective``'s), in-process, with the journal in
     ``workdir`` and MLflow at ``tracking``."""
