@@ -115,7 +115,11 @@ class FrontPublisher:
             self._log_front_models(snapshot)
 
     def chart(self, step: int, metrics: dict[str, float]) -> None:
-        """Chart ``metrics`` on the parent run at ``step`` (finished trials), each only
+        """Chart ``metrics`` on the parent run at ``step`` (finished trials)."""
+        self.chart_points([(step, metrics)])
+
+    def chart_points(self, points: list[tuple[int, dict[str, float]]]) -> None:
+        """Chart each ``(step, metrics)`` on the parent run in one call, each metric only
         past the last step it was charted at: one point per step, steps in order."""
         from mlflow.entities import Metric
 
@@ -123,14 +127,16 @@ class FrontPublisher:
         if parent is None:
             return
         now = int(time.time() * 1000)
-        points = [
-            Metric(key, value, now, step)
-            for key, value in metrics.items()
-            if step > self._charted.get(key, self._study.charted_until) and math.isfinite(value)
-        ]
-        if points:
-            self._client.log_batch(parent, metrics=points)
-            self._charted |= {point.key: step for point in points}
+        last = dict(self._charted)
+        charted = []
+        for step, metrics in points:
+            for key, value in metrics.items():
+                if step > last.get(key, self._study.charted_until) and math.isfinite(value):
+                    charted.append(Metric(key, value, now, step))
+                    last[key] = step
+        if charted:
+            self._client.log_batch(parent, metrics=charted)
+            self._charted = last
 
     def _log_front_models(self, snapshot: FrontSnapshot) -> None:
         """Log every Pareto-optimal trial's raw model as an MLflow PyTorch model (once)."""

@@ -43,6 +43,7 @@ from paretotune.tracking.mlflow.protocol import (
 # time is on the compute clock, but their wall time is the study's). A queue it lags
 # behind on is bounded by the driver's run-id wait; at the end nothing else runs.
 LOGGING_NICENESS = 10
+CHART_BATCH = 200  # chart points charted in one MLflow call at most (a call takes 1,000)
 
 # MLflow's REST client retries a server out of reach for ~2 min by default (7 retries,
 # backoff factor 2). The logging process gives up after ~7 s instead: a longer outage
@@ -60,21 +61,35 @@ if TYPE_CHECKING:
 
 
 class Backlog:
-    """Jobs received and not yet run, in order, with two shortcuts: a trial's finish
+    """Jobs received and not yet run, in order, with three shortcuts: a trial's finish
     that arrives while its start still waits is set aside and joined to the start (the
-    trial is recorded in one go), and the newest queued front snapshot is at hand
-    (trials recorded before it get their Pareto tags with their results)."""
+    trial is recorded in one go); the newest queued front snapshot is at hand (trials
+    recorded before it get their Pareto tags with their results); and the front's chart
+    points wait together, to be charted in one call (`take_charts`) when nothing else
+    waits or `CHART_BATCH` of them do (the chart's order does not depend on the runs')."""
 
     def __init__(self) -> None:
         self.jobs: deque[Job] = deque()
         self.newest_front: FrontSnapshot | None = None
+        self.charts: list[ChartFront] = []
         self._waiting_starts: set[int] = set()
         self._finishes: dict[int, FinishTrial] = {}
 
     def __bool__(self) -> bool:
-        return bool(self.jobs)
+        return bool(self.jobs) or bool(self.charts)
+
+    def take_charts(self, *, now: bool = False) -> list[ChartFront]:
+        """The chart points to chart now: all of them when nothing else waits (or
+        ``now``), or when `CHART_BATCH` wait."""
+        if now or not self.jobs or len(self.charts) >= CHART_BATCH:
+            charts, self.charts = self.charts, []
+            return charts
+        return []
 
     def add(self, job: Job) -> None:
+        if isinstance(job, ChartFront):
+            self.charts.append(job)
+            return
         if isinstance(job, FinishTrial) and job.number in self._waiting_starts:
             self._finishes[job.number] = job
             return
@@ -117,6 +132,11 @@ def serve(
         if not _read_waiting(jobs, backlog, block=not backlog):
             recorder.close("KILLED")  # the driver died: its study did not finish
             break
+        charts = backlog.take_charts()
+        if charts:
+            recorder.chart_front([(c.step, c.metrics) for c in charts])
+        if not backlog.jobs:
+            continue
         job = backlog.pop()
         if not isinstance(job, CloseStudy):  # (close asks the server itself)
             _tell_made(news, recorder, recorder.reconnect())
@@ -169,16 +189,20 @@ def _run_job(recorder: MlflowRecorder, job: Job, backlog: Backlog, news: Connect
             _send(news, TrialRecorded(number))
         case MarkInterrupted(numbers, at):
             recorder.mark_interrupted(numbers, at)
-        case ChartFront(step, metrics):
-            recorder.chart_front(step, metrics)
+        case ChartFront(step, metrics):  # (`Backlog` keeps these apart)
+            recorder.chart_front([(step, metrics)])
         case LogMetrics(number, metrics):
             recorder.log_metrics(number, metrics)
         case RepairTrials(trials):
             for number, run_id in recorder.repair(trials).items():
                 _send(news, RunMade(number, run_id))
         case PublishFront(snapshot):
+            charts = backlog.take_charts(now=True)  # the points before the front's own
+            recorder.chart_front([(c.step, c.metrics) for c in charts])
             recorder.update_front(snapshot, superseded=backlog.newest_front is not None)
         case CloseStudy(status):
+            charts = backlog.take_charts(now=True)
+            recorder.chart_front([(c.step, c.metrics) for c in charts])
             _tell_made(news, recorder, recorder.close(status))
         case _:
             assert_never(job)

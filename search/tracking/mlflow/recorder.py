@@ -279,9 +279,11 @@ class MlflowRecorder:
         so their Pareto tags go with their results instead of in one call each later."""
         self._pareto.expect(snapshot)
 
-    def chart_front(self, step: int, metrics: dict[str, float]) -> None:
-        """Chart the front's metrics on the parent run at ``step`` finished trials."""
-        self._guard.call(self._front.chart, step, metrics)
+    def chart_front(self, points: list[tuple[int, dict[str, float]]]) -> None:
+        """Chart the front's metrics on the parent run, each ``(step, metrics)`` at its
+        step (finished trials), in one call."""
+        if points:
+            self._guard.call(self._front.chart_points, points)
 
     def update_front(self, snapshot: FrontSnapshot, *, superseded: bool = False) -> None:
         if not self.study.objectives and self.study.parent_run_id is not None:
