@@ -167,8 +167,9 @@ class Front:
                 for (number, values), rank in zip(self._left.items(), ranks, strict=True)
             ]
             self._left.clear()
+        hypervolume = self.hypervolume(fresh=True)
         snapshot = FrontSnapshot(
-            self.objectives, rows, self.hypervolume(fresh=True), step, False, study_metrics
+            self.objectives, rows, hypervolume, step, False, study_metrics, self._box_dict()
         )
         self.publish_throttle.spent(started)
         return snapshot
@@ -198,8 +199,14 @@ class Front:
             }
             for r in front.records
         ]
-        hypervolume = front.hypervolume
-        return front, FrontSnapshot(self.objectives, rows, hypervolume, step, True, study_metrics)
+        hypervolume, box = front.hypervolume, None
+        if len(front.records) >= HV_BOUND_TRIALS and front.box is not None:
+            box = front.box.as_dict(list(self.objectives))  # fixed: stated in MLflow
+        snapshot = FrontSnapshot(self.objectives, rows, hypervolume, step, True, study_metrics, box)
+        return front, snapshot
+
+    def _box_dict(self) -> dict[str, list[float]] | None:
+        return self.box.as_dict(list(self.objectives)) if self.box is not None else None
 
     # -- the end of a run --------------------------------------------------------------
     def remeasure(self, executor: Executor, writer: StudyWriter, tracker: Tracker) -> None:

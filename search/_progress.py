@@ -19,7 +19,8 @@ from rich.text import Text
 class StudyProgress:
     """The live progress of a running study, on two lines: trials done of the budget and
     the time, then what the study found so far: the front's size, each objective's best
-    value on it, the hypervolume (once its normalisation is fixed) and the trials that
+    value on it, the hypervolume as the share of the study's box it dominates (once the
+    box is fixed, `paretotune status` states it) and the trials that
     failed, were interrupted, retried or stopped early."""
 
     def __init__(
@@ -83,8 +84,8 @@ class StudyProgress:
                     for name, value in zip(self.objectives, best, strict=False)
                 )
             )
-        if hypervolume is not None:
-            found.append(f"HV {hypervolume:.3g}")
+        if hypervolume is not None:  # the share of the study's box (`HypervolumeBox`)
+            found.append(f"HV {hypervolume:.1%}")
         if feasible is not None:
             found.append(f"{feasible} feasible")
         counted = {"failed": failed, "interrupted": interrupted, "retried": retried}

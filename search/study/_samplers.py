@@ -61,7 +61,7 @@ class AutoSampler(BaseSampler):
     def _for(self, study: optuna.Study, trial: FrozenTrial) -> BaseSampler:
         sampler = self._by_trial.get(trial.number)
         if sampler is None:
-            count = len(study.get_trials(deepcopy=False))
+            count = trial.number + 1  # the study's trials so far (numbers count from 0)
             sampler = self.small if count <= self.switch_at else self.large
             self._by_trial[trial.number] = sampler
         return sampler

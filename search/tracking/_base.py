@@ -49,6 +49,8 @@ class FrontSnapshot:
     step: int  # number of finished trials when the snapshot was taken
     final: bool = False
     study_metrics: dict[str, float] = field(default_factory=dict)  # compute, feasible count
+    # the box the hypervolume is a share of, once fixed: metric -> [ideal, reference]
+    box: dict[str, list[float]] | None = None
 
 
 @dataclass(frozen=True)

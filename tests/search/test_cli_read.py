@@ -352,3 +352,63 @@ def test_dashboard_takes_a_study_a_storage_and_a_port_on_loopback():
     assert (args.study, args.storage, args.port) == ("s", "x.journal", 9000)
     with pytest.raises(SystemExit):
         _parser().parse_args(["dashboard", "--host", "0.0.0.0"])
+
+
+@pytest.fixture()
+def study_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Counts the whole-study reads of the journal storage (Optuna's `get_all_trials`)."""
+    from optuna.storages import JournalStorage
+
+    reads: list[str] = []
+    original = JournalStorage.get_all_trials
+
+    def counted(self, *args, **kwargs):
+        reads.append("get_all_trials")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(JournalStorage, "get_all_trials", counted)
+    return reads
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("status", STUDY),
+        ("status", STUDY, "--json"),
+        ("show", STUDY, "5"),
+        ("show", STUDY, "5", "--json"),
+        ("pareto", STUDY, "--json"),
+        ("pareto", STUDY, "--where", "accuracy > 0.5"),
+        ("best", STUDY, "--where", "latency_ms < 1"),
+        ("knee", STUDY),
+        ("studies",),
+    ],
+)
+def test_each_command_reads_the_study_once(cli, study_reads: list[str], command: tuple):
+    code, _, err = cli(*command)
+    assert code == 0, err
+    assert len(study_reads) == 1, (command, study_reads)
+
+
+@pytest.mark.filterwarnings("ignore:no MLflow store")
+def test_the_client_reads_the_study_once_per_question(folder: Path, study_reads: list[str]):
+    from paretotune import Client
+
+    client = Client(  # (MLflow at a store that does not exist: skipped, with a warning)
+        storage=str(folder / "study.journal"), tracking_uri=f"sqlite:///{folder / 'mlflow.db'}"
+    )
+    for ask in (
+        client.front,
+        client.summary,
+        client.trials,
+        client.pareto_front,
+        client.knee_point,
+        lambda name: client.trial(name, 5),
+    ):
+        study_reads.clear()
+        ask(STUDY)
+        assert len(study_reads) == 1, (ask, study_reads)
+    view = client.view(STUDY)  # one reading, many questions
+    study_reads.clear()
+    client.front(view), client.summary(view), client.best_config(view), client.trial(view, 5)
+    assert study_reads == []

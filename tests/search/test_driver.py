@@ -282,3 +282,35 @@ def test_a_latency_target_is_refused_for_a_custom_objective(tmp_path: Path):
     with pytest.raises(SpecError, match="measure.latency_on: times the built-in objective"):
         simulate_study(spec, _seconds, storage=str(tmp_path / "study.journal"))
     assert not (tmp_path / "study.journal").exists()
+
+
+@pytest.fixture()
+def study_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts paretotune's reads of whole studies (`optuna.Study.get_trials`: Optuna's own
+    samplers read through their private cache, not this)."""
+    reads: list[int] = []
+    original = optuna.Study.get_trials
+
+    def counted(self, *args, **kwargs):
+        reads.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(optuna.Study, "get_trials", counted)
+    return reads
+
+
+@pytest.mark.parametrize("constraints", [[], ["accuracy >= 0.5"]])
+def test_the_driver_reads_the_study_as_often_for_60_trials_as_for_6(
+    tmp_path: Path, study_reads: list[int], constraints: list[str]
+):
+    """Nothing per trial re-reads the study: the counts, the front, the compute, the chart
+    step and the snapshots are kept as trials end (reads at the start and the end only)."""
+    reads = []
+    for trials in (6, 60):
+        study_reads.clear()
+        folder = tmp_path / str(trials)
+        folder.mkdir()
+        result, *_ = _run(folder, trials=trials, constraints=constraints)
+        assert result.n_complete == trials
+        reads.append(len(study_reads))
+    assert reads[0] == reads[1] and reads[0] <= 6, reads

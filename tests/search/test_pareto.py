@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from paretotune import dominates, hypervolume, nondominated_ranks, pareto_mask
-from paretotune.results.pareto import RunningFront
+from paretotune.results.pareto import HypervolumeBox, RunningFront
 
 MAX_MIN_MIN = ["maximize", "minimize", "minimize"]
 
@@ -106,3 +106,74 @@ def test_running_front_counts_the_front_points_as_pareto_mask_does(points):
         front.add(point)
     values = np.array(points, dtype=float)
     assert len(front) == int(pareto_mask(values, MAX_MIN_MIN).sum())
+
+
+def _grid_hypervolume(points: np.ndarray, ref: int) -> int:
+    """Brute force: the unit cells of ``[0, ref)^m`` whose lower corner some point is no
+    worse than (integer points, minimised): exact for integer points."""
+    cells = np.stack(np.meshgrid(*[np.arange(ref)] * points.shape[1], indexing="ij"), -1)
+    cells = cells.reshape(-1, points.shape[1])
+    covered = np.zeros(len(cells), dtype=bool)
+    for point in points:
+        covered |= np.all(cells >= point, axis=1)
+    return int(covered.sum())
+
+
+@settings(max_examples=80, deadline=None)
+@given(points_strategy)
+def test_hypervolume_equals_a_brute_force_count_of_cells(points):
+    values = np.array(points, dtype=float)
+    assert hypervolume(values, ["minimize"] * 3, [7, 7, 7]) == pytest.approx(
+        _grid_hypervolume(values, 7)
+    )
+    # the same points with the first objective maximised (negated) give the same volume
+    flipped = values * [-1, 1, 1]
+    assert hypervolume(flipped, MAX_MIN_MIN, [-7, 7, 7]) == pytest.approx(
+        _grid_hypervolume(values, 7)
+    )
+
+
+@settings(max_examples=80, deadline=None)
+@given(points_strategy)
+def test_running_front_keeps_exactly_the_front_trials_and_their_best(points):
+    front = RunningFront(MAX_MIN_MIN)
+    for number, point in enumerate(points):
+        front.add(point, number)
+    values = np.array(points, dtype=float)
+    mask = pareto_mask(values, MAX_MIN_MIN)
+    assert sorted(front.numbers()) == [i for i, on in enumerate(mask) if on]
+    assert front.values().tolist() == [list(points[n]) for n in front.numbers()]
+    best = [values[:, 0].max(), values[:, 1].min(), values[:, 2].min()]
+    assert front.best() == best
+
+
+def test_the_hypervolume_box_has_natural_ends_and_a_share_in_0_1():
+    # accuracy (max, in [0, 1]) -> ideal 1; times (min, >= 0) -> ideal 0; reference:
+    # the worst first value, a tenth of the span beyond
+    first = [(0.80, 2.0, 0.5), (0.90, 4.0, 0.3), (0.60, 1.0, 0.7)]
+    box = HypervolumeBox.from_values(first, MAX_MIN_MIN)
+    assert box.ideal == (1.0, 0.0, 0.0)
+    assert box.reference == pytest.approx((0.57, 4.3, 0.74))
+    assert box.words(["accuracy", "t", "l"]) == "accuracy 1..0.57, t 0..4.3, l 0..0.74"
+    assert box.share([box.ideal]) == pytest.approx(1.0)
+    assert box.share([box.reference]) == 0.0
+    # one point halfway on each axis dominates an eighth of the box
+    middle = [(i + r) / 2 for i, r in zip(box.ideal, box.reference, strict=True)]
+    assert box.share([middle]) == pytest.approx(1 / 8)
+    # better than the ideal counts as the ideal; the share never passes 1
+    assert box.share([(1.5, -1.0, -1.0)]) == pytest.approx(1.0)
+    # no natural bound (a minimised metric seen negative): one span beyond the best
+    other = HypervolumeBox.from_values([(-1.0,), (1.0,)], ["minimize"])
+    assert other.ideal == (-3.0,) and other.reference == pytest.approx((1.2,))
+
+
+@settings(max_examples=60, deadline=None)
+@given(points_strategy)
+def test_the_share_of_the_box_is_the_hypervolume_over_the_box_volume(points):
+    values = np.array(points, dtype=float) + 1  # all >= 1: the ideal is 0
+    box = HypervolumeBox.from_values(values[:3], ["minimize"] * 3)
+    share = box.share(values)
+    assert 0.0 <= share <= 1.0
+    volume = float(np.prod(np.array(box.reference) - np.array(box.ideal)))
+    expected = hypervolume(values, ["minimize"] * 3, box.reference) / volume
+    assert share == pytest.approx(expected)

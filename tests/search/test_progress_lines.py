@@ -61,7 +61,8 @@ def test_the_progress_shows_each_objectives_best_and_the_hypervolume(tmp_path, c
     assert f"Pareto {len(run.result.pareto)}" in findings
     assert f"accuracy {best_accuracy:.3g}" in findings, findings
     assert f"train_time_s {best_time:.3g}" in findings, findings
-    assert f"HV {run.result.hypervolume:.3g}" in findings, (findings, run.result.hypervolume)
+    assert f"HV {run.result.hypervolume:.1%}" in findings, (findings, run.result.hypervolume)
+    assert 0 < run.result.hypervolume <= 1
     assert "12/12 trials" in shown
     assert "resuming" not in shown  # a new study
 

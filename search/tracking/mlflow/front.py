@@ -15,6 +15,7 @@ from paretotune.tracking._base import FrontSnapshot
 from paretotune.tracking.mlflow.models import log_trial_model, quiet_model_io
 from paretotune.tracking.mlflow.schema import (
     FRONT_DIR,
+    HV_BOX_PARAM,
     MODEL_URI_TAG,
     PARETO_RANK_TAG,
     PARETO_TAG,
@@ -74,6 +75,7 @@ class FrontPublisher:
         self._published_front: list[tuple[int, dict[str, float]]] | None = None
         self._drawn_at = -math.inf  # when the front's artifacts were last drawn (monotonic)
         self._charted: dict[str, int] = {}  # metric -> the last step charted here
+        self._box_stated = False
 
     def publish(self, snapshot: FrontSnapshot, superseded: bool) -> None:
         """Tag the runs with their Pareto rank and publish the front on the parent run;
@@ -89,6 +91,7 @@ class FrontPublisher:
         parent = self._study.parent_run_id
         if parent is None:
             return  # the parent run could not be made: already one line in errors
+        self._state_box(parent, snapshot.box)
         front = [row for row in snapshot.rows if row["rank"] == 0]
         metrics = {"pareto_size": float(len(front)), **snapshot.study_metrics}
         if snapshot.hypervolume is not None:
@@ -113,6 +116,20 @@ class FrontPublisher:
                 self._client.log_artifact(parent, str(path), FRONT_DIR)
         if snapshot.final:
             self._log_front_models(snapshot)
+
+    def _state_box(self, parent: str, box: dict[str, list[float]] | None) -> None:
+        """The box the hypervolume is a share of, as the parent run's params
+        ``hypervolume_box.<metric>`` = ``ideal..reference`` (once; it never moves)."""
+        if box is None or self._box_stated:
+            return
+        from mlflow.entities import Param
+
+        params = [
+            Param(f"{HV_BOX_PARAM}.{name}", f"{ideal:.6g}..{reference:.6g}")
+            for name, (ideal, reference) in box.items()
+        ]
+        self._client.log_batch(parent, params=params)
+        self._box_stated = True
 
     def chart(self, step: int, metrics: dict[str, float]) -> None:
         """Chart ``metrics`` on the parent run at ``step`` (finished trials)."""

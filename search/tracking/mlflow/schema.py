@@ -23,6 +23,8 @@ DESCRIPTIVE_PARAMS = ("architecture", "optimizer", "compression")  # also set as
 MAX_TAG_CHARS = 5000
 # params of the parent run: ``objective.<metric>`` = maximize | minimize
 OBJECTIVE_PARAM_PREFIX = "objective."
+# ``hypervolume_box.<metric>`` = ``ideal..reference``: the box the hypervolume is a share of
+HV_BOX_PARAM = "hypervolume_box"
 
 # tags of the study's experiment, MLflow's own (see `view`)
 NOTE_TAG = "mlflow.note.content"  # the experiment's description (markdown)
