@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from paretotune._clock import Throttle
 from paretotune.execution import Executor
 from paretotune.results.pareto import HypervolumeBox, RunningFront, dominates, nondominated_ranks
 from paretotune.results.records import HV_BOUND_TRIALS, FrontSummary
@@ -27,25 +28,6 @@ from paretotune.tracking import FrontSnapshot, Tracker
 # A front of up to this many points has its hypervolume computed after every change (a
 # fraction of a millisecond with moocore); a larger one at most `COST_SHARE` of the time.
 HV_EVERY_CHANGE_POINTS = 200
-COST_SHARE = 0.05  # the share of the driver's time the front's upkeep may take
-
-
-class Throttle:
-    """Lets a costly step run only after ``1 / share`` times its last cost has passed
-    (real time: the cost is the driver's own), so it takes at most ``share`` of the time
-    whatever the front's size."""
-
-    def __init__(self, share: float = COST_SHARE):
-        self.share = share
-        self._next_at = -math.inf
-
-    def due(self) -> bool:
-        return time.perf_counter() >= self._next_at
-
-    def spent(self, started: float) -> None:
-        """The step ran from ``started`` (a `time.perf_counter` reading) until now."""
-        now = time.perf_counter()
-        self._next_at = now + (now - started) / self.share
 
 
 @dataclass

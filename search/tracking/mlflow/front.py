@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from paretotune._clock import Throttle
 from paretotune.tracking._base import FrontSnapshot
 from paretotune.tracking.mlflow.models import log_trial_model, quiet_model_io
 from paretotune.tracking.mlflow.schema import (
@@ -21,8 +22,9 @@ from paretotune.tracking.mlflow.schema import (
     PARETO_TAG,
 )
 
-# The front's tables and plots are drawn again at most this often (its tags follow every
-# change, and the final front is always drawn).
+# The front's tables and plots are drawn again at most this often, and no more than
+# `COST_SHARE` of the time once the front is large (10,000 points take seconds to draw);
+# its tags follow every change, and the final front is always drawn.
 ARTIFACTS_EVERY_S = 10.0
 
 if TYPE_CHECKING:
@@ -73,7 +75,7 @@ class FrontPublisher:
         self._pareto = pareto
         self._guard = guard
         self._published_front: list[tuple[int, dict[str, float]]] | None = None
-        self._drawn_at = -math.inf  # when the front's artifacts were last drawn (monotonic)
+        self._drawing = Throttle(floor_s=ARTIFACTS_EVERY_S)  # the front's artifacts
         self._charted: dict[str, int] = {}  # metric -> the last step charted here
         self._box_stated = False
 
@@ -99,10 +101,10 @@ class FrontPublisher:
         self.chart(snapshot.step, metrics)
         members = [(row["number"], row["values"]) for row in front]
         unchanged = members == self._published_front
-        recent = time.monotonic() - self._drawn_at < ARTIFACTS_EVERY_S
+        recent = not self._drawing.due()
         if superseded or (not snapshot.final and (unchanged or recent)):
             return  # the heavy artifacts: when the front changed, at most every few seconds
-        self._published_front, self._drawn_at = members, time.monotonic()
+        self._published_front, started = members, time.perf_counter()
         self._client.log_text(parent, front_table_csv(snapshot), f"{FRONT_DIR}/pareto_front.csv")
         self._client.log_text(
             parent, json.dumps(front, indent=2, default=str), f"{FRONT_DIR}/pareto_front.json"
@@ -114,6 +116,7 @@ class FrontPublisher:
                 path = Path(folder) / "pareto_front.png"
                 path.write_bytes(png)
                 self._client.log_artifact(parent, str(path), FRONT_DIR)
+        self._drawing.spent(started)
         if snapshot.final:
             self._log_front_models(snapshot)
 
