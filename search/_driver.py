@@ -134,6 +134,7 @@ class Driver:
         self.front = Front(self.objectives)
         self.writer = StudyWriter(self.study)
         self.tally = Counts()  # kept from `open` on, one trial at a time
+        self._view: StudyView | None = None  # see `view`
         self._compute = Compute()
 
     # -- set-up ------------------------------------------------------------------------
@@ -155,7 +156,13 @@ class Driver:
         self.tracker.mark_interrupted(list(stale))
         if self.stopping is not None:
             self.stopping.restore(self.study)
-        self._read(StudyView(self.study))
+        self._read(self.view())
+
+    def view(self) -> StudyView:
+        """The study read once since the driver last changed a trial (`StudyView`)."""
+        if self._view is None:
+            self._view = StudyView(self.study)
+        return self._view
 
     def _read(self, view: StudyView) -> None:
         """What earlier runs left, read once: the counts, the front, the compute spent and
@@ -174,8 +181,7 @@ class Driver:
         record is missing, open or different (a killed driver's unsent jobs, an outage's
         held trials). Done at the end, when this run's own records are all sent, and a
         logging process a killed driver left behind has long finished what it was sent."""
-        view = StudyView(self.study)
-        self.tracker.repair([finished_trial(t) for t in view.finished])
+        self.tracker.repair([finished_trial(t) for t in self.view().finished])
 
     def _absorb(self, news: TrackerNews) -> None:
         """Store what the tracker learned: the study's MLflow ids, the trials' run ids."""
@@ -295,6 +301,7 @@ class Driver:
         return ready
 
     def _dispatch(self, executor: Executor) -> None:
+        self._view = None
         trial = self.study.ask()
         params = sample_params(trial, self.spec.space)
         self.writer.asked(trial, params)
@@ -309,6 +316,7 @@ class Driver:
 
     def _finish(self, item: _InFlight, report: TrialReport) -> None:
         """Tell Optuna the outcome, count it and hand it to the tracker."""
+        self._view = None
         for key in self._tell(item, report):
             setattr(self.tally, key, getattr(self.tally, key) + 1)
         self.tally.epochs = self._compute.epochs
@@ -456,6 +464,7 @@ class Driver:
         if not closed:
             return 0
         self.tally.interrupted += closed
+        self._view = None
         self._absorb(self.tracker.poll())
         close_interrupted(self.study, {n: i.trial.params for n, i in self.in_flight.items()})
         self.tracker.mark_interrupted(list(self.in_flight))
@@ -482,7 +491,7 @@ class Driver:
     def publish_final_front(self) -> FrontSummary:
         """Rank every complete trial (the study read once, at the end), hand the tracker
         that snapshot and return it."""
-        view = StudyView(self.study)
+        view = self.view()
         steps = sum(1 for t in view.trials if t.state.is_finished())
         front, snapshot = self.front.final_snapshot(
             view, step=steps, study_metrics=self._study_metrics(), now=self.clock.now()
