@@ -69,6 +69,9 @@ class MoAsha:
         self.reduction_factor = reduction_factor
         self._records: list[dict[int, RungRecord]] = [{} for _ in self.rungs]
         self._unsaved: list[RungRecord] = []
+        # each rung's records as rows of every objective, in `_records` order (None once
+        # a record lacks an objective: then `_order` ranks on the objectives all have)
+        self._rows: list[list[list[float]] | None] = [[] for _ in self.rungs]
 
     def rung_of(self, epoch: int) -> int | None:
         """The rung index sitting at ``epoch``, or None."""
@@ -83,15 +86,39 @@ class MoAsha:
         known = self._records[rung].get(number)
         if known is not None:
             return known.promoted
-        at_rung = [r for r in self._records[rung].values()]
         candidate = RungRecord(number, rung, dict(values), promoted=False)
-        order = self._order([*at_rung, candidate])
-        keep = math.ceil(len(order) / self.reduction_factor)
-        promoted = order.index(number) < keep
+        keep = math.ceil((len(self._records[rung]) + 1) / self.reduction_factor)
+        promoted = self._place(rung, candidate) < keep
         record = RungRecord(number, rung, dict(values), promoted)
-        self._records[rung][number] = record
+        self._add(record)
         self._unsaved.append(record)
         return promoted
+
+    def _add(self, record: RungRecord) -> None:
+        self._records[record.rung][record.number] = record
+        rows = self._rows[record.rung]
+        if rows is not None and all(n in record.values for n in self.directions):
+            rows.append([float(record.values[n]) for n in self.directions])
+        else:
+            self._rows[record.rung] = None
+
+    def _place(self, rung: int, candidate: RungRecord) -> int:
+        """The candidate's place (0: best) among the rung's records in `_order`'s order:
+        one vectorised pass over the rung (numpy and moocore), no sort in Python."""
+        rows = self._rows[rung]
+        complete = all(n in candidate.values for n in self.directions)
+        if rows is None or not complete or not rows:
+            return self._order([*self._records[rung].values(), candidate]).index(candidate.number)
+        directions = list(self.directions.values())
+        points = np.array([*rows, [float(candidate.values[n]) for n in self.directions]])
+        ranks = nondominated_ranks(points, directions)
+        score = balance(points, directions)
+        numbers = np.array([*self._records[rung], candidate.number])
+        rank, own, mine = ranks[-1], score[-1], candidate.number
+        before = (ranks < rank) | (
+            (ranks == rank) & ((score > own) | ((score == own) & (numbers < mine)))
+        )
+        return int(before[:-1].sum())
 
     def _order(self, records: Sequence[RungRecord]) -> list[int]:
         """Trial numbers, best first: rank, then balance, then number."""
@@ -116,8 +143,8 @@ class MoAsha:
     def restore(self, records: Iterable[RungRecord]) -> None:
         """Records kept from an earlier run of the study (they are not unsaved)."""
         for record in records:
-            if record.rung < len(self._records):
-                self._records[record.rung][record.number] = record
+            if record.rung < len(self._records) and record.number not in self._records[record.rung]:
+                self._add(record)
 
 
 def balance(points: np.ndarray, directions: Sequence[str]) -> np.ndarray:

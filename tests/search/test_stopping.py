@@ -77,6 +77,24 @@ def test_ranking_is_by_nondominated_rank_then_balance():
     assert order[:3] == [2, 1, 0] and order[3:] == [4, 3]
 
 
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 5), st.integers(0, 5), st.integers(0, 3)), min_size=1, max_size=30
+    )
+)
+def test_each_decision_places_the_trial_where_the_full_order_does(points):
+    """The decision's one vectorised pass (`_place`) agrees with sorting the whole rung
+    (`_order`), ties included."""
+    objectives = {"accuracy": "maximize", "train_time_s": "minimize", "latency_ms": "minimize"}
+    asha = MoAsha(objectives, (1,), reduction_factor=3)
+    for number, (acc, seconds, latency) in enumerate(points):
+        values = {"accuracy": acc / 5, "train_time_s": float(seconds), "latency_ms": latency}
+        records = asha.records(0)
+        order = asha._order([*records, RungRecord(number, 0, values, promoted=False)])
+        expected = order.index(number) < math.ceil((len(records) + 1) / 3)
+        assert asha.decide(number, 0, values) == expected
+
+
 def test_the_same_trial_at_the_same_rung_gets_the_same_answer():
     asha = MoAsha(MAX_ACC, (1,), reduction_factor=3)
     asha.decide(0, 0, {"accuracy": 0.9})
