@@ -355,7 +355,8 @@ class Driver:
         elif error is None:
             values = [report.metrics[m] for m in self.objectives]
             self.study.tell(trial, values)
-            self.front.add(trial.number, values, item.params, report.model_bytes)
+            if self.front.add(trial.number, values, item.params, report.model_bytes):
+                report.pareto_rank = 0
             state, keys = "COMPLETE", ["complete"]
             if is_feasible(self.constraints, {**item.params, **report.metrics}):
                 keys.append("feasible")

@@ -80,22 +80,24 @@ class Front:
         values: list[float],
         params: Mapping[str, Any],
         model: bytes | None = None,
-    ) -> None:
+    ) -> bool:
         """A complete trial: count it toward the front, mark the front changed when it
-        joins it, and keep its model while no other trial of this run dominates it."""
+        joins it, and keep its model while no other trial of this run dominates it. True
+        when it joined the front."""
         self._complete.append(list(values))
         if len(self._first) < HV_BOUND_TRIALS:
             self._first.append(list(values))
             if len(self._first) == HV_BOUND_TRIALS:
                 self.box = HypervolumeBox.from_values(self._first, self.directions)
         if not self.running.add(values, number):
-            return
+            return False
         self.changed, self._hv_stale = True, True
         for gone in self.running.dropped:  # the members the new point dominates
             self._left[gone] = self._members.pop(gone).values
         self._members[number] = _Member(dict(params), list(values))
         if model is not None:
             self._keep_model(number, values, model)
+        return True
 
     # -- the hypervolume ---------------------------------------------------------------
     def hypervolume(self, *, fresh: bool = False) -> float | None:

@@ -179,6 +179,7 @@ class TrialRuns:
             metrics += [Metric(k, v, ended, epoch) for k, v in entry.items() if _finite(v)]
         tags = [RunTag(STATE_TAG, state), *extra_tags]
         rank = self._pareto.known_rank(number)  # a front is queued: tag now, not later
+        rank = report.pareto_rank if rank is None else rank  # joined the front when told
         pareto = [] if rank is None else self._pareto.tags(rank)
         if report.error:
             tags.append(RunTag(ERROR_TAG, report.error[:MAX_TAG_CHARS]))
