@@ -135,6 +135,7 @@ class Driver:
         self.writer = StudyWriter(self.study)
         self.tally = Counts()  # kept from `open` on, one trial at a time
         self._view: StudyView | None = None  # see `view`
+        self._lagging_since: float | None = None  # see `_tracking_lags`
         self._compute = Compute()
 
     # -- set-up ------------------------------------------------------------------------
@@ -229,6 +230,7 @@ class Driver:
                 can_ask = not self.timed_out and self.goal_met_by is None
                 while (
                     can_ask
+                    and not self._tracking_lags(executor.capacity)
                     and len(self.in_flight) < executor.capacity
                     and counts.finished + len(self.in_flight) + len(self.finished_untold)
                     < budget.trials
@@ -240,6 +242,9 @@ class Driver:
                 if not self.in_flight:
                     if not self.finished_untold:
                         wanting = can_ask and counts.finished < budget.trials
+                        if wanting and self._tracking_lags(executor.capacity):
+                            self._absorb(self.tracker.poll(POLL_S))  # MLflow catches up
+                            continue
                         if wanting and executor.capacity > 0:
                             continue  # a retry was queued as the last trial ended
                         if wanting and executor.placing:
@@ -258,6 +263,23 @@ class Driver:
                 due = since >= FRONT_EVERY_S or (self.front.changed and since >= FRONT_CHANGE_S)
                 if due and self.front.publish_throttle.due():  # large fronts: by its cost
                     self.publish_front()
+
+    def _tracking_lags(self, capacity: int) -> bool:
+        """Whether the tracker is as far behind as finished trials may wait for their run
+        ids (`_ready_to_tell`'s limit): then nothing more is dispatched until it catches
+        up, so every trial is told with its run id and the tracker's backlog stays
+        bounded. Only trials faster than MLflow records them meet this (no-op trials); a
+        tracker stuck longer than ``RUN_ID_WAIT_S`` no longer holds the study back."""
+        if not self.tracker.keeps_runs:
+            return False
+        lag = self.tracker.backlog - len(self.in_flight)
+        if lag < max(MAX_WAITING_FOR_RUN_ID, 2 * capacity):
+            self._lagging_since = None
+            return False
+        now = self.clock.now()
+        if self._lagging_since is None:
+            self._lagging_since = now
+        return now - self._lagging_since < RUN_ID_WAIT_S
 
     def _resuming_line(self, counts: Counts) -> str:
         left = max(0, self.spec.budget.trials - counts.finished)

@@ -169,7 +169,9 @@ class ScriptedExecutor(Executor):
 
 class RecordingTracker(Tracker):
     """Records every call; answers each started trial's run id ``run_id_delay_s``
-    simulated seconds later (``math.inf``: never), as ``run-<number>``.
+    simulated seconds later (``math.inf``: never), as ``run-<number>``. With
+    ``record_s``, it takes that many simulated seconds to record each finished trial, one
+    after the other (a slow MLflow: its ``backlog`` then grows while trials are faster).
 
     With ``keeps_runs=False`` it makes no promise of run ids (as `NullTracker`).
     """
@@ -180,9 +182,13 @@ class RecordingTracker(Tracker):
         *,
         keeps_runs: bool = True,
         run_id_delay_s: float = 0.0,
+        record_s: float = 0.0,
         errors: Sequence[str] = (),
     ):
         self.clock = clock
+        self.record_s = record_s
+        self._recorded_at: list[float] = []  # when each finish is recorded, in order
+        self.lags: list[int] = []  # finished trials not yet recorded, at each start
         self._keeps_runs = keeps_runs
         self.run_id_delay_s = run_id_delay_s
         self.calls: list[str] = []
@@ -206,7 +212,9 @@ class RecordingTracker(Tracker):
 
     @property
     def backlog(self) -> int:
-        return len(self.started) - len(self.finished) - len(set(self.interrupted))
+        now = self.clock.now()
+        recorded = sum(1 for at in self._recorded_at if at <= now)
+        return len(self.started) - recorded - len(set(self.interrupted))
 
     @property
     def location(self) -> str | None:
@@ -220,6 +228,8 @@ class RecordingTracker(Tracker):
         self, number: int, params: dict[str, Any], labels: Mapping[str, str] | None = None
     ) -> None:
         self.calls.append("start_trial")
+        now = self.clock.now()
+        self.lags.append(sum(1 for at in self._recorded_at if at > now))
         self.labels[number] = dict(labels or {})
         self.started.append(number)
         if self._keeps_runs and math.isfinite(self.run_id_delay_s):
@@ -227,6 +237,8 @@ class RecordingTracker(Tracker):
 
     def finish_trial(self, number: int, state: str, report: TrialReport) -> None:
         self.calls.append("finish_trial")
+        last = self._recorded_at[-1] if self._recorded_at else -math.inf
+        self._recorded_at.append(max(self.clock.now(), last) + self.record_s)
         self.finished[number] = state
         self.reports[number] = report
 
@@ -253,7 +265,9 @@ class RecordingTracker(Tracker):
     def poll(self, timeout: float = 0.0) -> TrackerNews:
         news = self._due()
         if not news.run_ids and not news.errors and timeout > 0:
+            now = self.clock.now()
             upcoming = [when for when, _ in self._answers]
+            upcoming += [at for at in self._recorded_at if at > now][:1]
             self.clock.advance(min([timeout, *(w - self.clock.now() for w in upcoming)]))
             news = self._due()
         return news

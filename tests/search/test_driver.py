@@ -314,3 +314,22 @@ def test_the_driver_reads_the_study_as_often_for_60_trials_as_for_6(
         assert result.n_complete == trials
         reads.append(len(study_reads))
     assert reads[0] == reads[1] and reads[0] <= 6, reads
+
+
+def test_a_tracker_slower_than_the_trials_holds_dispatch_to_a_bounded_lag(tmp_path: Path):
+    """Trials of 0.1 s, a tracker that takes 1 s to record each: the driver stops
+    dispatching while 8 finished trials wait to be recorded (the run-id wait's limit),
+    instead of running ahead and leaving MLflow a backlog of the whole study."""
+    clock = SimulatedClock()
+    tracker = RecordingTracker(clock, record_s=1.0)
+
+    def quick(task: TrialTask) -> Outcome:
+        return Outcome(seconds=0.1, metrics={"accuracy": 0.5, "train_time_s": 1.0})
+
+    result, *_ = _run(tmp_path, quick, tracker=tracker, trials=40)
+    assert result.n_complete == 40
+    assert max(tracker.lags) <= 8, tracker.lags
+    # paced by the tracker (40 s of recording, the last 8 after the driver's end); a
+    # driver running ahead would have ended at 2 s
+    assert 40.0 - 8 - 1 <= clock.now() <= 40.0 + 1
+    assert all(t.user_attrs[RUN_ID_ATTR] == f"run-{t.number}" for t in _study(tmp_path).trials)
