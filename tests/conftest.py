@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import dataclasses
 import dis
 import importlib
 import inspect
@@ -64,6 +65,40 @@ def cli_env(*also_drop: str) -> dict[str, str]:
     if os.environ.get(JOIN_RAY_ENV):
         env["RAY_ADDRESS"] = os.environ[JOIN_RAY_ENV]
     return env
+
+
+@dataclasses.dataclass(frozen=True)
+class Ran:
+    """What a command run in process answered, named as ``subprocess.run`` names it."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture()
+def paretotune(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Callable[..., Ran]:
+    """``paretotune(*args, cwd=folder)``: a command run in this process through
+    ``cli.main(argv)``, in ``folder``, with the environment `cli_env` gives a command (none
+    of the user's defaults). For the commands where no signal, kill or ``os._exit``
+    matters: it saves the 1-4 s of imports a ``python -m paretotune.cli`` pays, and
+    starts no process."""
+    from paretotune.cli import main
+
+    for name in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS", "MLFLOW_TRACKING_URI"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("PARETOTUNE_STORAGE", raising=False)
+
+    def run(*args: str, cwd: Path) -> Ran:
+        capsys.readouterr()  # what came before is not this command's
+        with contextlib.chdir(cwd):
+            code = main(list(args))
+        out, err = capsys.readouterr()
+        return Ran(code, out, err)
+
+    return run
 
 
 @pytest.fixture()

@@ -106,7 +106,7 @@ def small_disk(tmp_path: Path):
 
 
 def test_a_full_disk_stops_the_run_in_one_line_and_the_study_resumes(
-    tmp_path: Path, small_disk: Path
+    tmp_path: Path, small_disk: Path, paretotune
 ):
     (tmp_path / "spec.yaml").write_text(SPEC.format(trials=20, epochs=1))
     full = small_disk / "study.journal"
@@ -133,7 +133,7 @@ def test_a_full_disk_stops_the_run_in_one_line_and_the_study_resumes(
     if kept is not None:
         assert set(kept) <= set(complete), "a trial finished before the fault was lost"
     assert _trials(moved, TrialState.RUNNING) == []
-    listed = _cli(tmp_path, "studies", "--storage", str(moved))
+    listed = paretotune("studies", "--storage", str(moved), cwd=tmp_path)
     assert listed.returncode == 0 and "faults" in listed.stdout
 
 
@@ -202,7 +202,9 @@ def test_a_read_only_storage_is_one_line_and_creates_nothing(tmp_path: Path, sma
     assert not (tmp_path / "mlflow.db").exists() and not journal.exists()
 
 
-def test_an_unwritable_artifact_store_costs_no_metric_and_sync_logs_the_models(tmp_path: Path):
+def test_an_unwritable_artifact_store_costs_no_metric_and_sync_logs_the_models(
+    tmp_path: Path, paretotune
+):
     """MLflow's artifact folder is read-only, its database writable: every run still gets
     its params, metrics and state; the models are held beside the journal, and once the
     folder is writable again `paretotune sync` logs them, so the front's models load. A
@@ -229,7 +231,7 @@ def test_an_unwritable_artifact_store_costs_no_metric_and_sync_logs_the_models(t
             client.load_model(best)
 
         _remount(artifacts, "rw")
-        synced = _cli(tmp_path, "sync", "faults")
+        synced = paretotune("sync", "faults", cwd=tmp_path)
         assert synced.returncode == 0, synced.stderr[-3000:]
         assert "4 trial records written again" in synced.stdout, synced.stdout
         model = client.load_model(client.pareto_front("faults")[0])
@@ -240,7 +242,7 @@ def test_an_unwritable_artifact_store_costs_no_metric_and_sync_logs_the_models(t
         broken = runs[0].info.run_id  # what an unrepaired outage used to leave
         MlflowClient(tracking).set_terminated(broken, "FAILED")
         MlflowClient(tracking).set_tag(broken, STATE_TAG, "RUNNING")
-        again = _cli(tmp_path, "sync", "faults")
+        again = paretotune("sync", "faults", cwd=tmp_path)
         assert again.returncode == 0 and "1 trial records written again" in again.stdout
         repaired = MlflowClient(tracking).get_run(broken)
         assert repaired.info.status == "FINISHED"

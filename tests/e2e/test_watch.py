@@ -24,7 +24,7 @@ from paretotune.cli._services import free_port_block, start_ray_node, stop_group
 from paretotune.study._attrs import finished_trials, interrupted_numbers
 from paretotune.study._lock import driver_lock
 
-from tests.conftest import cli_env, free_port
+from tests.conftest import Ran, cli_env, free_port
 from tests.e2e.test_faults import SPEC  # the same small digits study
 
 pytestmark = pytest.mark.slow
@@ -50,7 +50,7 @@ def _cli(folder: Path, *args: str, timeout: float = 300) -> subprocess.Completed
     )
 
 
-def _one_error(done: subprocess.CompletedProcess[str], *words: str) -> str:
+def _one_error(done: subprocess.CompletedProcess[str] | Ran, *words: str) -> str:
     """The command failed with exit 2 and one line, `error: …`, holding ``words``."""
     assert done.returncode == 2, done.stdout + done.stderr[-3000:]
     assert "Traceback" not in done.stderr
@@ -141,11 +141,11 @@ def test_status_of_a_finished_study_and_reads_that_create_nothing(tmp_path: Path
     assert list(folder.iterdir()) == [], "a read created something"
 
 
-def test_status_of_a_missing_storage_is_one_line_and_creates_nothing(tmp_path: Path):
+def test_status_of_a_missing_storage_is_one_line_and_creates_nothing(tmp_path: Path, paretotune):
     for args in (("status",), ("status", "faults", "--json"), ("stop", "faults")):
-        done = _cli(tmp_path, *args)
+        done = paretotune(*args, cwd=tmp_path)
         _one_error(done, "--storage paretotune.journal", "does not exist")
-    no_address = _cli(tmp_path, "logs", "raysubmit_x")
+    no_address = paretotune("logs", "raysubmit_x", cwd=tmp_path)
     _one_error(no_address, "logs raysubmit_x needs", "--address")
     assert list(tmp_path.iterdir()) == [], "a read created something"
 

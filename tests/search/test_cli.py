@@ -36,10 +36,10 @@ colour: blue
 """
 
 
-def test_bad_spec_exits_2_with_one_line_per_problem_and_creates_nothing(tmp_path: Path):
+def test_bad_spec_exits_2_with_one_line_per_problem_and_creates_nothing(tmp_path: Path, paretotune):
     spec = tmp_path / "bad.yaml"
     spec.write_text(BAD_SPEC)
-    done = _cli("run", str(spec), cwd=tmp_path)
+    done = paretotune("run", str(spec), cwd=tmp_path)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert lines == [
@@ -52,24 +52,24 @@ def test_bad_spec_exits_2_with_one_line_per_problem_and_creates_nothing(tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"], "nothing half-written"
 
 
-def test_a_storage_server_that_refuses_is_one_line(tmp_path: Path):
+def test_a_storage_server_that_refuses_is_one_line(tmp_path: Path, paretotune):
     from tests.conftest import free_port
 
     url = f"postgresql+psycopg2://u@127.0.0.1:{free_port()}/optuna"  # nothing listens
-    done = _cli("status", "x", "--storage", url, cwd=tmp_path)  # (one path for every command)
+    done = paretotune("status", "x", "--storage", url, cwd=tmp_path)  # (the path of every command)
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert done.stderr.startswith("error: the storage cannot be reached: connection to ")
     assert len(done.stderr.strip().splitlines()) == 1
 
 
-def test_bad_override_and_missing_file_exit_2(tmp_path: Path):
+def test_bad_override_and_missing_file_exit_2(tmp_path: Path, paretotune):
     good = Path(__file__).parents[2] / "spaces" / "examples" / "digits.yaml"
-    done = _cli("run", str(good), "--workers", "0", cwd=tmp_path)
+    done = paretotune("run", str(good), "--workers", "0", cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr.strip() == (
         "error: resources.workers: Input should be greater than or equal to 1 (got 0)"
     )
-    done = _cli("run", str(tmp_path / "nope.yaml"), cwd=tmp_path)
+    done = paretotune("run", str(tmp_path / "nope.yaml"), cwd=tmp_path)
     assert done.returncode == 2 and "does not exist" in done.stderr
     assert "Traceback" not in done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == []
@@ -90,7 +90,7 @@ def test_family_that_cannot_apply_is_a_spec_error(tmp_path: Path):
 
 
 @pytest.mark.slow
-def test_pareto_json_lists_the_front(ray_cluster, workdir: Path):
+def test_pareto_json_lists_the_front(ray_cluster, workdir: Path, paretotune):
     def objective(params):
         return {
             "accuracy": params["learning_rate"],
@@ -99,7 +99,7 @@ def test_pareto_json_lists_the_front(ray_cluster, workdir: Path):
         }
 
     result = run_study({"name": "cli-front", "budget": {"trials": 8}}, objective, progress=False)
-    done = _cli("pareto", "cli-front", "--json", cwd=workdir)
+    done = paretotune("pareto", "cli-front", "--json", cwd=workdir)
     assert done.returncode == 0, done.stderr
     rows = json.loads(done.stdout)
     assert {row["number"] for row in rows} == {r.number for r in result.pareto}
@@ -107,7 +107,7 @@ def test_pareto_json_lists_the_front(ray_cluster, workdir: Path):
         assert set(row) >= {"number", "params", "values", "mlflow_run_id"}
         assert set(row["values"]) == {"accuracy", "train_time_s", "latency_ms"}
         assert row["mlflow_run_id"]
-    missing = _cli("pareto", "no-such-study", cwd=workdir)
+    missing = paretotune("pareto", "no-such-study", cwd=workdir)
     assert missing.returncode == 2
     assert missing.stderr.strip() == (
         "error: study 'no-such-study' not found in paretotune.journal (studies there: cli-front)"
@@ -186,9 +186,10 @@ _main.entry()
 """
 
 
-def test_a_bug_exits_1_with_its_traceback_and_a_user_mistake_exits_2(tmp_path: Path):
+def test_a_bug_exits_1_with_its_traceback_and_a_user_mistake_exits_2(tmp_path: Path, paretotune):
     """Only `ParetotuneError`s are the user's mistakes: a KeyError from a bug is not
-    turned into a one-line 'error:' (as every LookupError once was)."""
+    turned into a one-line 'error:' (as every LookupError once was). The bug runs as a
+    command (`entry` turns it into exit 1 with `os._exit`), the mistake in process."""
     bug = subprocess.run(
         [sys.executable, "-c", _BUGGY_COMMAND, "studies"],
         cwd=tmp_path,
@@ -198,7 +199,7 @@ def test_a_bug_exits_1_with_its_traceback_and_a_user_mistake_exits_2(tmp_path: P
     )
     assert bug.returncode == 1
     assert "Traceback" in bug.stderr and "KeyError: 'a bug'" in bug.stderr
-    mistake = _cli("pareto", "nosuch", "--storage", str(tmp_path / "s.journal"), cwd=tmp_path)
+    mistake = paretotune("pareto", "nosuch", "--storage", str(tmp_path / "s.journal"), cwd=tmp_path)
     assert mistake.returncode == 2
     assert mistake.stderr.startswith(f"error: no study storage at {tmp_path / 's.journal'} ")
     assert len(mistake.stderr.strip().splitlines()) == 1 and "Traceback" not in mistake.stderr

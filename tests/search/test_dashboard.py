@@ -97,27 +97,18 @@ def test_the_dashboard_shows_the_study_with_named_objectives_and_metrics(journal
     assert "http://127.0.0.1:" in line
 
 
-def test_a_missing_store_is_one_line_and_nothing_is_created(tmp_path: Path):
-    done = subprocess.run(
-        [*CLI, "dashboard", "--storage", str(tmp_path / "none.journal")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-    )
+def test_a_missing_store_is_one_line_and_nothing_is_created(tmp_path: Path, paretotune):
+    done = paretotune("dashboard", "--storage", str(tmp_path / "none.journal"), cwd=tmp_path)
     assert done.returncode == 2, done
     assert done.stderr.startswith("error: ") and len(done.stderr.splitlines()) == 1, done.stderr
     assert os.listdir(tmp_path) == []
 
 
-def test_a_port_in_use_is_one_line(journal: Path):
+def test_a_port_in_use_is_one_line(journal: Path, paretotune):
     with _dashboard("--storage", str(journal)) as (_, url):
         port = url.rsplit(":", 1)[1]
-        done = subprocess.run(
-            [*CLI, "dashboard", "--storage", str(journal), "--port", port],
-            capture_output=True,
-            text=True,
-            timeout=60,
+        done = paretotune(
+            "dashboard", "--storage", str(journal), "--port", port, cwd=journal.parent
         )
         assert done.returncode == 2, done
         assert (

@@ -324,7 +324,7 @@ def _stop_when_two_runs_exist(server, study: str, calls: list, at: int):
     return objective
 
 
-def test_a_server_that_stays_down_holds_the_trials_and_sync_records_them(workdir: Path):
+def test_a_server_that_stays_down_holds_the_trials_and_sync_records_them(workdir: Path, paretotune):
     """The tracking server goes away mid-study and stays away, with MLflow's own retry
     settings: the first call that cannot reach it is one error line, every later call is
     skipped (the study pays no retries per trial), and what MLflow did not record is held
@@ -346,12 +346,14 @@ def test_a_server_that_stays_down_holds_the_trials_and_sync_records_them(workdir
     assert len(list(held.glob("trial-*.pkl"))) >= 4, "the trials after the outage are held"
 
     with mlflow_server(store, log, port) as server:
-        synced = subprocess.run(
-            [sys.executable, "-m", "paretotune.cli", "sync", "server-died"]
-            + ["--storage", storage_url(workdir), "--tracking-uri", server.url],
-            capture_output=True,
-            text=True,
-            timeout=120,
+        synced = paretotune(
+            "sync",
+            "server-died",
+            "--storage",
+            storage_url(workdir),
+            "--tracking-uri",
+            server.url,
+            cwd=workdir,
         )
         assert synced.returncode == 0, synced.stderr
         assert synced.stdout.startswith("synced server-died with MLflow at "), synced.stdout
