@@ -70,8 +70,8 @@ class StudyStatus:
                 f"{self.name} ({self.storage})",
                 f"  trials: {counts['COMPLETE']} complete, {failed}, {counts['PRUNED']} pruned, "
                 f"{counts['RUNNING']} running, {counts['WAITING']} waiting",
-                f"  Pareto front: {self.pareto_size} trials, hypervolume {self.hypervolume:.3f}"
-                f" of the box {self.hypervolume_box}",
+                f"  Pareto front: {self.pareto_size} trials, hypervolume {self.hypervolume:.3f}",
+                f"  (the share of the box {self.hypervolume_box})",
             ]
             if self.driver is not None:
                 lines.append(f"  driver: running ({self.driver.text})")
