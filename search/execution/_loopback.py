@@ -29,22 +29,49 @@ from collections.abc import Iterator
 
 LOOPBACK = "127.0.0.1"
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray keeps loopback in that process
+CHECKED_ON_RAY = "2.60"  # the Ray whose calls of `resolve_ip_for_localhost` this relies on
+
+
+class LoopbackNotKept(RuntimeError):
+    """Ray was handed a loopback host but never asked `keep_loopback`'s function about it:
+    it no longer replaces loopback through ``ray._private.services.
+    resolve_ip_for_localhost`` (or no longer has it), so its servers may be serving every
+    interface. Raised instead of going on silently exposed."""
 
 
 @contextlib.contextmanager
-def keep_loopback() -> Iterator[None]:
+def keep_loopback(*given: str | None) -> Iterator[None]:
     """While inside, Ray keeps a loopback host as a loopback IP instead of swapping in
     the host's routable one (for the node IP of a Ray started here, and for the cluster
     address joined), in this process and in the processes started meanwhile (a local
-    Ray's daemons and workers). Restored on exit."""
-    from ray._common.network_utils import get_localhost_ip, is_localhost
-    from ray._private import services  # reads LOOPBACK_ENV (at import) before it is set
+    Ray's daemons and workers). Restored on exit.
 
-    original = services.resolve_ip_for_localhost
+    ``given``: the node IPs and cluster addresses (``HOST:PORT``) handed to Ray inside.
+    Ray must ask the patched function about each loopback one (Ray up to
+    `CHECKED_ON_RAY` does, as it starts or joins); a Ray that does not is refused.
+
+    Raises:
+        LoopbackNotKept: Ray has no ``resolve_ip_for_localhost`` to patch, or, on the way
+            out of a body that raised nothing, was never asked about a loopback host of
+            ``given`` (the caller stops what Ray started).
+    """
+    try:
+        from ray._common.network_utils import get_localhost_ip, is_localhost
+        from ray._private import services  # reads LOOPBACK_ENV (at import) before it is set
+
+        original = services.resolve_ip_for_localhost
+    except (ImportError, AttributeError) as err:
+        raise LoopbackNotKept(
+            _moved(f"Ray's loopback replacement cannot be patched ({err})")
+        ) from err
     before = os.environ.get(LOOPBACK_ENV)
+    asked: list[str] = []  # the loopback hosts Ray asked about, and kept
 
     def resolve(host: str) -> str:
-        return get_localhost_ip() if host and is_localhost(host) else original(host)
+        if host and is_localhost(host):
+            asked.append(host)
+            return get_localhost_ip()
+        return original(host)
 
     services.resolve_ip_for_localhost = resolve
     os.environ[LOOPBACK_ENV] = "0"
@@ -56,15 +83,60 @@ def keep_loopback() -> Iterator[None]:
             os.environ.pop(LOOPBACK_ENV, None)
         else:
             os.environ[LOOPBACK_ENV] = before
+    if loopback := [host for host in map(_host_of, given) if host and is_localhost(host)]:
+        if not asked:
+            raise LoopbackNotKept(
+                _moved(
+                    f"Ray was handed {', '.join(loopback)} but never called "
+                    "ray._private.services.resolve_ip_for_localhost, which paretotune "
+                    "patches to keep it loopback-only"
+                )
+            )
+
+
+def _host_of(address: str | None) -> str:
+    """The host of a node IP or of a ``HOST:PORT`` address (``[::1]:PORT`` too); "" for
+    what Ray does not resolve so (``local``, ``auto``, a ``ray://`` client address)."""
+    if not address or address in ("local", "auto") or "://" in address:
+        return ""
+    if address.startswith("["):
+        return address[1 : address.find("]")]
+    return address.rsplit(":", 1)[0] if address.count(":") == 1 else address
+
+
+def _moved(what: str) -> str:
+    import ray
+
+    return (
+        f"{what}: Ray {ray.__version__} changed how it binds a loopback node (checked on "
+        f"{CHECKED_ON_RAY}); its servers might listen on every interface, so paretotune "
+        "stops here. See paretotune/execution/_loopback.py."
+    )
 
 
 def ray_cli() -> None:
-    """Ray's command line (``sys.argv[1:]``, e.g. ``start --head``) under `keep_loopback`;
-    exits with its status."""
+    """Ray's command line (``sys.argv[1:]``, e.g. ``start --head``) under `keep_loopback`,
+    which checks that Ray kept the ``--node-ip-address`` and ``--address`` it was given
+    on loopback; exits with its status (1 with `LoopbackNotKept`'s traceback when not)."""
     from ray.scripts.scripts import cli
 
-    with keep_loopback():
-        cli.main(args=sys.argv[1:], prog_name="ray")
+    args = sys.argv[1:]
+    with keep_loopback(*_option_values(args, "--node-ip-address", "--address")):
+        try:
+            cli.main(args=args, prog_name="ray")
+        except SystemExit as done:
+            if done.code not in (0, None):
+                raise
+
+
+def _option_values(args: list[str], *names: str) -> list[str]:
+    """The values of the options ``names`` in ``args`` (``--name value`` or ``--name=value``)."""
+    found = []
+    for i, arg in enumerate(args):
+        name, equals, value = arg.partition("=")
+        if name in names:
+            found.append(value if equals else (args[i + 1] if i + 1 < len(args) else ""))
+    return found
 
 
 if __name__ == "__main__":

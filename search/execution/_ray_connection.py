@@ -13,7 +13,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from paretotune.errors import Terminated
-from paretotune.execution._loopback import LOOPBACK, keep_loopback
+from paretotune.execution._loopback import LOOPBACK, LoopbackNotKept, keep_loopback
 
 _background_start: Future[None] | None = None  # a `start_ray_in_background` not yet joined
 _started_here = False  # the connected Ray is a local one this process started
@@ -142,24 +142,28 @@ def _connect(
     """Join ``address`` (or ``$RAY_ADDRESS``), else start a local Ray whose servers all
     bind 127.0.0.1 (see `paretotune.execution._loopback`): a loopback address stays
     loopback either way."""
+    global _started_here
     import ray
 
     if ray.is_initialized():
         return
     address = _joined_address(address)
-    if address:
-        with keep_loopback():
-            ray.init(address=address, log_to_driver=log_to_driver)
-        return
-    global _started_here
-    _started_here = True
-    cpus = num_cpus or _local_cpus(min_cpus)
-    with keep_loopback():
-        ray.init(
-            address="local",
-            num_cpus=cpus,
-            include_dashboard=False,
-            log_to_driver=log_to_driver,
-            configure_logging=False,
-            _node_ip_address=LOOPBACK,
-        )
+    try:
+        if address:
+            with keep_loopback(address):
+                ray.init(address=address, log_to_driver=log_to_driver)
+            return
+        _started_here = True
+        cpus = num_cpus or _local_cpus(min_cpus)
+        with keep_loopback(LOOPBACK):
+            ray.init(
+                address="local",
+                num_cpus=cpus,
+                include_dashboard=False,
+                log_to_driver=log_to_driver,
+                configure_logging=False,
+                _node_ip_address=LOOPBACK,
+            )
+    except LoopbackNotKept:  # what started may be listening on every interface: stop it
+        ray.shutdown()
+        raise

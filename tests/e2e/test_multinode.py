@@ -23,6 +23,7 @@ from paretotune.cli._services import free_port_block, start_ray_node, stop_group
 from paretotune.execution._loopback import LOOPBACK_ENV
 
 from tests.conftest import free_port
+from tests.e2e.test_loopback import _in_groups, _is_loopback, _listeners
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -101,6 +102,17 @@ budget: {{trials: 4, epochs: 2}}
 resources: {{workers: 2}}
 measure: {{latency_on: {{resources: {resources}}}}}
 """
+
+
+def test_a_joined_node_listens_on_loopback_only(two_nodes: Nodes):
+    """`start_ray_node` joining a head (``ray start --address``) binds its raylet, object
+    manager and agents to loopback, like the head (and `up`'s, test_services.py)."""
+    edge = _listeners(_in_groups({two_nodes.groups[1]}))
+    assert "raylet" in {title for title, _, _ in edge}, edge
+    assert "gcs_server" not in {title for title, _, _ in edge}, "the head's, not the edge's"
+    listeners = edge | _listeners(_in_groups({two_nodes.groups[0]}))
+    exposed = sorted(listener for listener in listeners if not _is_loopback(listener[1]))
+    assert not exposed, f"the nodes listen beyond loopback: {exposed}"
 
 
 def test_latency_is_measured_on_the_node_offering_the_target_resource(

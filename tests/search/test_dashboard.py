@@ -18,6 +18,8 @@ from paretotune.cli._services import free_port
 from paretotune.execution import TrialTask
 from paretotune.testing import Outcome, simulate_study
 
+from tests.e2e.test_loopback import _in_groups, _is_loopback, _listeners
+
 CLI = [sys.executable, "-m", "paretotune.cli"]
 SPEC = {
     "name": "seen",
@@ -92,6 +94,10 @@ def test_the_dashboard_shows_the_study_with_named_objectives_and_metrics(journal
         assert "metrics" not in attrs  # no single dict attribute, one wide cell
         with urllib.request.urlopen(f"{url}/dashboard/studies/{study_id}", timeout=5) as page:
             assert page.status == 200
+        listeners = _listeners(_in_groups({process.pid}))  # it has no login: loopback only
+        assert int(url.rsplit(":", 1)[1]) in {port for _, _, port in listeners}, listeners
+        exposed = sorted(listener for listener in listeners if not _is_loopback(listener[1]))
+        assert not exposed, f"the dashboard listens beyond loopback: {exposed}"
     line = process.stdout.read() if process.stdout else ""
     assert f"/dashboard/studies/{study_id} (Ctrl-C stops it)" in line
     assert "http://127.0.0.1:" in line
