@@ -82,13 +82,32 @@ class Guard:
         self.errors.append("MLflow: " + "; ".join(parts))
 
 
-def lost_contact(err: Exception) -> bool:
-    """Whether MLflow's REST client gave up reaching the server (after its own retries),
-    as opposed to the server answering with an error."""
-    text = str(err)
-    return text.startswith("API request to ") and (
-        " failed with exception " in text or " failed with timeout exception " in text
+def lost_contact(err: BaseException) -> bool:
+    """Whether a call failed because the tracking server could not be reached (refused,
+    reset, unknown host, timed out, or answering only retryable statuses until MLflow's
+    own retries ran out), as opposed to the server answering with an error.
+
+    Read from the exceptions' types, not their text: MLflow's REST client raises an
+    ``MlflowException`` whose cause or context is the error of ``requests``
+    (``ConnectionError``, ``Timeout``, ``RetryError``); other clients may raise those, or
+    Python's ``ConnectionError``/``TimeoutError``, themselves. The whole chain is read."""
+    import requests.exceptions  # MLflow's HTTP client, loaded only once a call failed
+
+    lost = (
+        requests.exceptions.ConnectionError,  # refused, reset, DNS, connect timeout
+        requests.exceptions.Timeout,  # no answer in MLFLOW_HTTP_REQUEST_TIMEOUT
+        requests.exceptions.RetryError,  # only 429/5xx answers until the retries ran out
+        ConnectionError,
+        TimeoutError,
     )
+    seen: set[int] = set()
+    link: BaseException | None = err
+    while link is not None and id(link) not in seen:
+        if isinstance(link, lost):
+            return True
+        seen.add(id(link))
+        link = link.__cause__ or link.__context__
+    return False
 
 
 def answers(tracking_uri: str) -> bool:
