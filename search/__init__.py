@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from paretotune.results.pareto import dominates, hypervolume, nondominated_ranks, pareto_mask
     from paretotune.results.records import TrialRecord, TrialSet
     from paretotune.spaces import StudySpec, load_spec
+    from paretotune.spaces._overrides import Overrides
     from paretotune.study import open_storage
     from paretotune.tracking import NullTracker, Tracker
     from paretotune.tracking.mlflow import MlflowTracker
@@ -73,6 +74,7 @@ _HOMES = {
     "pareto_mask": "paretotune.results.pareto",
     "TrialRecord": "paretotune.results.records",
     "TrialSet": "paretotune.results.records",
+    "Overrides": "paretotune.spaces",
     "StudySpec": "paretotune.spaces",
     "load_spec": "paretotune.spaces",
     "open_storage": "paretotune.study",
@@ -105,6 +107,7 @@ __all__ = [
     "NoModelError",
     "NoTrialMatchesError",
     "NullTracker",
+    "Overrides",
     "ParetotuneError",
     "RayExecutor",
     "SpecError",

@@ -14,7 +14,7 @@ from paretotune._progress import print_front
 from paretotune.errors import StudyNotFoundError
 from paretotune.execution import Executor, InProcessExecutor, UserObjective
 from paretotune.results.records import Compute, FrontSummary, TrialRecord
-from paretotune.spaces import StudySpec, load_spec, parse_expression
+from paretotune.spaces import Overrides, StudySpec, load_spec, parse_expression
 from paretotune.stopping import EarlyStopping
 from paretotune.study import resolve_storage_url, resolve_tracking_uri
 from paretotune.study._attrs import STOP_REASON_ATTR
@@ -62,7 +62,8 @@ def run_study(
     tracker: Tracker | None = None,
     progress: bool = True,
     clock: Clock | None = None,
-    **overrides: Any,
+    overrides: Overrides | None = None,
+    **keywords: Any,
 ) -> StudyResult:
     """Run (or resume) the study a spec describes, and return its result.
 
@@ -79,17 +80,20 @@ def run_study(
         progress: show the live progress bar and the closing table.
         clock: the driver's time (default: the system's monotonic clock); tests pass
             `paretotune.testing.SimulatedClock`.
-        overrides: ``trials``, ``epochs``, ``workers``, ``timeout_s``, ``stop_when``,
-            ``device``, ``name``, ``seed``, ``sampler``, ``early_stopping`` (a method),
-            ``constraints`` (a list) replace the spec's values.
+        overrides: the spec values this run replaces (`paretotune.Overrides`: ``trials``,
+            ``epochs``, ``workers``, ``timeout_s``, ``stop_when``, ``device``, ``name``,
+            ``seed``, ``sampler``, ``early_stopping`` (a method), ``constraints``).
+        keywords: the same overrides as keywords, ``run_study(spec, trials=5)``, on top
+            of ``overrides``.
 
     Raises:
         StudyBusyError: another live driver runs the study.
-        SpecError: the spec or an override is invalid, the dataset does not fit it, or a
+        SpecError: the spec or an override is invalid (a keyword that is no override
+            included: ``trails=5`` names ``trails``), the dataset does not fit it, or a
             study of that name exists with other objectives. Nothing is created then (a
             local Ray started meanwhile is stopped again).
     """
-    spec = apply_overrides(load_spec(spec_or_path), overrides)
+    spec = apply_overrides(load_spec(spec_or_path), Overrides.of(overrides, **keywords))
     storage_url = resolve_storage_url(storage)
     refuse_if_held(storage_url, spec.name)  # a refused second driver starts no Ray
     if executor is None and _budget_spent(spec, storage_url):

@@ -9,6 +9,7 @@ from paretotune.objectives._metric_names import METRICS, Direction
 from paretotune.spaces._dimensions import DimensionError, normalize
 from paretotune.spaces._expressions import ExpressionError, parse_expression
 from paretotune.spaces._knobs import OWNING_DEFAULTS, OWNING_DIMENSIONS, TOP_KNOBS
+from paretotune.spaces._overrides import Overrides, SamplerName, StoppingMethod
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -102,7 +103,7 @@ class EarlyStoppingSpec(_Strict):
     non-dominated sorting) or ``none``. Rungs sit at ``min_epochs * reduction_factor**k``
     epochs below ``budget.epochs``; the top ``1/reduction_factor`` of a rung goes on."""
 
-    method: Literal["none", "mo_asha"] = "none"
+    method: StoppingMethod = "none"
     min_epochs: int = Field(1, ge=1)
     reduction_factor: int = Field(3, ge=2, le=100)
 
@@ -155,7 +156,7 @@ class SamplerSpec(_Strict):
     """The Optuna sampler: auto (default: tpe, then nsga2 after `switch_at` trials), tpe,
     nsga2 or random."""
 
-    name: Literal["auto", "tpe", "nsga2", "random"] = "auto"
+    name: SamplerName = "auto"
     startup_trials: int = Field(10, ge=0)
     switch_at: int = Field(200, ge=0)
     population_size: int = Field(20, ge=2)
@@ -339,35 +340,14 @@ class StudySpec(_Strict):
         quality = DEFAULT_QUALITY["regression" if task == "regression" else "classification"]
         return {quality: METRICS[quality].direction} | DEFAULT_COST_OBJECTIVES
 
-    def with_overrides(self, **overrides: Any) -> StudySpec:
-        """A copy with CLI/API overrides applied: trials, epochs, timeout_s, stop_when,
-        workers, device, name, seed, sampler, early_stopping (the method), constraints.
+    def with_overrides(self, overrides: Overrides | None = None, /, **keywords: Any) -> StudySpec:
+        """A copy with a run's `Overrides` applied (``overrides``, and/or the same as
+        keywords: ``with_overrides(trials=5)``); None values keep the spec's own.
 
         Raises:
+            SpecError: a keyword that is no override (naming it).
             pydantic.ValidationError: when an override is out of range.
         """
-        data = self.model_dump()
-        sections = {
-            "trials": "budget",
-            "epochs": "budget",
-            "timeout_s": "budget",
-            "stop_when": "budget",
-            "workers": "resources",
-            "device": "resources",
-        }
-        for key, value in overrides.items():
-            if value is None:
-                continue
-            if key in sections:
-                data[sections[key]][key] = value
-            elif key == "sampler":
-                data["sampler"]["name"] = value
-            elif key == "early_stopping":
-                data["early_stopping"]["method"] = value
-            elif key == "constraints":
-                data["constraints"] = list(value)
-            elif key in ("name", "seed"):
-                data[key] = value
-            else:
-                raise TypeError(f"unknown override {key!r}")
-        return StudySpec.model_validate(data)
+        return StudySpec.model_validate(
+            Overrides.of(overrides, **keywords).apply_to(self.model_dump())
+        )

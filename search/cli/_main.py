@@ -11,6 +11,7 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from paretotune.cli._read import (
     checked_flags,
@@ -22,6 +23,9 @@ from paretotune.cli._read import (
     studies_command,
 )
 from paretotune.errors import ClusterError, ParetotuneError, Terminated
+
+if TYPE_CHECKING:
+    from paretotune.spaces._overrides import Overrides
 
 EXIT_BUG = 1
 
@@ -63,6 +67,46 @@ def _at_least_one(text: str) -> int:
     return number
 
 
+SUBMIT_OVERRIDES = ("trials", "workers", "epochs", "name")  # what `submit` passes on
+
+
+def _add_overrides(parser: argparse.ArgumentParser, only: Sequence[str] = ()) -> None:
+    """The options of `Overrides` (``--trials``, ``--timeout``, ``--constraint``, ...), or
+    of those named ``only``: flag, type, choices and help all come from its fields."""
+    from paretotune.spaces._overrides import (
+        choices_of,
+        flag_of,
+        is_many,
+        override_fields,
+        value_type,
+    )
+
+    for one in override_fields():
+        if only and one.name not in only:
+            continue
+        options: dict = {"dest": one.name, "help": one.metadata["help"]}
+        if choices := choices_of(one):
+            options["choices"] = choices
+        elif (kind := value_type(one)) is not str:
+            options["type"] = kind
+        if is_many(one):
+            options["action"] = "append"
+        parser.add_argument(flag_of(one), **options)
+
+
+def _overrides(args: argparse.Namespace) -> Overrides:
+    """The `Overrides` a command's options give (None where an option was not given)."""
+    from paretotune.spaces._overrides import Overrides, override_fields
+
+    return Overrides(
+        **{
+            one.name: getattr(args, one.name)
+            for one in override_fields()
+            if hasattr(args, one.name)
+        }
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="paretotune",
@@ -72,35 +116,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a study from a YAML spec, or resume it")
     run.add_argument("spec", help="path to the study's YAML spec")
-    run.add_argument("--trials", type=int, help="total trial budget (finished trials count)")
-    run.add_argument("--workers", type=int, help="trials run at once")
-    run.add_argument("--epochs", type=int, help="epochs per trial")
-    run.add_argument("--timeout", dest="timeout_s", type=float, help="stop asking after S s")
-    run.add_argument("--name", help="study name (default: the spec's name)")
-    run.add_argument(
-        "--sampler", choices=["auto", "tpe", "nsga2", "random"], help="the Optuna sampler"
-    )
-    run.add_argument(
-        "--seed", type=int, help="seeds the sampler, the splits and the initialisation"
-    )
-    run.add_argument(
-        "--device",
-        help="where trials train: cpu, cuda, cuda:N or auto (default: the spec's resources.device)",
-    )
-    run.add_argument(
-        "--early-stopping", choices=["none", "mo_asha"], help="stop unpromising trials early"
-    )
-    run.add_argument(
-        "--constraint",
-        dest="constraints",
-        action="append",
-        help="a condition a feasible trial meets, e.g. 'latency_ms <= 0.2' (repeatable; "
-        "replaces the spec's constraints)",
-    )
-    run.add_argument(
-        "--stop-when",
-        help="end the study once a feasible trial meets this, e.g. 'accuracy >= 0.98'",
-    )
+    _add_overrides(run)
     _add_storage(run)
     run.add_argument(
         "--tracking-uri", help="MLflow URI (default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)"
@@ -112,10 +128,7 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument(
         "--address", required=True, help="the cluster's job server, e.g. http://head:8265"
     )
-    submit.add_argument("--trials", type=int, help="total trial budget (finished trials count)")
-    submit.add_argument("--workers", type=int, help="trials run at once")
-    submit.add_argument("--epochs", type=int, help="epochs per trial")
-    submit.add_argument("--name", help="study name (default: the spec's name)")
+    _add_overrides(submit, SUBMIT_OVERRIDES)
     _add_storage(submit)
     submit.add_argument("--tracking-uri", help="MLflow URI reachable from the cluster")
     submit.add_argument("--wait", action="store_true", help="wait for the job and print its logs")
@@ -326,17 +339,7 @@ def _run(args: argparse.Namespace) -> int:
         storage=args.storage,
         tracking_uri=args.tracking_uri,
         progress=not args.no_progress,
-        trials=args.trials,
-        workers=args.workers,
-        epochs=args.epochs,
-        timeout_s=args.timeout_s,
-        name=args.name,
-        sampler=args.sampler,
-        seed=args.seed,
-        device=args.device,
-        early_stopping=args.early_stopping,
-        stop_when=args.stop_when,
-        constraints=args.constraints,
+        overrides=_overrides(args),
     )
     print(
         f"{result.name}: {result.trials_run} trials run in {result.wall_time_s:.1f} s "
@@ -429,18 +432,12 @@ def _submit(args: argparse.Namespace) -> int:
                 "copy there, not yours; use a database or server URL",
                 file=sys.stderr,
             )
-    overrides = {
-        "trials": args.trials,
-        "workers": args.workers,
-        "epochs": args.epochs,
-        "name": args.name,
-    }
     job_id = submit_study(
         args.spec,
         args.address,
         storage=args.storage,
         tracking_uri=args.tracking_uri,
-        overrides=overrides,
+        overrides=_overrides(args),
     )
     print(
         f"submitted job {job_id}; follow it with: ray job logs --address {args.address} "

@@ -7,10 +7,9 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from paretotune.errors import ClusterError
-from paretotune.spaces import load_spec
+from paretotune.spaces import Overrides, load_spec
 from paretotune.study import resolve_storage_url, resolve_tracking_uri
 from paretotune.study._prepare import apply_overrides
 
@@ -27,7 +26,7 @@ def submit_study(
     *,
     storage: str | None = None,
     tracking_uri: str | None = None,
-    overrides: dict[str, Any] | None = None,
+    overrides: Overrides | None = None,
 ) -> str:
     """Validate the spec here, then submit it to the cluster's job server; return the job id.
 
@@ -40,7 +39,7 @@ def submit_study(
     """
     from ray.job_submission import JobSubmissionClient
 
-    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    overrides = overrides or Overrides()
     spec = load_spec(spec_path)
     apply_overrides(spec, overrides)
     storage_url = resolve_storage_url(storage)
@@ -55,9 +54,7 @@ def submit_study(
         "--tracking-uri",
         tracking,
     ]
-    for key, value in overrides.items():
-        flag = "--timeout" if key == "timeout_s" else f"--{key.replace('_', '-')}"
-        arguments += [flag, str(value)]
+    arguments += overrides.as_arguments()
     with tempfile.TemporaryDirectory(prefix="paretotune-job-") as folder:
         shutil.copy(spec_path, Path(folder) / "spec.yaml")
         deadline = time.monotonic() + _AGENT_WAIT_S
@@ -67,7 +64,7 @@ def submit_study(
                 return client.submit_job(
                     entrypoint=shlex.join(arguments),
                     runtime_env={"working_dir": folder},
-                    metadata={"paretotune.study": overrides.get("name", spec.name)},
+                    metadata={"paretotune.study": overrides.name or spec.name},
                 )
             except (ConnectionError, RuntimeError) as err:
                 # A freshly started head answers "No available agent" for a few seconds.

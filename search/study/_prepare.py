@@ -5,18 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from paretotune.errors import DatasetError, SpecError
-from paretotune.spaces import StudySpec, format_validation_error
+from paretotune.spaces import Overrides, StudySpec, format_validation_error
 from pydantic import ValidationError
 
 
-def apply_overrides(spec: StudySpec, overrides: dict[str, Any]) -> StudySpec:
-    """The spec with CLI/API overrides applied.
+def apply_overrides(spec: StudySpec, overrides: Overrides) -> StudySpec:
+    """The spec with a run's `Overrides` applied.
 
     Raises:
-        SpecError: an override is out of range (one line per problem).
+        SpecError: an override is out of range (one line per problem, naming the spec
+            field: ``budget.trials``).
     """
     try:
-        return spec.with_overrides(**overrides)
+        return spec.with_overrides(overrides)
     except ValidationError as err:
         raise SpecError(format_validation_error(err)) from None
 

@@ -18,6 +18,7 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
+from paretotune import Overrides
 from paretotune._progress import front_lines
 from paretotune.cli import main
 from paretotune.cli._main import _parser
@@ -336,9 +337,10 @@ def test_run_passes_seed_and_device_to_run_study(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(paretotune._run, "run_study", run_study)
     assert main(["run", "s.yaml", "--seed", "7", "--device", "cuda:0", "--no-progress"]) == 2
-    assert (seen["spec"], seen["seed"], seen["device"]) == ("s.yaml", 7, "cuda:0")
+    given = seen["overrides"]
+    assert (seen["spec"], given.seed, given.device) == ("s.yaml", 7, "cuda:0")
     assert main(["run", "s.yaml"]) == 2
-    assert seen["seed"] is None and seen["device"] is None  # the spec's own
+    assert seen["overrides"] == Overrides()  # the spec's own, all of them
     capsys.readouterr()
     with pytest.raises(SystemExit):
         main(["run", "s.yaml", "--seed", "x"])
