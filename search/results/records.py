@@ -104,33 +104,47 @@ class FrontSummary:
         return self.box.words(list(self.objectives)) if self.box is not None else "-"
 
 
-def record_of(trial: FrozenTrial, objectives: dict[str, str], rank: int | None = None):
-    """The user-facing record of one frozen trial."""
+def record_of(
+    trial: FrozenTrial,
+    objectives: dict[str, str],
+    rank: int | None = None,
+    *,
+    study: str | None = None,
+    state: str | None = None,
+) -> TrialRecord:
+    """The user-facing record of one frozen trial (``state``: its name as shown, default
+    Optuna's)."""
     values = {}
     if trial.state == TrialState.COMPLETE and trial.values is not None:
         values = dict(zip(objectives, trial.values, strict=True))
     params = trial.user_attrs.get(PARAMS_ATTR) or trial.params
     return TrialRecord(
         number=trial.number,
-        state=trial.state.name,
+        state=state or trial.state.name,
         params=MappingProxyType(dict(params)),
         values=MappingProxyType(values),
         metrics=MappingProxyType(trial_metrics(trial)),
         mlflow_run_id=trial.user_attrs.get(RUN_ID_ATTR),
         pareto_rank=rank,
+        study=study,
     )
 
 
-def rank_trials(trials: list[FrozenTrial], objectives: dict[str, str]) -> FrontSummary:
+def rank_trials(
+    trials: list[FrozenTrial], objectives: dict[str, str], study: str | None = None
+) -> FrontSummary:
     """Rank the complete trials by non-domination and measure the front's hypervolume as
-    the share of the study's `hypervolume_box` it dominates."""
+    the share of the study's `hypervolume_box` it dominates (``study``: the records'
+    study name)."""
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None]
     if not complete:
         return FrontSummary(objectives)
     directions = list(objectives.values())
     values = np.array([t.values for t in complete], dtype=float)
     ranks = nondominated_ranks(values, directions)
-    records = [record_of(t, objectives, int(r)) for t, r in zip(complete, ranks, strict=True)]
+    records = [
+        record_of(t, objectives, int(r), study=study) for t, r in zip(complete, ranks, strict=True)
+    ]
     box = hypervolume_box(complete, directions)
     return FrontSummary(objectives, records, box.share(values[ranks == 0]), box)
 

@@ -123,7 +123,7 @@ class StudyView:
     @cached_property
     def ranking(self) -> FrontSummary:
         """Every complete trial ranked by non-domination, and the front's hypervolume."""
-        return rank_trials(self.trials, self.objectives)
+        return rank_trials(self.trials, self.objectives, self.name)
 
     @cached_property
     def records(self) -> list[TrialRecord]:
@@ -135,21 +135,17 @@ class StudyView:
 
     @cached_property
     def _plain_records(self) -> list[TrialRecord]:
-        ranks = {r.number: r.pareto_rank for r in self.ranking.records}
+        ranked = {r.number: r for r in self.ranking.records}
         records = [
-            replace(
-                record_of(t, self.objectives, ranks.get(t.number)),
-                study=self.name,
-                state=self.state_of(t),
-            )
+            ranked.get(t.number)
+            or record_of(t, self.objectives, study=self.name, state=self.state_of(t))
             for t in self.trials
         ]
         return self._with_isolated(records)
 
     def front(self) -> FrontSummary:
-        """The ranking with the records' study name and isolated latencies."""
-        ranked = {r.number for r in self.ranking.records}
-        return replace(self.ranking, records=[r for r in self.records if r.number in ranked])
+        """The ranking with the records' isolated latencies (and feasibility)."""
+        return replace(self.ranking, records=[r for r in self.records if r.pareto_rank is not None])
 
     def candidates(self, feasible_only: bool) -> TrialSet:
         """The complete trials (only the feasible ones if asked), ranked among themselves:
