@@ -22,6 +22,7 @@ from paretotune.study._constraints import parse_constraints
 from paretotune.study._lock import driver_lock, refuse_if_held
 from paretotune.study._open import open_study
 from paretotune.study._prepare import apply_overrides, prepare
+from paretotune.study._snapshot import write_snapshot
 from paretotune.study._storage import journal_path
 from paretotune.study._unlogged import unlogged_dir
 from paretotune.tracking import Tracker
@@ -175,6 +176,7 @@ def run_study(
                 front = driver.publish_final_front()
             finally:
                 driver.close_tracker(status)
+                write_snapshot(storage_url, study)  # readers skip the journal's replay
         try:
             result = _result(driver, storage_url, front, reason)
             if progress and stopped is not None:
@@ -245,6 +247,7 @@ def sync_study(
         driver.publish_final_front()
         status = "KILLED" if study.user_attrs.get(STOP_REASON_ATTR) == "interrupted" else "FINISHED"
         driver.close_tracker(status)
+        write_snapshot(storage_url, study)
     from paretotune.tracking.mlflow.unlogged import UnloggedTrials
 
     return SyncResult(

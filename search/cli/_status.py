@@ -108,10 +108,11 @@ def collect_status(
     if address:
         jobs = jobs_at(address)[1]
     client = open_reader(url)
-    stored = client.study_names() if client is not None else []
     if study is not None:
         names = [study]
+        stored = [study] if client is not None and client.has_study(study) else []
     else:
+        stored = client.study_names() if client is not None else []
         names = sorted(set(stored) | {j.study for j in jobs or () if j.study})
     statuses = []
     for name in names:

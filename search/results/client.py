@@ -8,6 +8,7 @@ import os
 import warnings
 from collections.abc import Mapping
 from dataclasses import replace
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,8 @@ from paretotune.study._attrs import (
     SPEC_ATTR,
     TRACKING_URI_ATTR,
 )
+from paretotune.study._snapshot import read_snapshot
+from paretotune.study._storage import missing_storage, storage_exists
 from paretotune.study._unlogged import unlogged_dir
 from paretotune.tracking.mlflow import models as _models
 from paretotune.tracking.mlflow.schema import (
@@ -65,7 +68,14 @@ class Client:
         self.storage_url = resolve_storage_url(storage)
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
         self._given_tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-        self._storage = open_storage(self.storage_url, create=False)
+        if not storage_exists(self.storage_url):  # (a study's snapshot alone is no store)
+            raise missing_storage(self.storage_url)
+
+    @cached_property
+    def _storage(self) -> BaseStorage:
+        """Opened on first use: a study read from its snapshot needs no replay of the
+        journal (`paretotune.study._snapshot`)."""
+        return open_storage(self.storage_url, create=False)
 
     @property
     def optuna_storage(self) -> BaseStorage:
@@ -74,6 +84,11 @@ class Client:
 
     def study_names(self) -> list[str]:
         return sorted(optuna.get_all_study_names(self._storage))
+
+    def has_study(self, name: str) -> bool:
+        """Whether the storage holds study ``name`` (a snapshot its last run left beside the
+        journal says so without reading the journal)."""
+        return read_snapshot(self.storage_url, name) is not None or name in self.study_names()
 
     def load_study(self, name: str) -> optuna.Study:
         """The Optuna study called ``name``.
@@ -101,7 +116,12 @@ class Client:
         Raises:
             StudyNotFoundError: the storage holds no such study.
         """
-        return name if isinstance(name, StudyView) else StudyView(self._study(name))
+        if isinstance(name, StudyView):
+            return name
+        snapshot = read_snapshot(self.storage_url, name)  # the study as its last run left it
+        if snapshot is not None:
+            return StudyView.from_snapshot(snapshot)
+        return StudyView(self._study(name))
 
     def studies(self) -> list[StudySummary]:
         """A summary of every study in the storage, by name."""
@@ -114,7 +134,7 @@ class Client:
         """Every complete trial of the study, ranked, with the front's hypervolume."""
         view = self.view(name)
         front = view.front()
-        return replace(front, records=self._linked(view.study, front.records))
+        return replace(front, records=self._linked(view, front.records))
 
     def pareto_front(self, name: str | StudyView, feasible_only: bool = True) -> TrialSet:
         """The Pareto-optimal trials of the study, by trial number, with their model URIs.
@@ -124,7 +144,7 @@ class Client:
         """
         view = self.view(name)
         pool = view.candidates(feasible_only)
-        return self._with_models(view.study, [r for r in pool if r.pareto_rank == 0])
+        return self._with_models(view, [r for r in pool if r.pareto_rank == 0])
 
     def best_config(
         self,
@@ -151,7 +171,7 @@ class Client:
         view = self.view(name)
         pool = view.candidates(feasible_only)
         chosen = _selection.best(pool, view.objectives, view.name, where=where, prefer=prefer)
-        return self._with_models(view.study, [chosen])[0]
+        return self._with_models(view, [chosen])[0]
 
     def knee_point(self, name: str | StudyView, *, feasible_only: bool = True) -> TrialRecord:
         """The Pareto trial nearest the utopia point in min-max normalised objectives.
@@ -162,7 +182,7 @@ class Client:
         """
         view = self.view(name)
         chosen = _selection.knee(view.candidates(feasible_only), view.objectives, view.name)
-        return self._with_models(view.study, [chosen])[0]
+        return self._with_models(view, [chosen])[0]
 
     def weighted(
         self, name: str | StudyView, weights: Mapping[str, float], *, feasible_only: bool = True
@@ -176,7 +196,7 @@ class Client:
         view = self.view(name)
         pool = view.candidates(feasible_only)
         chosen = _selection.weighted(pool, view.objectives, weights, view.name)
-        return self._with_models(view.study, [chosen])[0]
+        return self._with_models(view, [chosen])[0]
 
     def load_model(self, record: TrialRecord) -> torch.nn.Module:
         """The trial's trained (and compressed) predictor from MLflow, in eval mode.
@@ -204,26 +224,26 @@ class Client:
         Raises:
             SpecError: the trial's params do not form a spec (a custom-objective study).
         """
-        study = self._study(self._study_of(record))
-        spec = _export.export_spec(dict(study.user_attrs[SPEC_ATTR]), record, study.study_name)
+        view = self.view(self._study_of(record))
+        spec = _export.export_spec(dict(view.attrs[SPEC_ATTR]), record, view.name)
         comment = (
-            f"re-trains trial {record.number} of study {study.study_name!r}: "
+            f"re-trains trial {record.number} of study {view.name!r}: "
             f"paretotune retrain {Path(path).name}"
         )
         return _export.write_spec(spec, path, comment)
 
     # -- plumbing ----------------------------------------------------------------------
-    def tracking_uri_of(self, record_or_study: TrialRecord | optuna.Study) -> str:
+    def tracking_uri_of(self, of: TrialRecord | StudyView | optuna.Study) -> str:
         """The MLflow URI a study (or a trial's study) is read from: the one this client
         was given, else the one the study was tracked at, else the default."""
         if self._given_tracking_uri:
             return self._given_tracking_uri
-        study = record_or_study
-        if isinstance(study, TrialRecord):
-            study = self._study(self._study_of(study))
-        return study.user_attrs.get(TRACKING_URI_ATTR) or self.tracking_uri
+        if isinstance(of, TrialRecord):
+            of = self.view(self._study_of(of))
+        attrs = of.attrs if isinstance(of, StudyView) else of.user_attrs
+        return attrs.get(TRACKING_URI_ATTR) or self.tracking_uri
 
-    def _with_models(self, study: optuna.Study, records: list[TrialRecord]) -> TrialSet:
+    def _with_models(self, study: StudyView, records: list[TrialRecord]) -> TrialSet:
         """The records with ``model_uri`` set from their runs' ``paretotune.model_uri`` tag
         (and run ids linked, see `_linked`)."""
         ids = [r.mlflow_run_id for r in records if r.mlflow_run_id]
@@ -238,7 +258,7 @@ class Client:
         return TrialSet(replace(r, model_uri=uris.get(r.mlflow_run_id or "")) for r in linked)
 
     def _linked(
-        self, study: optuna.Study, records: list[TrialRecord], runs: list[Any] | None = None
+        self, study: StudyView, records: list[TrialRecord], runs: list[Any] | None = None
     ) -> list[TrialRecord]:
         """The records with ``mlflow_run_id`` filled from the runs' trial-number tag where
         Optuna lacks it (a trial told before MLflow made its run); MLflow is asked only
@@ -253,11 +273,11 @@ class Client:
             for r in records
         ]
 
-    def _child_runs(self, study: optuna.Study, run_ids: list[str] | None = None) -> list[Any]:
+    def _child_runs(self, study: StudyView, run_ids: list[str] | None = None) -> list[Any]:
         """The study's child runs in MLflow (only those of ``run_ids`` where given); none
         when it has no MLflow record or MLflow cannot be reached (with a warning)."""
-        experiment = study.user_attrs.get(EXPERIMENT_ATTR)
-        parent = study.user_attrs.get(PARENT_RUN_ATTR)
+        experiment = study.attrs.get(EXPERIMENT_ATTR)
+        parent = study.attrs.get(PARENT_RUN_ATTR)
         uri = self.tracking_uri_of(study)
         if experiment is None or parent is None:
             return []
@@ -327,7 +347,7 @@ class Client:
     def trials(self, name: str | StudyView) -> TrialSet:
         """Every trial of the study, whatever its state, by trial number (no model URIs)."""
         view = self.view(name)
-        return TrialSet(self._linked(view.study, view.records))
+        return TrialSet(self._linked(view, view.records))
 
     def trial(self, name: str | StudyView, number: int) -> TrialRecord:
         """One trial, with its Pareto rank, feasibility and model URI.
@@ -340,7 +360,7 @@ class Client:
             raise TrialNotFoundError(f"study {view.name!r} has no trial {number}")
         ranked = {r.number: r for r in view.candidates(feasible_only=False)}
         record = ranked.get(number) or next(r for r in view.records if r.number == number)
-        return self._with_models(view.study, [record])[0]
+        return self._with_models(view, [record])[0]
 
 
 def _missing_tracking_store(uri: str) -> bool:

