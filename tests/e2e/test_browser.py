@@ -34,9 +34,16 @@ from paretotune.tracking.mlflow.view import FRONT_FILTER, FRONT_PAGE
 
 from tests.conftest import mlflow_server as serve_mlflow
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(480)]
-
 CHROMIUM = "/usr/bin/chromium"
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.timeout(480),
+    # before the fixtures: without a browser, no study is run and no server started for it
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is absent (apt-get install chromium)"
+    ),
+]
 DOCS = Path(__file__).parents[2] / "docs"
 WAIT_MS = 90_000  # a cold MLflow SPA on 2 busy cores can take a minute
 VIEWPORT = {"width": 1600, "height": 900}  # leaves the artifact pane ~1,100 px wide
@@ -81,8 +88,6 @@ def test_the_printed_address_lands_on_the_pareto_runs_and_the_front_plot_fits(
     screenshots: Path,
     capsys: pytest.CaptureFixture[str],
 ):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium)")
     from mlflow import MlflowClient
     from playwright.sync_api import Route, sync_playwright
 
