@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import shutil
 import sys
 import textwrap
@@ -10,7 +9,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from paretotune.results.records import FrontSummary, TrialRecord
-from paretotune.results.selection import metric_direction
+from paretotune.results.selection import best_first
 from rich.console import Console, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
@@ -161,22 +160,6 @@ def mlflow_ui_command(tracking_uri: str) -> str | None:
     from paretotune.tracking.mlflow.view import ui_command
 
     return ui_command(tracking_uri)
-
-
-def best_first(
-    records: Iterable[TrialRecord], objectives: Mapping[str, str], by: str | None = None
-) -> list[TrialRecord]:
-    """The records best first by the metric ``by`` (default: the first objective), in its
-    direction (`results.selection.metric_direction`); those without it last, by number."""
-    by = by or next(iter(objectives))
-    sign = -1.0 if metric_direction(by, objectives) == "maximize" else 1.0
-
-    def key(record: TrialRecord) -> tuple[bool, float, int]:
-        value = record.values.get(by, record.metrics.get(by))
-        known = isinstance(value, int | float) and math.isfinite(value)
-        return (not known, sign * value if known else 0.0, record.number)
-
-    return sorted(records, key=key)
 
 
 def front_lines(

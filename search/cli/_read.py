@@ -55,6 +55,14 @@ def states_words(by_state: Mapping[str, int]) -> str:
     return ", ".join(known + other) or "no trials"
 
 
+def json_rows(rows: Sequence[Mapping[str, Any]]) -> str:
+    """A JSON list with one row a line: readable, and encoded by json's C encoder (an
+    indented dump of 10,000 rows takes its pure-Python one, ~0.4 s)."""
+    if not rows:
+        return "[]"
+    return "[\n" + ",\n".join(json.dumps(row, default=str) for row in rows) + "\n]"
+
+
 def studies_command(args: argparse.Namespace) -> int:
     client = client_of(args)
     summaries = client.studies()
@@ -86,8 +94,7 @@ def compute_words(compute: Compute) -> str:
 def pareto_command(args: argparse.Namespace) -> int:
     """The front's trials that satisfy ``--where``, best first by ``--sort`` (default: the
     first objective, in its direction), at most ``--limit``; a table, or JSON."""
-    from paretotune._progress import best_first, print_front
-    from paretotune.results.selection import namespace
+    from paretotune.results.selection import best_first, namespace
 
     front = client_of(args).front(args.study)
     rows = front.pareto
@@ -96,8 +103,10 @@ def pareto_command(args: argparse.Namespace) -> int:
         rows = [r for r in rows if condition.holds(namespace(r))]
     rows = best_first(rows, front.objectives, args.sort)[: args.limit]
     if args.json:
-        print(json.dumps([r.as_dict() for r in rows], indent=2, default=str))
+        print(json_rows([r.as_dict() for r in rows]))
         return 0
+    from paretotune._progress import print_front  # (rich: only for the table)
+
     print_front(front, tracking_uri=None, experiment_id=None, rows=rows, study=args.study)
     return 0
 

@@ -193,6 +193,22 @@ def _goodness(
     return goodness
 
 
+def best_first(
+    records: Iterable[TrialRecord], objectives: Mapping[str, str], by: str | None = None
+) -> list[TrialRecord]:
+    """The records best first by the metric ``by`` (default: the first objective), in its
+    direction (`results.selection.metric_direction`); those without it last, by number."""
+    by = by or next(iter(objectives))
+    sign = -1.0 if metric_direction(by, objectives) == "maximize" else 1.0
+
+    def key(record: TrialRecord) -> tuple[bool, float, int]:
+        value = record.values.get(by, record.metrics.get(by))
+        known = isinstance(value, int | float) and math.isfinite(value)
+        return (not known, sign * value if known else 0.0, record.number)
+
+    return sorted(records, key=key)
+
+
 def _no_match_message(
     pool: Sequence[TrialRecord], condition: Expression | None, prefer: str, study: str
 ) -> str:
@@ -232,6 +248,7 @@ __all__ = [
     "NoTrialMatchesError",
     "UnknownMetricError",
     "best",
+    "best_first",
     "candidates",
     "check_names",
     "knee",

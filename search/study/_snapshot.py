@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.distributions import distribution_to_json, json_to_distribution
+from optuna.distributions import BaseDistribution, distribution_to_json, json_to_distribution
 from optuna.trial import FrozenTrial, TrialState
 from paretotune.study._attrs import study_objectives
 from paretotune.study._storage import journal_path, resolve_storage_url
@@ -140,12 +140,18 @@ def _trial_of(data: dict[str, Any]) -> FrozenTrial:
         datetime_start=_datetime(data["datetime_start"]),
         datetime_complete=_datetime(data["datetime_complete"]),
         params=dict(data["params"]),
-        distributions={k: json_to_distribution(v) for k, v in data["distributions"].items()},
+        distributions={k: _distribution(v) for k, v in data["distributions"].items()},
         user_attrs=dict(data["user_attrs"]),
         system_attrs={},
         intermediate_values={int(k): v for k, v in data["intermediate_values"].items()},
         trial_id=int(data["number"]),  # (Optuna's storage id; no reader of ours uses it)
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _distribution(text: str) -> BaseDistribution:
+    """A distribution from its JSON, parsed once per text (trials share a few)."""
+    return json_to_distribution(text)
 
 
 def _iso(moment: datetime | None) -> str | None:
