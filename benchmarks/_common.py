@@ -93,9 +93,11 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-def save(name: str, payload: dict[str, Any], facts: dict[str, Any]) -> Path:
-    """Write ``results/<name>.json`` with the machine facts, the command and the payload."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
+def save(
+    name: str, payload: dict[str, Any], facts: dict[str, Any], out: Path | None = None
+) -> Path:
+    """Write ``results/<name>.json`` (or ``out``) with the machine facts, the command and
+    the payload."""
     facts = dict(facts, load_avg_at_end=list(os.getloadavg()))
     document = {
         "benchmark": name,
@@ -103,9 +105,26 @@ def save(name: str, payload: dict[str, Any], facts: dict[str, Any]) -> Path:
         "machine": facts,
         **payload,
     }
-    path = RESULTS / f"{name}.json"
+    path = out or RESULTS / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2, default=str) + "\n")
     return path
+
+
+def child_json(command: Sequence[str], what: str, timeout: float | None = None) -> dict[str, Any]:
+    """Run ``command`` (a benchmark's own ``--child`` mode) and return the last line of
+    its stdout that is a JSON object; exit with its stderr's tail if it failed. Past
+    ``timeout`` seconds the child is killed and `subprocess.TimeoutExpired` raised."""
+    import subprocess
+
+    done = subprocess.run(
+        list(command), capture_output=True, text=True, check=False, timeout=timeout
+    )
+    lines = [x for x in done.stdout.splitlines() if x.startswith("{")]
+    if done.returncode != 0 or not lines:
+        print(done.stderr[-3000:], file=sys.stderr)
+        raise SystemExit(f"{what} failed (exit {done.returncode})")
+    return json.loads(lines[-1])
 
 
 class Stopwatch:

@@ -18,14 +18,22 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from _common import DIGITS_SPEC, machine, median, quiet, save, table, tune_optuna_search
+from _common import (
+    DIGITS_SPEC,
+    child_json,
+    machine,
+    median,
+    quiet,
+    save,
+    table,
+    tune_optuna_search,
+)
 
 CONTENDERS = ("paretotune+MLflow", "paretotune+NullTracker", "RayTune+OptunaSearch")
 
@@ -158,12 +166,8 @@ def main() -> None:
         w, n, s = config.split("x")
         for contender in args.contenders.split(","):
             command = [sys.executable, __file__, "--child", contender, w, n, s, args.sampler]
-            done = subprocess.run(command, capture_output=True, text=True, check=False)
-            lines = [x for x in done.stdout.splitlines() if x.startswith("{")]
-            if done.returncode != 0 or not lines:
-                print(done.stderr[-3000:], file=sys.stderr)
-                raise SystemExit(f"{contender} {config} failed")
-            row = summarise(contender, int(w), int(n), float(s), json.loads(lines[-1]))
+            raw = child_json(command, f"{contender} {config}")
+            row = summarise(contender, int(w), int(n), float(s), raw)
             rows.append(row)
             print(
                 f"  {config} {contender}: wall {row['wall_with_ray_start_s']:.2f} s "
