@@ -57,7 +57,7 @@ class StudyWriter:
         self.study = study
 
     # -- the study ---------------------------------------------------------------------
-    def tracked_at(self, parent_run_id: str, tracking_uri: str) -> None:
+    def tracked_at(self, parent_run_id: str, tracking_uri: str | None) -> None:
         self.study.set_user_attr(PARENT_RUN_ATTR, parent_run_id)
         self.study.set_user_attr(TRACKING_URI_ATTR, tracking_uri)
 
