@@ -2,7 +2,7 @@
 
 Rooms, lowest first; a module imports only from its own room and from lower ones::
 
-    base (errors, _lazy, _clock) < objectives < spaces < study, execution < tracking
+    base (errors, _lazy, _clock, _files) < objectives < spaces < study, execution < tracking
         < results < stopping < driver (_run, _driver, _front, _progress, testing) < cli
         < paretotune/__init__
 """
@@ -35,7 +35,7 @@ LAYERS = {
     "cli": 8,
     "api": 9,
 }
-BASE = {"errors", "_lazy", "_clock"}
+BASE = {"errors", "_lazy", "_clock", "_files"}
 DRIVER = {"_run", "_driver", "_front", "_progress", "testing"}
 FRAMEWORKS = ("optuna", "ray", "mlflow")
 

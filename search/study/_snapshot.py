@@ -12,10 +12,8 @@ queries itself).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
-import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +22,7 @@ from typing import Any
 import optuna
 from optuna.distributions import BaseDistribution, distribution_to_json, json_to_distribution
 from optuna.trial import FrozenTrial, TrialState
+from paretotune._files import write_atomically
 from paretotune.study._attrs import study_objectives
 from paretotune.study._storage import journal_path, resolve_storage_url
 
@@ -69,15 +68,8 @@ def write_snapshot(storage_url: str, study: optuna.Study) -> Path | None:
         "attrs": study.user_attrs,
         "trials": [_trial_json(t) for t in study.get_trials(deepcopy=False)],
     }
-    temporary = path.with_name(path.name + ".tmp")
-    try:
-        temporary.write_text(json.dumps(body, separators=(",", ":"), default=str))
-        os.replace(temporary, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
-        return None
-    return path
+    data = json.dumps(body, separators=(",", ":"), default=str).encode()
+    return path if write_atomically(path, data) else None
 
 
 def read_snapshot(storage_url: str, study_name: str) -> StudySnapshot | None:

@@ -10,12 +10,12 @@ curve. One pickle per trial, written atomically (a crash leaves the old file or 
 from __future__ import annotations
 
 import contextlib
-import os
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from paretotune._files import write_atomically
 from paretotune.execution import TrialReport
 
 
@@ -40,17 +40,11 @@ class UnloggedTrials:
         """Hold ``held`` on disk; False when there is no folder or it cannot be written."""
         if self.folder is None:
             return False
-        path = self._path(held.number)
-        part = path.with_suffix(".part")
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            part.write_bytes(pickle.dumps(held))
-            os.replace(part, path)
         except OSError:
-            with contextlib.suppress(OSError):
-                part.unlink()
             return False
-        return True
+        return write_atomically(self._path(held.number), pickle.dumps(held))
 
     def get(self, number: int) -> HeldTrial | None:
         try:
