@@ -38,4 +38,4 @@ lint: setup
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf mlflow.db mlartifacts paretotune.journal
+	rm -rf mlflow.db mlartifacts paretotune.journal*
