@@ -67,6 +67,70 @@ def cli_env(*also_drop: str) -> dict[str, str]:
     return env
 
 
+GATED_RUN = """
+import functools, os, sys, time
+from pathlib import Path
+
+GATE = Path(sys.argv.pop(1))
+
+
+def _call_number():
+    number = 0
+    while True:
+        try:
+            os.close(os.open(GATE / f"call-{number}", os.O_CREAT | os.O_EXCL))
+            return number
+        except FileExistsError:
+            number += 1
+
+
+def objective(params):
+    number = _call_number()
+    free = int((GATE / "free").read_text()) if (GATE / "free").exists() else 0
+    while number >= free and not (GATE / "open").exists():
+        time.sleep(0.05)
+    rate, batch = params.get("learning_rate", 0.01), params.get("batch_size", 32)
+    return {"accuracy": rate, "train_time_s": batch * rate, "latency_ms": 1.0 / batch}
+
+
+from paretotune import _run
+
+_run.run_study = functools.partial(_run.run_study, objective=objective)
+from paretotune.cli import entry
+
+entry()
+"""
+
+
+class Gate:
+    """Events instead of long training as a timer: the trials of a command run through
+    `command` train nothing and return at once, or wait until the test says so.
+
+    ``command("run", "spec.yaml", ...)`` is ``paretotune run spec.yaml ...`` for real
+    (its parser, lock, signals, exit codes and ``os._exit``), with one change: its study
+    runs an objective (shipped to Ray's workers) that counts its calls in this folder,
+    lets the first ``free`` of them return at once, and holds each later one until the
+    test calls `open` (or the process is stopped or killed). So a test can stop, refuse
+    or kill a driver the moment trials are in flight, and let the study finish the moment
+    it has seen what it waited for, on 2 busy cores or 20 idle ones."""
+
+    def __init__(self, folder: Path, *, free: int = 0) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "free").write_text(str(free))
+
+    def open(self) -> None:
+        """Every waiting trial returns, and every later one at once."""
+        (self.folder / "open").touch()
+
+    def calls(self) -> int:
+        """How many trials the objective began so far (retries included)."""
+        return len(list(self.folder.glob("call-*")))
+
+    def command(self, *args: str) -> list[str]:
+        return [sys.executable, "-c", GATED_RUN, str(self.folder), *args]
+
+
 @dataclasses.dataclass(frozen=True)
 class Ran:
     """What a command run in process answered, named as ``subprocess.run`` names it."""

@@ -24,7 +24,7 @@ from paretotune.study._attrs import finished_trials, interrupted_numbers
 from paretotune.tracking.mlflow.schema import MODEL_URI_TAG, STATE_TAG, TRIAL_TAG
 from sklearn.datasets import load_digits
 
-from tests.conftest import cli_env, needs
+from tests.conftest import Gate, cli_env, needs
 
 # the commands join the session's Ray: these tests are about storage, not Ray's start
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("joins_session_ray")]
@@ -52,10 +52,18 @@ def _cli(folder: Path, *args: str, timeout: float = 300) -> subprocess.Completed
     )
 
 
-def _launch(folder: Path, **popen: Any) -> subprocess.Popen:
-    """`paretotune run spec.yaml` in ``folder``, in the background."""
+def _gated(folder: Path, gate: Gate, *args: str) -> subprocess.CompletedProcess[str]:
+    """`paretotune ARGS` in ``folder`` whose trials wait on ``gate`` (see `Gate`)."""
+    return subprocess.run(
+        gate.command(*args), cwd=folder, env=cli_env(), capture_output=True, text=True, timeout=300
+    )
+
+
+def _launch_gated(folder: Path, gate: Gate, **popen: Any) -> subprocess.Popen:
+    """`paretotune run spec.yaml` in ``folder``, in the background, its trials waiting on
+    ``gate``."""
     return subprocess.Popen(
-        [*CLI, "run", "spec.yaml", "--no-progress"], cwd=folder, env=cli_env(), **popen
+        gate.command("run", "spec.yaml", "--no-progress"), cwd=folder, env=cli_env(), **popen
     )
 
 
@@ -139,13 +147,15 @@ def test_a_full_disk_stops_the_run_in_one_line_and_the_study_resumes(
 
 def test_a_torn_journal_tail_is_cut_and_the_study_goes_on(tmp_path: Path):
     (tmp_path / "spec.yaml").write_text(SPEC.format(trials=2, epochs=1))
-    assert _cli(tmp_path, "run", "spec.yaml", "--no-progress").returncode == 0
+    gate = Gate(tmp_path / "gate")
+    gate.open()  # the trials' work is not what is tested: they return at once
+    assert _gated(tmp_path, gate, "run", "spec.yaml", "--no-progress").returncode == 0
     journal = tmp_path / "paretotune.journal"
     good = journal.read_bytes()
     torn = b'{"op_code": 6, "worker_id": "x", "study_id": 0, "tri'
     journal.write_bytes(good + torn)
     (tmp_path / "spec.yaml").write_text(SPEC.format(trials=4, epochs=1))
-    resumed = _cli(tmp_path, "run", "spec.yaml", "--no-progress")
+    resumed = _gated(tmp_path, gate, "run", "spec.yaml", "--no-progress")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"cut a torn last record ({len(torn)} bytes" in resumed.stderr
     assert journal.read_bytes().startswith(good)
@@ -153,20 +163,25 @@ def test_a_torn_journal_tail_is_cut_and_the_study_goes_on(tmp_path: Path):
 
 
 def test_a_second_driver_is_refused_and_a_killed_ones_lock_is_no_obstacle(tmp_path: Path):
-    (tmp_path / "spec.yaml").write_text(SPEC.format(trials=4, epochs=20))
+    """The first driver's trials wait (a `Gate`) until the second was refused; the
+    killed one's trials after the 5th wait until it is killed."""
+    (tmp_path / "spec.yaml").write_text(SPEC.format(trials=4, epochs=1))
     journal = tmp_path / "paretotune.journal"
-    first = _launch(tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    gate = Gate(tmp_path / "first")
+    first = _launch_gated(tmp_path, gate, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
         while not (journal.exists() and _running(journal)):
             assert time.monotonic() < deadline and first.poll() is None, "the first never ran"
-            time.sleep(0.5)
+            time.sleep(0.2)
         second = _cli(tmp_path, "run", "spec.yaml", "--no-progress")
         assert second.returncode == 2, second.stderr[-3000:]
         errors = _errors(second.stderr)
         assert len(errors) == 1 and "Traceback" not in second.stderr, second.stderr[-3000:]
         holder = f"is being run by another driver (pid {first.pid} on "
         assert "study 'faults' in paretotune.journal " + holder in errors[0]
+        assert first.poll() is None and _running(journal), "refused while trials ran"
+        gate.open()
         _, first_err = first.communicate(timeout=300)
         assert first.returncode == 0, first_err[-3000:]
     finally:
@@ -175,17 +190,18 @@ def test_a_second_driver_is_refused_and_a_killed_ones_lock_is_no_obstacle(tmp_pa
     assert len(_trials(journal, TrialState.COMPLETE)) == 4
     assert _trials(journal, TrialState.FAIL) == [], "the refused driver touched no trial"
 
-    (tmp_path / "spec.yaml").write_text(SPEC.format(trials=7, epochs=20))
-    killed = _launch(
-        tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    (tmp_path / "spec.yaml").write_text(SPEC.format(trials=7, epochs=1))
+    held = Gate(tmp_path / "killed", free=1)  # its 2nd trial on waits: the kill comes first
+    killed = _launch_gated(
+        tmp_path, held, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
     deadline = time.monotonic() + 120
-    while len(_trials(journal, TrialState.COMPLETE)) < 5:
+    while not (len(_trials(journal, TrialState.COMPLETE)) == 5 and len(_running(journal)) == 2):
         assert time.monotonic() < deadline and killed.poll() is None
-        time.sleep(0.3)
-    os.killpg(killed.pid, signal.SIGKILL)  # the driver, its Ray, its logging process
+        time.sleep(0.2)
+    os.killpg(killed.pid, signal.SIGKILL)  # the driver, its logging process; trials in flight
     killed.wait()
-    resumed = _cli(tmp_path, "run", "spec.yaml", "--no-progress")
+    resumed = _gated(tmp_path, gate, "run", "spec.yaml", "--no-progress")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert len(_trials(journal, TrialState.COMPLETE)) == 7
 

@@ -24,7 +24,7 @@ from paretotune.cli._services import free_port_block, start_ray_node, stop_group
 from paretotune.study._attrs import finished_trials, interrupted_numbers
 from paretotune.study._lock import driver_lock
 
-from tests.conftest import Ran, cli_env, free_port
+from tests.conftest import Gate, Ran, cli_env, free_port
 from tests.e2e.test_faults import SPEC  # the same small digits study
 
 pytestmark = pytest.mark.slow
@@ -154,10 +154,13 @@ def test_status_of_a_missing_storage_is_one_line_and_creates_nothing(tmp_path: P
 
 @pytest.mark.usefixtures("joins_session_ray")
 def test_stop_closes_a_running_study_in_order_and_a_rerun_resumes(tmp_path: Path):
-    (tmp_path / "spec.yaml").write_text(SPEC.format(trials=4, epochs=30))
+    """`stop` reaches the driver once a trial finished and the next ones are in flight
+    (they wait on a `Gate` instead of training for a while)."""
+    (tmp_path / "spec.yaml").write_text(SPEC.format(trials=4, epochs=1))
     journal = tmp_path / "paretotune.journal"
+    gate = Gate(tmp_path / "gate", free=1)
     driver = subprocess.Popen(
-        [*CLI, "run", "spec.yaml", "--no-progress"],
+        gate.command("run", "spec.yaml", "--no-progress"),
         cwd=tmp_path,
         env=cli_env("RAY_API_SERVER_ADDRESS"),
         stdout=subprocess.PIPE,
@@ -166,9 +169,10 @@ def test_stop_closes_a_running_study_in_order_and_a_rerun_resumes(tmp_path: Path
     )
     try:
         deadline = time.monotonic() + 180
-        while not _started(journal, TrialState.COMPLETE):  # then 3 trials are left to run
+        # one complete, two in flight: then 3 trials are left to run
+        while not (_started(journal, TrialState.COMPLETE) and gate.calls() == 3):
             assert time.monotonic() < deadline and driver.poll() is None, "it never ran"
-            time.sleep(0.5)
+            time.sleep(0.2)
         stopped = _cli(tmp_path, "stop", "faults", timeout=120)
         _, driver_err = driver.communicate(timeout=120)
     finally:
@@ -184,7 +188,7 @@ def test_stop_closes_a_running_study_in_order_and_a_rerun_resumes(tmp_path: Path
     assert _trials(journal, TrialState.RUNNING) == [], "a trial was left RUNNING"
     interrupted = sorted(interrupted_numbers(study))
     complete = _trials(journal, TrialState.COMPLETE)
-    assert interrupted and complete
+    assert (len(complete), len(interrupted)) == (1, 2), "the two held trials, interrupted"
     listed = ", ".join(map(str, interrupted))
     assert stopped.stdout.strip() == (
         f"stopped faults: {len(complete)} complete, {len(interrupted)} interrupted "
@@ -197,7 +201,15 @@ def test_stop_closes_a_running_study_in_order_and_a_rerun_resumes(tmp_path: Path
     assert f"{len(interrupted)} interrupted ({listed})" in shown.stdout
     assert "driver: not running; last run ended: interrupted" in shown.stdout
 
-    resumed = _cli(tmp_path, "run", "spec.yaml", "--no-progress")
+    gate.open()
+    resumed = subprocess.run(
+        gate.command("run", "spec.yaml", "--no-progress"),
+        cwd=tmp_path,
+        env=cli_env("RAY_API_SERVER_ADDRESS"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert " 0 failed, " in resumed.stdout, resumed.stdout  # interrupted is no failure
     assert f"; {len(interrupted)} interrupted and run again)" in resumed.stdout, resumed.stdout
