@@ -229,6 +229,14 @@ def _wait_healthy(server: subprocess.Popen, log: Path, within_s: float = 90) -> 
         time.sleep(0.5)
 
 
+def kill_group(group: int) -> None:
+    """SIGKILL a test's own Ray node, whole process group (``start_ray_node``'s): its
+    gcs_server and monitor ignore SIGTERM, so `stop_group` (what `paretotune down` does,
+    tested in test_services.py) would wait out its 10 s grace for each node."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGKILL)
+
+
 def stop_server(server: subprocess.Popen) -> None:
     """Kill a server started in its own session, whole process group, if still running."""
     if server.poll() is not None:

@@ -19,10 +19,10 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 from optuna.storages.journal import JournalFileBackend, JournalStorage
-from paretotune.cli._services import free_port_block, start_ray_node, stop_group
+from paretotune.cli._services import free_port_block, start_ray_node
 from paretotune.execution._loopback import LOOPBACK_ENV
 
-from tests.conftest import free_port
+from tests.conftest import free_port, kill_group
 from tests.e2e.test_loopback import _in_groups, _is_loopback, _listeners
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -76,7 +76,7 @@ def two_nodes() -> Iterator[Nodes]:
         yield Nodes(address, head_id, edge_id, groups)
     finally:
         for group in groups:
-            stop_group(group)
+            kill_group(group)
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -162,16 +162,74 @@ def test_a_target_no_node_offers_is_refused_in_one_line_before_anything_is_writt
     assert not (tmp_path / "mlflow.db").exists()
 
 
-SPREAD_SPEC = """\
-name: spread
-dataset: {source: digits}
-space:
-  architecture: [mlp]
-  mlp: {depth: 1, width: [16, 32, 64]}
-  optimizer: [adam]
-budget: {trials: 20, epochs: 50}
-resources: {workers: 4, retries: 2}
+SPREAD_SPEC = {
+    "name": "spread",
+    "dataset": {"source": "digits"},
+    "space": {"architecture": ["mlp"], "mlp": {"depth": 1, "width": [16, 32, 64]}},
+    "budget": {"trials": 20},
+    "resources": {"workers": 4, "retries": 2},
+}
+
+# The study's driver: trials train nothing. Each says which node it runs on (a file) and
+# waits until the test lets it go: the node that joined gets one `pass-NODE` (its first
+# trial finishes while the others wait), and `open` lets every trial go. So the test acts
+# the moment a trial runs, or finished, on the node it joined, whatever the load.
+SPREAD_DRIVER = """
+import json, os, sys, time
+from pathlib import Path
+
+import ray
+from paretotune import run_study
+
+GATE = Path(sys.argv[1])
+
+
+def objective(params):
+    node = ray.get_runtime_context().get_node_id()
+    (GATE / f"running-{node}-{os.getpid()}-{time.monotonic_ns()}").touch()
+    while not (GATE / "open").exists():
+        try:
+            (GATE / f"pass-{node}").unlink()  # one trial only goes
+            break
+        except FileNotFoundError:
+            time.sleep(0.05)
+    width = params["mlp.width"]
+    return {"accuracy": width / 64, "train_time_s": width / 8, "latency_ms": 64 / width}
+
+
+run_study(
+    json.loads(sys.argv[2]),
+    objective,
+    storage=sys.argv[3],
+    tracking_uri=sys.argv[4],
+    progress=False,
+)
 """
+
+
+def _running_on(gate: Path) -> list[str]:
+    """The node of each trial begun so far (retries included)."""
+    return [path.name.split("-")[1] for path in gate.glob("running-*")]
+
+
+def _workers_on(gate: Path, node: str) -> set[int]:
+    """The worker processes that ran trials on ``node``."""
+    return {int(path.name.split("-")[2]) for path in gate.glob(f"running-{node}-*")}
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state in ("Z", "X")
+
+
+def _until(check, what: str, study: subprocess.Popen, deadline: float) -> None:
+    while not check():
+        assert study.poll() is None, f"the study ended before {what}: {study.communicate()}"
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.1)
 
 
 def _placements(journal: Path) -> dict[int, str]:
@@ -194,56 +252,70 @@ def test_a_node_that_joins_gets_trials_and_a_killed_node_loses_none(
     two_nodes: Nodes, tmp_path: Path
 ):
     """The study asks 4 workers of a cluster offering 3 CPUs: 3 are placed and run trials.
-    A third node (2 CPUs) joins once the study has started: the 4th worker is placed there and gets
-    trials. Once one finished there, the node is killed (its whole process group,
-    SIGKILL): its trials in flight are retried with their params elsewhere, no finished
-    trial is lost, and the study completes its budget."""
+    A third node (2 CPUs) joins once the study has started: the 4th worker is placed there
+    and gets trials. Once one finished there and the next runs there, the node is killed
+    (its whole process group, SIGKILL): its trial in flight is retried with its params
+    elsewhere, no finished trial is lost, and the study completes its budget."""
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env[LOOPBACK_ENV] = "0"
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(SPREAD_SPEC)
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    journal = tmp_path / "paretotune.journal"
+    script = tmp_path / "driver.py"
+    script.write_text(SPREAD_DRIVER)
     study = subprocess.Popen(
-        [sys.executable, "-m", "paretotune.cli", "run", str(spec), "--no-progress"],
+        [sys.executable, str(script), str(gate), json.dumps(SPREAD_SPEC), str(journal)]
+        + [f"sqlite:///{tmp_path / 'mlflow.db'}"],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=os.environ | {"RAY_AUTH_MODE": "disabled", "RAY_ADDRESS": two_nodes.address},
     )
-    journal = tmp_path / "paretotune.journal"
     group = None
     try:
         deadline = time.monotonic() + 240
-        while not journal.exists():  # the study runs on the nodes it found
-            assert study.poll() is None, study.communicate()[1][-3000:]
-            assert time.monotonic() < deadline, "the study never started"
-            time.sleep(0.3)
+        _until(lambda: len(_running_on(gate)) == 3, "3 trials ran", study, deadline)
+        assert set(_running_on(gate)) <= {two_nodes.head, two_nodes.edge}
         before = set(_node_ids(two_nodes.address, env))
         third = ["--address", two_nodes.address, "--num-cpus", "2"]
         group = start_ray_node(third, free_port_block(4), tmp_path / "third.log")
         third_id = next(iter(set(_node_ids(two_nodes.address, env)) - before))
-        while third_id not in _placements(journal).values():
-            # (long trials: the node's start and its worker's imports take a while)
-            assert study.poll() is None, "the study ended before the joined node ran a trial"
-            assert time.monotonic() < deadline, "no trial ran on the node that joined"
-            time.sleep(0.3)
+        _until(
+            lambda: third_id in _running_on(gate), "a trial ran on the new node", study, deadline
+        )
+        (gate / f"pass-{third_id}").touch()  # it finishes; the worker takes the next trial
+        _until(
+            lambda: (
+                third_id in _placements(journal).values() and _running_on(gate).count(third_id) == 2
+            ),
+            "a trial finished on the new node and the next ran there",
+            study,
+            deadline,
+        )
         finished_before_kill = _placements(journal)
-        os.killpg(group, signal.SIGKILL)  # the node dies with its trials in flight
+        os.killpg(group, signal.SIGKILL)  # the node dies with its trial in flight
+        # its worker too, before the held trial could be let go and report
+        lost = _workers_on(gate, third_id)
+        _until(lambda: all(map(_gone, lost)), "the node's worker died", study, deadline)
+        (gate / "open").touch()  # every other trial goes on
         _, err = study.communicate(timeout=300)
     finally:
         if group is not None:
-            stop_group(group)
+            kill_group(group)
         if study.poll() is None:
             study.kill()
     assert study.returncode == 0, err[-3000:]
     placed = _placements(journal)
     assert set(finished_before_kill.items()) <= set(placed.items()), "a finished trial was lost"
     assert len(set(placed.values())) >= 2, f"trials ran on one node only: {placed}"
+    assert third_id in placed.values()
     storage = JournalStorage(JournalFileBackend(str(journal)))
     trials = optuna.load_study(study_name="spread", storage=storage).trials
     retried = set(
         optuna.load_study(study_name="spread", storage=storage).user_attrs.get("retried_trials", [])
     )
+    assert retried, "the trial in flight on the killed node was not retried"
     counted = [t for t in trials if t.number not in retried and t.state.is_finished()]
     assert len(counted) == 20 and all(t.state.name == "COMPLETE" for t in counted)
     for number in retried:  # lost with the node, run again with the same params

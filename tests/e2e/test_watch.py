@@ -20,11 +20,11 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 from paretotune import InProcessExecutor, open_storage, run_study
-from paretotune.cli._services import free_port_block, start_ray_node, stop_group
+from paretotune.cli._services import free_port_block, start_ray_node
 from paretotune.study._attrs import finished_trials, interrupted_numbers
 from paretotune.study._lock import driver_lock
 
-from tests.conftest import Gate, Ran, cli_env, free_port
+from tests.conftest import Gate, Ran, cli_env, free_port, kill_group
 from tests.e2e.test_faults import SPEC  # the same small digits study
 
 pytestmark = pytest.mark.slow
@@ -260,7 +260,7 @@ def test_a_jobs_log_state_and_stop_on_a_local_job_server(tmp_path: Path):
         unknown = _cli(tmp_path, "logs", "raysubmit_nosuch", "--address", address)
         _one_error(unknown, "no job 'raysubmit_nosuch'", job)
     finally:
-        stop_group(group)
+        kill_group(group)
         shutil.rmtree(temp, ignore_errors=True)
 
 
