@@ -377,8 +377,8 @@ class Driver:
         elif error is None:
             values = [report.metrics[m] for m in self.objectives]
             self.study.tell(trial, values)
-            if self.front.add(trial.number, values, item.params, report.model_bytes):
-                report.pareto_rank = 0
+            joined = self.front.add(trial.number, values, item.params, report.model_bytes)
+            report.pareto_rank, report.told = (0 if joined else None), True
             state, keys = "COMPLETE", ["complete"]
             if is_feasible(self.constraints, {**item.params, **report.metrics}):
                 keys.append("feasible")

@@ -51,6 +51,7 @@ class Front:
         self.running = RunningFront(self.directions)
         self._members: dict[int, _Member] = {}  # the running front's trials
         self._left: dict[int, list[float]] = {}  # left the front since the last snapshot
+        self._departed: set[int] = set()  # left the front during this run
         self._complete: list[list[float]] = []  # every complete trial's values (for ranks)
         self._first: list[list[float]] = []  # the first complete trials': they fix the box
         self.box: HypervolumeBox | None = None
@@ -72,7 +73,8 @@ class Front:
         for trial in sorted(complete, key=completion_order):
             params = trial.user_attrs.get(PARAMS_ATTR) or trial.params
             self.add(trial.number, list(trial.values), dict(params))
-        self._left.clear()  # (what left the front before this run was published then)
+        self._left.clear()  # (what left the front before this run was tagged then)
+        self._departed.clear()
 
     def add(
         self,
@@ -94,6 +96,7 @@ class Front:
         self.changed, self._hv_stale = True, True
         for gone in self.running.dropped:  # the members the new point dominates
             self._left[gone] = self._members.pop(gone).values
+            self._departed.add(gone)
         self._members[number] = _Member(dict(params), list(values))
         if model is not None:
             self._keep_model(number, values, model)
@@ -186,7 +189,12 @@ class Front:
         hypervolume, box = front.hypervolume, None
         if len(front.records) >= HV_BOUND_TRIALS and front.box is not None:
             box = front.box.as_dict(list(self.objectives))  # fixed: stated in MLflow
-        snapshot = FrontSnapshot(self.objectives, rows, hypervolume, step, True, study_metrics, box)
+        # tags: the front, and the trials that left it in this run (the others were tagged
+        # off the front as they were told, or by an earlier run)
+        retag = frozenset(self._members) | frozenset(self._departed)
+        snapshot = FrontSnapshot(
+            self.objectives, rows, hypervolume, step, True, study_metrics, box, retag
+        )
         return front, snapshot
 
     def _box_dict(self) -> dict[str, list[float]] | None:

@@ -44,9 +44,11 @@ class TrialReport:
     # where it ran, for the record: "node" (trained on), "latency_node" (latency measured on)
     placement: dict[str, str] = field(default_factory=dict)
     transient: bool = False  # the worker was lost (its process, its node), not the trial
-    # set by the driver as it tells the trial: 0 when it joined the front then (its run is
-    # tagged Pareto with its results, not in a call of its own later)
+    # set by the driver as it tells a complete trial (``told``): ``pareto_rank`` 0 when it
+    # joined the front then, None when it did not; its run is tagged on or off the front
+    # with its results, not in a call of its own later
     pareto_rank: int | None = None
+    told: bool = False
 
 
 class TrialRunner:

@@ -51,6 +51,9 @@ class FrontSnapshot:
     study_metrics: dict[str, float] = field(default_factory=dict)  # compute, feasible count
     # the box the hypervolume is a share of, once fixed: metric -> [ideal, reference]
     box: dict[str, list[float]] | None = None
+    # the trials whose Pareto tags this snapshot sets (None: every row's); the rest were
+    # tagged as they were told, or by an earlier run
+    retag: frozenset[int] | None = None
 
 
 @dataclass(frozen=True)

@@ -34,12 +34,18 @@ if TYPE_CHECKING:
 
 
 class ParetoTags:
-    """Which Pareto rank each run is tagged with, and the ranks of the newest front
+    """Which runs are tagged on the front or off it, and the ranks of the newest front
     snapshot still queued: trials recorded before it is published get their tags with
-    their results, instead of in one call each later."""
+    their results, instead of in one call each later.
+
+    The tags: ``pareto`` (``true``/``false``) is kept exact; ``pareto_rank`` is 0 on the
+    front, and a run that leaves the front keeps the rank it had then. Ranking every run
+    exactly would cost a call per run whose rank moved (most of them, as a study grows);
+    every trial's exact rank is in the front's CSV, ``paretotune pareto`` and the Client.
+    """
 
     def __init__(self) -> None:
-        self._logged: dict[str, int] = {}  # run id -> Pareto rank it is tagged with
+        self._on_front: dict[str, bool] = {}  # run id -> tagged on the front (or off it)
         self._known: dict[int, int] = {}  # trial number -> rank in the expected snapshot
         self._expected: FrontSnapshot | None = None
 
@@ -52,18 +58,21 @@ class ParetoTags:
     def known_rank(self, number: int) -> int | None:
         return self._known.get(number)
 
-    def logged(self, run_id: str, rank: int) -> None:
-        self._logged[run_id] = rank
+    def logged(self, run_id: str, rank: int | None) -> None:
+        self._on_front[run_id] = rank == 0
 
-    def is_logged(self, run_id: str, rank: int) -> bool:
-        return self._logged.get(run_id) == rank
+    def is_logged(self, run_id: str, rank: int | None) -> bool:
+        """Whether the run's tags already say what ``rank`` says of the front."""
+        return self._on_front.get(run_id) == (rank == 0)
 
     @staticmethod
-    def tags(rank: int) -> list[Any]:
-        """The ``pareto`` (``true``/``false``) and ``pareto_rank`` tags for ``rank``."""
+    def tags(rank: int | None) -> list[Any]:
+        """The ``pareto`` tag for ``rank`` (None: off the front, rank not known), and the
+        ``pareto_rank`` tag where the rank is known."""
         from mlflow.entities import RunTag
 
-        return [RunTag(PARETO_TAG, str(rank == 0).lower()), RunTag(PARETO_RANK_TAG, str(rank))]
+        tags = [RunTag(PARETO_TAG, str(rank == 0).lower())]
+        return tags + ([RunTag(PARETO_RANK_TAG, str(rank))] if rank is not None else [])
 
 
 class FrontPublisher:
@@ -85,7 +94,9 @@ class FrontPublisher:
         members as the last published, only adds its metric points."""
         from paretotune.tracking.mlflow.plots import front_pictures, front_table_csv
 
-        for row in [] if superseded else snapshot.rows:
+        retag = snapshot.retag
+        rows = [r for r in snapshot.rows if retag is None or r["number"] in retag]
+        for row in [] if superseded else rows:
             run_id = row.get("run_id")
             if run_id and not self._pareto.is_logged(run_id, row["rank"]):
                 self._client.log_batch(run_id, tags=self._pareto.tags(row["rank"]))

@@ -180,7 +180,8 @@ class TrialRuns:
         tags = [RunTag(STATE_TAG, state), *extra_tags]
         rank = self._pareto.known_rank(number)  # a front is queued: tag now, not later
         rank = report.pareto_rank if rank is None else rank  # joined the front when told
-        pareto = [] if rank is None else self._pareto.tags(rank)
+        told_on_front = rank is not None or (state == "COMPLETE" and report.told)
+        pareto = self._pareto.tags(rank) if told_on_front else []
         if report.error:
             tags.append(RunTag(ERROR_TAG, report.error[:MAX_TAG_CHARS]))
         if report.stopped_at is not None:
@@ -195,7 +196,7 @@ class TrialRuns:
             params=param_list(params or {}),
             tags=tags + pareto,
         )
-        if rank is not None:
+        if told_on_front:
             self._pareto.logged(run_id, rank)
         for start in range(MLFLOW_BATCH, len(metrics), MLFLOW_BATCH):
             self._client.log_batch(run_id, metrics=metrics[start : start + MLFLOW_BATCH])

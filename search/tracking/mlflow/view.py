@@ -129,7 +129,8 @@ def description(
         " and charts `hypervolume` and `pareto_size` by finished trials.\n\n"
         f"**The Pareto front**: [its runs]({front_route(experiment_id).lstrip('/')}) (the saved"
         f' view "{FRONT_VIEW_NAME}"), or filter the runs with `{FRONT_FILTER}`; '
-        f"`{PARETO_RANK_TAG}` ranks every complete trial (0: on the front). Its plot: "
+        f"`{PARETO_RANK_TAG}` is 0 on the front (every trial's rank is in the plot's "
+        "table and `paretotune pareto`). Its plot: "
         f"[`{FRONT_PAGE}`]({plot}) on the study's run.\n"
     )
 
