@@ -559,3 +559,32 @@ def test_the_printed_commands_work_from_any_folder(tmp_path: Path, monkeypatch: 
     assert front_url("sqlite:///mlflow.db", "3") == "http://127.0.0.1:5000" + route
     assert mlflow_ui_command("http://mlflow.internal:8080/") is None
     assert front_url("http://mlflow.internal:8080/", "3") == "http://mlflow.internal:8080" + route
+
+
+@pytest.mark.needs("mlflow")  # (MLflow's client starts a process to learn the platform)
+def test_a_quick_trials_params_go_with_its_result_and_a_slow_ones_alone(tmp_path: Path):
+    """The recorder, in process on a real SQLite store: a trial that ends within the
+    grace gets its params in its result's batch; one still running after it gets them
+    logged alone then (a run shows its params while it trains)."""
+    from paretotune.execution import TrialReport
+    from paretotune.tracking.mlflow.recorder import PARAMS_GRACE_S, MlflowRecorder
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    recorder = MlflowRecorder(uri, tmp_path / "held")
+    recorder.open_study(StudyRef("grace", {"name": "grace"}, objectives={"accuracy": "maximize"}))
+    quick = recorder.start_trial(0, {"lr": 0.1, "optimizer": "adam"})
+    slow = recorder.start_trial(1, {"lr": 0.2, "optimizer": "sgd"})
+    assert quick and slow
+    mlflow = MlflowClient(uri)
+    assert mlflow.get_run(quick).data.params == {}, "waiting for the result"
+    recorder.finish_trial(0, "COMPLETE", TrialReport(0, metrics={"accuracy": 0.9}))
+    assert mlflow.get_run(quick).data.params == {"lr": "0.1", "optimizer": "adam"}
+    assert mlflow.get_run(quick).data.metrics["accuracy"] == 0.9
+    assert mlflow.get_run(slow).data.params == {}
+    due = recorder.log_due_params()
+    assert due is not None and due <= time.monotonic() + PARAMS_GRACE_S
+    assert recorder.log_due_params(now=due) is None  # the grace is over: logged alone
+    assert mlflow.get_run(slow).data.params == {"lr": "0.2", "optimizer": "sgd"}
+    recorder.finish_trial(1, "COMPLETE", TrialReport(1, metrics={"accuracy": 0.8}))
+    assert mlflow.get_run(slow).data.metrics["accuracy"] == 0.8
+    recorder.close()

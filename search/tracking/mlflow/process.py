@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 from collections import deque
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -129,7 +130,9 @@ def serve(
     while True:
         if not backlog and recorder.has_trials and not jobs.poll(0):
             recorder.warm_up()  # idle between trials: get the final front's imports done
-        if not _read_waiting(jobs, backlog, block=not backlog):
+        due = recorder.log_due_params()  # params of runs whose trial did not end soon
+        wait_s = 0.0 if backlog else None if due is None else max(0.0, due - time.monotonic())
+        if not _read_waiting(jobs, backlog, wait_s=wait_s):
             recorder.close("KILLED")  # the driver died: its study did not finish
             break
         charts = backlog.take_charts()
@@ -150,17 +153,18 @@ def serve(
     news.close()
 
 
-def _read_waiting(jobs: Connection, backlog: Backlog, *, block: bool) -> bool:
-    """Move every job already sent into ``backlog`` (waiting for one when ``block``).
-    False when nothing is left to do: the pipe ended and the backlog is empty."""
+def _read_waiting(jobs: Connection, backlog: Backlog, *, wait_s: float | None) -> bool:
+    """Move every job already sent into ``backlog``, waiting up to ``wait_s`` for one
+    (None: until one comes). False when nothing is left to do: the pipe ended and the
+    backlog is empty."""
     try:
-        if block:
+        if jobs.poll(wait_s):
             backlog.add(jobs.recv())
         while jobs.poll(0):
             backlog.add(jobs.recv())
     except (EOFError, OSError):
-        pass
-    return bool(backlog)
+        return bool(backlog)
+    return True
 
 
 def _run_job(recorder: MlflowRecorder, job: Job, backlog: Backlog, news: Connection) -> None:

@@ -42,6 +42,10 @@ from paretotune.tracking.mlflow.schema import (
 from paretotune.tracking.mlflow.unlogged import HeldTrial, UnloggedTrials
 from paretotune.tracking.mlflow.view import experiment_tags, objective_params
 
+# A run's params are logged with its trial's result when the trial ends within this
+# long of its start (no-op and quick trials: one MLflow call fewer each), else alone then.
+PARAMS_GRACE_S = 1.0
+
 
 class MlflowRecorder:
     """Does the MLflow work of a study, synchronously, in the logging process.
@@ -67,6 +71,9 @@ class MlflowRecorder:
         self._opened: StudyRef | None = None
         self._experiment_tags: dict[str, str] = {}  # the experiment's tags when opened
         self._params: dict[int, dict[str, Any]] = {}  # of trials started, for held ones
+        # runs whose params wait for the trial's result (one MLflow call fewer per trial
+        # that ends within PARAMS_GRACE_S): number -> (run id, when to log them anyway)
+        self._params_due: dict[int, tuple[str, float]] = {}
         self._artifact_trouble_said = False
         self.repaired: list[int] = []  # trials whose records `repair` made agree again
         self._pareto = ParetoTags()
@@ -197,8 +204,8 @@ class MlflowRecorder:
         started = dispatched_at or (outcome[1].started_at if outcome else 0.0)
         run_id = self._guard.call(self._runs.create, number, params, labels, started)
         if outcome is None:
-            if run_id is not None:
-                self._guard.call(self._runs.log_params, run_id, params)
+            if run_id is not None:  # with its result, or alone after PARAMS_GRACE_S
+                self._params_due[number] = (run_id, time.monotonic() + PARAMS_GRACE_S)
             return run_id
         self._record(number, run_id, *outcome, params=params, told_at=told_at)
         return run_id
@@ -207,7 +214,18 @@ class MlflowRecorder:
         self, number: int, state: str, report: TrialReport, *, told_at: float = 0.0
     ) -> None:
         """Record a trial's outcome, which the driver ``told_at`` (Unix time; 0: unknown)."""
-        self._record(number, self.study.run_ids.get(number), state, report, told_at=told_at)
+        params = self._params.get(number) if self._params_due.pop(number, None) else None
+        self._record(number, self.study.run_ids.get(number), state, report, params, told_at=told_at)
+
+    def log_due_params(self, *, now: float | None = None, every: bool = False) -> float | None:
+        """Log the params of runs whose trial has not ended within `PARAMS_GRACE_S` (all of
+        them with ``every``); returns when the next are due (monotonic), or None."""
+        now = time.monotonic() if now is None else now
+        for number, (run_id, due) in list(self._params_due.items()):
+            if every or due <= now:
+                del self._params_due[number]
+                self._guard.call(self._runs.log_params, run_id, self._params.get(number, {}))
+        return min((due for _, due in self._params_due.values()), default=None)
 
     def _record(
         self,
@@ -244,6 +262,7 @@ class MlflowRecorder:
 
     def mark_interrupted(self, numbers: Sequence[int], at: float = 0.0) -> None:
         """Close the runs of trials the driver closed as interrupted ``at`` (Unix time)."""
+        self.log_due_params(every=True)
         if numbers:
             self._guard.call(self._runs.mark_interrupted, list(numbers), at)
 
@@ -322,6 +341,7 @@ class MlflowRecorder:
         """End the study's record; a server that stopped answering is asked once more,
         and the trials held meanwhile are recorded if it answers (as are trials held for
         an error it answered with). Returns the runs made."""
+        self.log_due_params(every=True)
         made = self.reconnect(now=True) or {}
         if len(self.unlogged) and self.study.parent_run_id and not self._guard.unavailable_because:
             made |= self.repair([], held_only=True)
