@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import builtins
 import contextlib
 import dataclasses
@@ -10,9 +11,11 @@ import importlib
 import inspect
 import multiprocessing.process
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import types
 import urllib.request
@@ -167,11 +170,36 @@ def paretotune(
 
 @pytest.fixture()
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh working directory with its own journal storage and MLflow SQLite store."""
+    """A fresh working directory with its own journal storage and MLflow SQLite store
+    (``mlflow.db``, empty and already migrated: see `migrated_mlflow_store`)."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("PARETOTUNE_STORAGE", raising=False)
+    migrated_mlflow_store(tmp_path / "mlflow.db")
     return tmp_path
+
+
+_mlflow_template: list[Path] = []  # made once per test process (per xdist worker)
+
+
+def migrated_mlflow_store(path: Path) -> Path:
+    """An empty MLflow SQLite store at ``path`` (unless one is there), already migrated:
+    a copy of one made once per test process. A new store costs MLflow ~1.7 s of schema
+    migrations on the 2-core machine, a copy a few milliseconds. For the tests whose
+    subject is not a store's making (`workdir`'s, `mlflow_server`'s): the product still
+    makes its own in the tests that run it in a bare folder (the CLI's runs, the Client's
+    study, the faults)."""
+    if path.exists():
+        return path
+    if not _mlflow_template:
+        from mlflow import MlflowClient
+
+        folder = Path(tempfile.mkdtemp(prefix="pt-mlflow-template."))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        MlflowClient(f"sqlite:///{folder / 'mlflow.db'}").search_experiments()
+        _mlflow_template.append(folder / "mlflow.db")
+    shutil.copyfile(_mlflow_template[0], path)
+    return path
 
 
 def storage_url(folder: Path) -> str:
@@ -190,10 +218,12 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def mlflow_server(store: Path, log: Path, port: int | None = None) -> Iterator[Any]:
-    """A real ``mlflow server`` on 127.0.0.1 over the SQLite database ``store``, answering
-    ``/health``; yields the process (its URL is ``process.url``) and kills its whole
-    process group at the end."""
+    """A real ``mlflow server`` on 127.0.0.1 over the SQLite database ``store`` (made
+    migrated first when absent, `migrated_mlflow_store`), answering ``/health``; yields
+    the process (its URL is ``process.url``) and kills its whole process group at the
+    end."""
     port = port or free_port()
+    migrated_mlflow_store(store)
     with log.open("a") as output:
         server: Any = subprocess.Popen(
             [
@@ -204,6 +234,8 @@ def mlflow_server(store: Path, log: Path, port: int | None = None) -> Iterator[A
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            # no GenAI job runners (six more processes), as `paretotune up` starts it
+            env=os.environ | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
         )
         server.url = f"http://127.0.0.1:{port}"
         try:
