@@ -118,7 +118,9 @@ def test_a_full_disk_stops_the_run_in_one_line_and_the_study_resumes(
 ):
     (tmp_path / "spec.yaml").write_text(SPEC.format(trials=20, epochs=1))
     full = small_disk / "study.journal"
-    ran = _cli(tmp_path, "run", "spec.yaml", "--no-progress", "--storage", str(full))
+    gate = Gate(tmp_path / "gate")
+    gate.open()  # the trials' work is not what is tested: they return at once
+    ran = _gated(tmp_path, gate, "run", "spec.yaml", "--no-progress", "--storage", str(full))
     assert ran.returncode == 2, ran.stderr[-3000:]
     assert "Traceback" not in ran.stderr
     errors = _errors(ran.stderr)
@@ -129,7 +131,7 @@ def test_a_full_disk_stops_the_run_in_one_line_and_the_study_resumes(
     shutil.copy(full, moved)
     torn = not moved.read_bytes().endswith(b"\n")
     kept = _trials(moved, TrialState.COMPLETE) if not torn else None
-    resumed = _cli(tmp_path, "run", "spec.yaml", "--no-progress", "--storage", str(moved))
+    resumed = _gated(tmp_path, gate, "run", "spec.yaml", "--no-progress", "--storage", str(moved))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert ("cut a torn last record" in resumed.stderr) == torn
     complete = _trials(moved, TrialState.COMPLETE)

@@ -207,7 +207,7 @@ def test_a_bug_exits_1_with_its_traceback_and_a_user_mistake_exits_2(tmp_path: P
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("joins_session_ray")
-def test_run_takes_early_stopping_constraints_and_a_goal(tmp_path: Path):
+def test_run_takes_early_stopping_constraints_and_a_goal(tmp_path: Path, paretotune):
     """The flags reach the study: a trial budget of 12 on the session's Ray, MO-ASHA stopping
     trials at rung epochs, a constraint counted, and the goal stopping the study."""
     spec = tmp_path / "flags.yaml"
@@ -222,10 +222,10 @@ def test_run_takes_early_stopping_constraints_and_a_goal(tmp_path: Path):
     )
     assert done.returncode == 0, done.stderr
     assert "stopped: goal met by trial " in done.stdout
-    listing = _cli("studies", cwd=tmp_path)
+    listing = paretotune("studies", cwd=tmp_path)  # the answer is what matters: in process
     assert "flags: " in listing.stdout and "stopped: goal" in listing.stdout
     assert "feasible " in listing.stdout and " epochs" in listing.stdout
-    bad = _cli("run", str(spec), "--constraint", "latency_ms <<= 2", cwd=tmp_path)
+    bad = paretotune("run", str(spec), "--constraint", "latency_ms <<= 2", cwd=tmp_path)
     assert bad.returncode == 2 and bad.stderr.startswith(
         "error: constraints: in 'latency_ms <<= 2'"
     )
