@@ -164,9 +164,12 @@ def test_a_torn_journal_tail_is_cut_and_the_study_goes_on(tmp_path: Path):
     assert len(_trials(journal, TrialState.COMPLETE)) == 4
 
 
-def test_a_second_driver_is_refused_and_a_killed_ones_lock_is_no_obstacle(tmp_path: Path):
+def test_a_second_driver_is_refused_and_a_killed_ones_lock_is_no_obstacle(
+    tmp_path: Path, paretotune
+):
     """The first driver's trials wait (a `Gate`) until the second was refused; the
-    killed one's trials after the 5th wait until it is killed."""
+    killed one's trials after the 5th wait until it is killed. The drivers that hold
+    the lock are processes of their own; the refused one runs in process."""
     (tmp_path / "spec.yaml").write_text(SPEC.format(trials=4, epochs=1))
     journal = tmp_path / "paretotune.journal"
     gate = Gate(tmp_path / "first")
@@ -176,7 +179,7 @@ def test_a_second_driver_is_refused_and_a_killed_ones_lock_is_no_obstacle(tmp_pa
         while not (journal.exists() and _running(journal)):
             assert time.monotonic() < deadline and first.poll() is None, "the first never ran"
             time.sleep(0.2)
-        second = _cli(tmp_path, "run", "spec.yaml", "--no-progress")
+        second = paretotune("run", "spec.yaml", "--no-progress", cwd=tmp_path)
         assert second.returncode == 2, second.stderr[-3000:]
         errors = _errors(second.stderr)
         assert len(errors) == 1 and "Traceback" not in second.stderr, second.stderr[-3000:]

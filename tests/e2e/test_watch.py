@@ -77,8 +77,9 @@ def _started(journal: Path, state: TrialState) -> list[int]:
         return []
 
 
-@pytest.mark.usefixtures("joins_session_ray")
-def test_status_of_a_finished_study_and_reads_that_create_nothing(tmp_path: Path):
+@pytest.mark.needs("the MLflow logging process")
+def test_status_of_a_finished_study_and_reads_that_create_nothing(tmp_path: Path, paretotune):
+    """The reads run in process (`paretotune`): only their answers matter here."""
     journal = tmp_path / "study.journal"
     spec = {"name": "quick", "space": SPACE, "budget": {"trials": 6}, "sampler": {"name": "random"}}
     result = run_study(
@@ -91,7 +92,7 @@ def test_status_of_a_finished_study_and_reads_that_create_nothing(tmp_path: Path
     )
     folder = tmp_path / "elsewhere"  # the commands run here: nothing may appear in it
     folder.mkdir()
-    shown = _cli(folder, "status", "quick", "--storage", str(journal))
+    shown = paretotune("status", "quick", "--storage", str(journal), cwd=folder)
     assert shown.returncode == 0, shown.stderr[-3000:]
     lines = shown.stdout.splitlines()
     assert lines[0] == f"quick ({journal})"
@@ -104,7 +105,7 @@ def test_status_of_a_finished_study_and_reads_that_create_nothing(tmp_path: Path
     assert re.fullmatch(rf"  \(the share of the box {box}\)", lines[3]), lines
     assert lines[4] == "  driver: not running; last run ended: budget"
 
-    as_json = _cli(folder, "status", "quick", "--storage", str(journal), "--json")
+    as_json = paretotune("status", "quick", "--storage", str(journal), "--json", cwd=folder)
     assert as_json.returncode == 0, as_json.stderr[-3000:]
     status = json.loads(as_json.stdout)
     assert status["trials"] == {
@@ -120,7 +121,7 @@ def test_status_of_a_finished_study_and_reads_that_create_nothing(tmp_path: Path
     assert status["stop_reason"] == "budget" and status["interrupted_trials"] == []
 
     with driver_lock(str(journal), "quick"):  # as a live driver holds it
-        held = _cli(folder, "status", "--storage", str(journal), "--json")
+        held = paretotune("status", "--storage", str(journal), "--json", cwd=folder)
     assert held.returncode == 0, held.stderr[-3000:]
     [every] = json.loads(held.stdout)  # no STUDY: every study, as a list
     assert every["running"] is True and every["driver"]["pid"] == os.getpid()
@@ -130,15 +131,15 @@ def test_status_of_a_finished_study_and_reads_that_create_nothing(tmp_path: Path
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.pwrite(lock, json.dumps({"pid": 4242, "host": "far-away", "since": 0}).encode(), 0)
-        elsewhere = _cli(folder, "stop", "quick", "--storage", str(journal))
+        elsewhere = paretotune("stop", "quick", "--storage", str(journal), cwd=folder)
         os.ftruncate(lock, 0)
     finally:
         os.close(lock)
     _one_error(elsewhere, "study 'quick' is run by pid 4242 on far-away", "not on this machine")
 
-    missing = _cli(folder, "status", "nosuch", "--storage", str(journal))
+    missing = paretotune("status", "nosuch", "--storage", str(journal), cwd=folder)
     _one_error(missing, "'nosuch' not found", "quick")
-    idle = _cli(folder, "stop", "quick", "--storage", str(journal))
+    idle = paretotune("stop", "quick", "--storage", str(journal), cwd=folder)
     _one_error(idle, "study 'quick'", "is not running")
     assert list(folder.iterdir()) == [], "a read created something"
 
@@ -153,9 +154,10 @@ def test_status_of_a_missing_storage_is_one_line_and_creates_nothing(tmp_path: P
 
 
 @pytest.mark.usefixtures("joins_session_ray")
-def test_stop_closes_a_running_study_in_order_and_a_rerun_resumes(tmp_path: Path):
+def test_stop_closes_a_running_study_in_order_and_a_rerun_resumes(tmp_path: Path, paretotune):
     """`stop` reaches the driver once a trial finished and the next ones are in flight
-    (they wait on a `Gate` instead of training for a while)."""
+    (they wait on a `Gate` instead of training for a while). The driver is a process of
+    its own (it gets the signal); `stop` and `status` run in process."""
     (tmp_path / "spec.yaml").write_text(SPEC.format(trials=4, epochs=1))
     journal = tmp_path / "paretotune.journal"
     gate = Gate(tmp_path / "gate", free=1)
@@ -173,7 +175,7 @@ def test_stop_closes_a_running_study_in_order_and_a_rerun_resumes(tmp_path: Path
         while not (_started(journal, TrialState.COMPLETE) and gate.calls() == 3):
             assert time.monotonic() < deadline and driver.poll() is None, "it never ran"
             time.sleep(0.2)
-        stopped = _cli(tmp_path, "stop", "faults", timeout=120)
+        stopped = paretotune("stop", "faults", cwd=tmp_path)
         _, driver_err = driver.communicate(timeout=120)
     finally:
         if driver.poll() is None:
@@ -196,7 +198,7 @@ def test_stop_closes_a_running_study_in_order_and_a_rerun_resumes(tmp_path: Path
     )
     assert len(_trials(journal, TrialState.WAITING)) == len(interrupted), "queued again"
 
-    shown = _cli(tmp_path, "status", "faults")
+    shown = paretotune("status", "faults", cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr[-3000:]
     assert f"{len(interrupted)} interrupted ({listed})" in shown.stdout
     assert "driver: not running; last run ended: interrupted" in shown.stdout
@@ -220,7 +222,8 @@ def test_stop_closes_a_running_study_in_order_and_a_rerun_resumes(tmp_path: Path
 
 
 @pytest.mark.cluster
-def test_a_jobs_log_state_and_stop_on_a_local_job_server(tmp_path: Path):
+def test_a_jobs_log_state_and_stop_on_a_local_job_server(tmp_path: Path, paretotune):
+    """The commands run in process (`paretotune`): they talk to the job server over HTTP."""
     temp = tempfile.mkdtemp(prefix="ptw.", dir="/tmp")  # short: Ray's socket paths
     dashboard = free_port()
     head = ["--head", "--port", str(free_port()), "--temp-dir", temp, "--num-cpus", "1"]
@@ -238,26 +241,26 @@ def test_a_jobs_log_state_and_stop_on_a_local_job_server(tmp_path: Path):
             assert time.monotonic() < deadline, client.get_job_info(job)
             time.sleep(0.5)
 
-        logs = _cli(tmp_path, "logs", job, "--address", address)
+        logs = paretotune("logs", job, "--address", address, cwd=tmp_path)
         assert logs.returncode == 0 and "hello from the job" in logs.stdout, logs.stderr[-3000:]
-        shown = _cli(tmp_path, "status", "watched", "--address", address, "--json")
+        shown = paretotune("status", "watched", "--address", address, "--json", cwd=tmp_path)
         assert shown.returncode == 0, shown.stderr[-3000:]
         status = json.loads(shown.stdout)
         assert status["stored"] is False  # submitted; no study in this storage (yet)
         assert [(j["submission_id"], j["status"]) for j in status["jobs"]] == [(job, "RUNNING")]
 
-        stopped = _cli(tmp_path, "stop", "watched", "--address", address, timeout=120)
+        stopped = paretotune("stop", "watched", "--address", address, cwd=tmp_path)
         assert stopped.returncode == 0, stopped.stdout + stopped.stderr[-3000:]
         assert stopped.stdout.startswith(f"stopped watched (job {job} STOPPED)")
         assert client.get_job_status(job) == "STOPPED"
-        again = _cli(tmp_path, "stop", job, "--address", address)
+        again = paretotune("stop", job, "--address", address, cwd=tmp_path)
         _one_error(again, f"job {job} is not running", "STOPPED")
-        ended = _cli(tmp_path, "stop", "watched", "--address", address)
+        ended = paretotune("stop", "watched", "--address", address, cwd=tmp_path)
         _one_error(ended, "study 'watched' is not running", f"{job}, ended STOPPED")
-        follow = _cli(tmp_path, "logs", "watched", "--address", address, "--follow")
+        follow = paretotune("logs", "watched", "--address", address, "--follow", cwd=tmp_path)
         assert follow.returncode == 0 and "hello from the job" in follow.stdout
         assert follow.stderr.strip().endswith("job watched: STOPPED"), follow.stderr[-3000:]
-        unknown = _cli(tmp_path, "logs", "raysubmit_nosuch", "--address", address)
+        unknown = paretotune("logs", "raysubmit_nosuch", "--address", address, cwd=tmp_path)
         _one_error(unknown, "no job 'raysubmit_nosuch'", job)
     finally:
         kill_group(group)
