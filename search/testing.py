@@ -17,6 +17,7 @@ stopping and the wait for run ids run in milliseconds, with no Ray and no MLflow
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -212,8 +213,7 @@ class RecordingTracker(Tracker):
 
     @property
     def backlog(self) -> int:
-        now = self.clock.now()
-        recorded = sum(1 for at in self._recorded_at if at <= now)
+        recorded = bisect.bisect_right(self._recorded_at, self.clock.now())  # (in order)
         return len(self.started) - recorded - len(set(self.interrupted))
 
     @property
@@ -229,7 +229,7 @@ class RecordingTracker(Tracker):
     ) -> None:
         self.calls.append("start_trial")
         now = self.clock.now()
-        self.lags.append(sum(1 for at in self._recorded_at if at > now))
+        self.lags.append(len(self._recorded_at) - bisect.bisect_right(self._recorded_at, now))
         self.labels[number] = dict(labels or {})
         self.started.append(number)
         if self._keeps_runs and math.isfinite(self.run_id_delay_s):
@@ -267,7 +267,8 @@ class RecordingTracker(Tracker):
         if not news.run_ids and not news.errors and timeout > 0:
             now = self.clock.now()
             upcoming = [when for when, _ in self._answers]
-            upcoming += [at for at in self._recorded_at if at > now][:1]
+            later = bisect.bisect_right(self._recorded_at, now)
+            upcoming += self._recorded_at[later : later + 1]
             self.clock.advance(min([timeout, *(w - self.clock.now() for w in upcoming)]))
             news = self._due()
         return news
