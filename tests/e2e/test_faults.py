@@ -9,7 +9,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -36,20 +35,6 @@ space: {{architecture: [mlp], mlp: {{depth: 1, width: [16, 32]}}, optimizer: [ad
 budget: {{trials: {trials}, epochs: {epochs}}}
 resources: {{workers: 2}}
 """
-
-
-CLI = [sys.executable, "-m", "paretotune.cli"]
-
-
-def _cli(folder: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CLI, *args],
-        cwd=folder,
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def _gated(folder: Path, gate: Gate, *args: str) -> subprocess.CompletedProcess[str]:
@@ -211,11 +196,13 @@ def test_a_second_driver_is_refused_and_a_killed_ones_lock_is_no_obstacle(
     assert len(_trials(journal, TrialState.COMPLETE)) == 7
 
 
-def test_a_read_only_storage_is_one_line_and_creates_nothing(tmp_path: Path, small_disk: Path):
+def test_a_read_only_storage_is_one_line_and_creates_nothing(
+    tmp_path: Path, small_disk: Path, paretotune
+):
     _remount(small_disk, "ro")
     (tmp_path / "spec.yaml").write_text(SPEC.format(trials=2, epochs=1))
     journal = small_disk / "study.journal"
-    ran = _cli(tmp_path, "run", "spec.yaml", "--no-progress", "--storage", str(journal))
+    ran = paretotune("run", "spec.yaml", "--no-progress", "--storage", str(journal), cwd=tmp_path)
     assert ran.returncode == 2, ran.stderr[-3000:]
     assert "Traceback" not in ran.stderr
     errors = _errors(ran.stderr)
@@ -234,7 +221,7 @@ def test_an_unwritable_artifact_store_costs_no_metric_and_sync_logs_the_models(
     (tmp_path / "spec.yaml").write_text(SPEC.format(trials=4, epochs=1))
     with _tmpfs(tmp_path / "mlartifacts", "64m") as artifacts:
         _remount(artifacts, "ro")
-        ran = _cli(tmp_path, "run", "spec.yaml", "--no-progress")
+        ran = paretotune("run", "spec.yaml", "--no-progress", cwd=tmp_path)  # on the session's Ray
         assert ran.returncode == 0, ran.stderr[-3000:]
         assert "its artifacts were not logged" in ran.stderr, ran.stderr[-3000:]
         assert "`paretotune sync faults`" in ran.stderr, ran.stderr[-3000:]

@@ -41,8 +41,10 @@ def _cli(folder: Path, *args: str, timeout: float = 300) -> subprocess.Completed
     )
 
 
-def test_up_serves_later_runs_and_down_stops_everything(tmp_path: Path):
-    up = _cli(tmp_path, "up", "--cpus", "2")
+def test_up_serves_later_runs_and_down_stops_everything(tmp_path: Path, paretotune):
+    """`up` and `down` run in process (what they start runs in sessions of its own);
+    `run` is a process of its own, so that it joins `up`'s Ray, not this process's."""
+    up = paretotune("up", "--cpus", "2", cwd=tmp_path)
     try:
         assert up.returncode == 0, up.stderr
         state = json.loads((tmp_path / STATE_FILE).read_text())
@@ -52,7 +54,7 @@ def test_up_serves_later_runs_and_down_stops_everything(tmp_path: Path):
         with urllib.request.urlopen(f"{state['tracking_uri']}/health", timeout=10) as answer:
             assert answer.status == 200
         _assert_loopback_only(state)
-        again = _cli(tmp_path, "up")  # a second `up` finds them running
+        again = paretotune("up", cwd=tmp_path)  # a second `up` finds them running
         assert again.returncode == 0 and json.loads((tmp_path / STATE_FILE).read_text()) == state
 
         (tmp_path / "spec.yaml").write_text(SPEC)
@@ -71,12 +73,12 @@ def test_up_serves_later_runs_and_down_stops_everything(tmp_path: Path):
         assert len(client.search_runs([experiment.experiment_id])) == 3  # parent + 2
         assert (tmp_path / "mlflow.db").exists(), "the server keeps this folder's store"
     finally:
-        down = _cli(tmp_path, "down")
+        down = paretotune("down", cwd=tmp_path)
     assert down.returncode == 0 and "stopped Ray" in down.stdout, down.stderr
     assert not (tmp_path / STATE_FILE).exists()
     assert not _group_alive(state["ray_group"]) and not _group_alive(state["mlflow_group"])
     assert not Path(state["ray_temp_dir"]).exists()
-    nothing = _cli(tmp_path, "down")
+    nothing = paretotune("down", cwd=tmp_path)
     assert nothing.returncode == 0 and "nothing to stop" in nothing.stdout
 
 
