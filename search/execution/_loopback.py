@@ -48,12 +48,13 @@ def keep_loopback(*given: str | None) -> Iterator[None]:
 
     ``given``: the node IPs and cluster addresses (``HOST:PORT``) handed to Ray inside.
     Ray must ask the patched function about each loopback one (Ray up to
-    `CHECKED_ON_RAY` does, as it starts or joins); a Ray that does not is refused.
+    `CHECKED_ON_RAY` does, once each, as it starts or joins); a Ray that asks about fewer
+    is refused.
 
     Raises:
         LoopbackNotKept: Ray has no ``resolve_ip_for_localhost`` to patch, or, on the way
-            out of a body that raised nothing, was never asked about a loopback host of
-            ``given`` (the caller stops what Ray started).
+            out of a body that raised nothing, was asked about fewer loopback hosts
+            than ``given`` holds (the caller stops what Ray started).
     """
     try:
         from ray._common.network_utils import get_localhost_ip, is_localhost
@@ -83,15 +84,15 @@ def keep_loopback(*given: str | None) -> Iterator[None]:
             os.environ.pop(LOOPBACK_ENV, None)
         else:
             os.environ[LOOPBACK_ENV] = before
-    if loopback := [host for host in map(_host_of, given) if host and is_localhost(host)]:
-        if not asked:
-            raise LoopbackNotKept(
-                _moved(
-                    f"Ray was handed {', '.join(loopback)} but never called "
-                    "ray._private.services.resolve_ip_for_localhost, which paretotune "
-                    "patches to keep it loopback-only"
-                )
+    loopback = [host for host in map(_host_of, given) if host and is_localhost(host)]
+    if len(asked) < len(loopback):  # Ray 2.60 asks once for each (the node IP, the address)
+        raise LoopbackNotKept(
+            _moved(
+                f"Ray was handed {len(loopback)} loopback hosts ({', '.join(loopback)}) but "
+                f"called ray._private.services.resolve_ip_for_localhost, which paretotune "
+                f"patches to keep them loopback-only, about {len(asked)}"
             )
+        )
 
 
 def _host_of(address: str | None) -> str:

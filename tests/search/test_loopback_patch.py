@@ -48,11 +48,15 @@ def test_ray_never_asking_about_a_loopback_host_it_was_handed_fails_loudly(
         with keep_loopback(LOOPBACK):
             pass  # what a Ray that stopped calling the patched function does
     message = str(raised.value)
-    assert "never called ray._private.services.resolve_ip_for_localhost" in message
+    assert "called ray._private.services.resolve_ip_for_localhost" in message
+    assert "about 0" in message
     assert LOOPBACK in message and _loopback.CHECKED_ON_RAY in message
     with pytest.raises(LoopbackNotKept):
         with keep_loopback(None, "localhost:6379"):
             pass
+    with pytest.raises(LoopbackNotKept, match="handed 2 loopback hosts"):
+        with keep_loopback(LOOPBACK, "127.0.0.1:6379"):  # `ray start` joining: node and head
+            services.resolve_ip_for_localhost("127.0.0.1")  # a Ray that asks about one only
     assert services.resolve_ip_for_localhost.__module__ == services.__name__, "restored"
 
 
