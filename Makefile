@@ -7,7 +7,7 @@ PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 # `make test`'s pytest-xdist workers, each with its own session Ray, a test file to each
 # (its module fixtures start once). Most integration and system tests wait on processes
 # they started (a Ray node, a server, a CLI): 3 workers keep 2 cores busy (on the 2-core
-# machine, all tiers: 8.8 min with 3, 11.9 with 2).
+# machine, beside another user's benchmarks, all tiers took 8.8 min with 3, 11.9 with 2).
 TEST_WORKERS ?= 3
 
 .PHONY: setup demo test test-unit lint bench clean
