@@ -18,7 +18,7 @@ from types import MappingProxyType
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 from paretotune.results import selection as _selection
 from paretotune.results.records import (
     Compute,
@@ -39,6 +39,7 @@ from paretotune.study._attrs import (
     SPEC_ATTR,
     STOP_REASON_ATTR,
     STOPPED_AT_ATTR,
+    state_name,
     study_objectives,
     was_interrupted,
 )
@@ -102,10 +103,8 @@ class StudyView:
 
     def state_of(self, trial: FrozenTrial) -> str:
         """Optuna's state name, but ``INTERRUPTED`` for a trial a stop or a dead driver
-        closed (see `paretotune.study._attrs.state_name`)."""
-        if trial.state == TrialState.FAIL and was_interrupted(trial, self.interrupted):
-            return "INTERRUPTED"
-        return trial.state.name
+        closed."""
+        return state_name(trial, self.interrupted)
 
     @cached_property
     def counts(self) -> dict[str, int]:
