@@ -8,6 +8,7 @@ import textwrap
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from paretotune.results.ordering import direction_word, varying_params
 from paretotune.results.records import FrontSummary, TrialRecord
 from paretotune.results.selection import best_first
 from rich.console import Console, RenderableType
@@ -180,10 +181,10 @@ def front_lines(
     """
     if not rows:
         return ["(no trial to show)"]
-    params = _varying_keys([dict(r.params) for r in rows])
+    params = varying_params(r.params for r in rows)
     trial = _Column("trial", "", [str(r.number) for r in rows])
     scores = [
-        _Column(m, f"({d[:3]})", [_short(r.values.get(m), digits=4) for r in rows])
+        _Column(m, f"({direction_word(d)})", [_short(r.values.get(m), digits=4) for r in rows])
         for m, d in objectives.items()
     ]
     knobs = [_Column(k, "", [_short(r.params.get(k)) for r in rows]) for k in params]
@@ -243,13 +244,6 @@ def _wrapped(columns: list[_Column], row: int, indent: str, width: int) -> list[
     return textwrap.wrap(
         text, room, initial_indent=indent, subsequent_indent=indent, break_on_hyphens=False
     )
-
-
-def _varying_keys(configs: list[dict]) -> list[str]:
-    """The params that differ between trials (fixed ones say nothing about the trade-off),
-    in the order they first appear."""
-    keys = list(dict.fromkeys(key for config in configs for key in config))
-    return [key for key in keys if len({repr(c.get(key)) for c in configs}) > 1]
 
 
 _ABSENT = "-"

@@ -2,9 +2,9 @@
 
 Rooms, lowest first; a module imports only from its own room and from lower ones::
 
-    base (errors, _lazy, _clock, _files) < objectives < spaces < study, execution < tracking
-        < results < stopping < driver (_run, _driver, _front, _progress, testing) < cli
-        < paretotune/__init__
+    base (errors, _lazy, _clock, _files, results.ordering) < objectives < spaces
+        < study, execution < tracking < results < stopping
+        < driver (_run, _driver, _front, _progress, testing) < cli < paretotune/__init__
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ LAYERS = {
     "api": 9,
 }
 BASE = {"errors", "_lazy", "_clock", "_files"}
+# modules of a higher folder that stand in the base room: they import nothing of the
+# package, and every room uses them (the ordering rules: tracking's tables order by them)
+BASE_MODULES = {"paretotune.results.ordering"}
 DRIVER = {"_run", "_driver", "_front", "_progress", "testing"}
 FRAMEWORKS = ("optuna", "ray", "mlflow")
 
@@ -60,7 +63,7 @@ def _room(module: str) -> str:
     parts = module.split(".")
     if len(parts) == 1:
         return "api"
-    if parts[1] in BASE:
+    if module in BASE_MODULES or parts[1] in BASE:
         return "base"
     if parts[1] in DRIVER:
         return "driver"

@@ -3,12 +3,12 @@ front, and the box a study's hypervolume is measured in.
 
 The heavy lifting is `moocore`'s (the C implementations of non-dominated sorting and
 hypervolume by the authors of those algorithms: 3-D hypervolume of 10,000 points in
-~3 ms). This module is the one place that turns a study's ``directions`` into what
-moocore takes, so signs and orders are decided here and nowhere else.
+~3 ms). This module is the one place that does Pareto maths and hands moocore its
+points; which way each direction is better comes from `paretotune.results.ordering`.
 
 All functions take ``values`` of shape ``(n, m)`` and ``directions``, a sequence of
 ``"maximize"``/``"minimize"`` of length ``m``. Internally every objective is turned into
-one to minimise by negating the maximised ones.
+one to minimise by multiplying it by its `ordering.sign`.
 """
 
 from __future__ import annotations
@@ -19,12 +19,9 @@ from dataclasses import dataclass
 
 import moocore
 import numpy as np
+from paretotune.results import ordering
 
 ArrayLike = np.ndarray | Sequence[Sequence[float]]
-
-
-def _signs(directions: Sequence[str]) -> np.ndarray:
-    return np.array([-1.0 if d == "maximize" else 1.0 for d in directions])
 
 
 def _as_minimization(values: ArrayLike, directions: Sequence[str]) -> np.ndarray:
@@ -33,12 +30,12 @@ def _as_minimization(values: ArrayLike, directions: Sequence[str]) -> np.ndarray
         points = points.reshape(0, len(directions))
     if points.ndim != 2 or points.shape[1] != len(directions):
         raise ValueError(f"values must have shape (n, {len(directions)}), but got {points.shape}")
-    return points * _signs(directions)
+    return points * ordering.signs(directions)
 
 
 def dominates(a: Sequence[float], b: Sequence[float], directions: Sequence[str]) -> bool:
     """True when ``a`` is no worse than ``b`` in every objective and better in one."""
-    signs = _signs(directions)
+    signs = ordering.signs(directions)
     x, y = np.asarray(a, dtype=float) * signs, np.asarray(b, dtype=float) * signs
     return bool(np.all(x <= y) and np.any(x < y))
 
@@ -69,23 +66,6 @@ def hypervolume(values: ArrayLike, directions: Sequence[str], reference: Sequenc
     if len(points) == 0:
         return 0.0
     return float(moocore.hypervolume(points, ref=ref))
-
-
-def normalized_losses(
-    values: np.ndarray, directions: Sequence[str], bounds: np.ndarray | None = None
-) -> np.ndarray:
-    """Objectives min-max scaled over ``bounds`` (default: ``values``) into losses:
-    0 at the bounds' best value and 1 at their worst, whatever the direction.
-
-    A constant column has span 1: it scales to 0 when minimised and 1 when maximised.
-    """
-    bounds = values if bounds is None else bounds
-    low, high = bounds.min(axis=0), bounds.max(axis=0)
-    span = np.where(high > low, high - low, 1.0)
-    scaled = (values - low) / span
-    flips = np.array([d == "maximize" for d in directions])
-    scaled[:, flips] = 1.0 - scaled[:, flips]
-    return scaled
 
 
 # -- the hypervolume's box ------------------------------------------------------------
@@ -122,17 +102,17 @@ class HypervolumeBox:
             raise ValueError("a hypervolume box needs at least one point")
         ideal, reference = [], []
         for column, direction in zip(points.T, directions, strict=True):
-            raw = column * (-1.0 if direction == "maximize" else 1.0)
+            raw = column * ordering.sign(direction)
             best, worst = float(column.min()), float(column.max())
             span = worst - best or abs(worst) or 1.0
             reference.append(worst + REFERENCE_MARGIN * span)
-            if direction == "minimize" and raw.min() >= 0:
+            if not ordering.maximized(direction) and raw.min() >= 0:
                 ideal.append(0.0)
-            elif direction == "maximize" and raw.min() >= 0 and raw.max() <= 1:
+            elif ordering.maximized(direction) and raw.min() >= 0 and raw.max() <= 1:
                 ideal.append(-1.0)
             else:
                 ideal.append(best - span)
-        signs = _signs(directions)
+        signs = ordering.signs(directions)
         return cls(
             tuple(directions),
             tuple(float(v) for v in np.array(ideal) * signs),
@@ -178,7 +158,7 @@ class RunningFront:
     keeps them. Each point remembers the trial number it came from."""
 
     def __init__(self, directions: Sequence[str]):
-        self._signs = _signs(directions)
+        self._signs = ordering.signs(directions)
         self._points = np.empty((16, len(self._signs)))
         self._numbers = np.empty(16, dtype=np.int64)
         self._size = 0

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 from paretotune.errors import NoTrialMatchesError, UnknownMetricError
 from paretotune.objectives._metric_names import metric_direction as _catalogue_direction
-from paretotune.results.pareto import nondominated_ranks, normalized_losses
+from paretotune.results import ordering
+from paretotune.results.pareto import nondominated_ranks
 from paretotune.results.records import TrialRecord, TrialSet
 from paretotune.spaces import Expression, parse_expression
 from paretotune.study._constraints import is_feasible
@@ -121,7 +122,7 @@ def best(
     scored = [r for r in matching if _finite(r.metrics.get(prefer))]
     if not scored:
         raise NoTrialMatchesError(_no_match_message(pool, condition, prefer, study))
-    sign = -1.0 if metric_direction(prefer, objectives) == "maximize" else 1.0
+    sign = ordering.sign(metric_direction(prefer, objectives))
     return min(scored, key=lambda r: (sign * r.metrics[prefer], _rank(r), r.number))
 
 
@@ -185,28 +186,25 @@ def weighted(
 def _goodness(
     records: Sequence[TrialRecord], objectives: Mapping[str, str], names: list[str]
 ) -> np.ndarray:
-    """Metrics scaled to [0, 1] over ``records``, 1 the best by direction (constant: 1)."""
+    """The metrics ``names`` as `ordering.goodness` over ``records``: in [0, 1], 1 the best
+    in its `metric_direction` (a constant metric: 1)."""
     values = np.array([[r.metrics.get(n, r.values.get(n)) for n in names] for r in records], float)
-    directions = [metric_direction(name, objectives) for name in names]
-    goodness = 1.0 - normalized_losses(values, directions)
-    goodness[:, values.min(axis=0) == values.max(axis=0)] = 1.0
-    return goodness
+    return ordering.goodness(values, [metric_direction(name, objectives) for name in names])
 
 
 def best_first(
     records: Iterable[TrialRecord], objectives: Mapping[str, str], by: str | None = None
 ) -> list[TrialRecord]:
     """The records best first by the metric ``by`` (default: the first objective), in its
-    direction (`results.selection.metric_direction`); those without it last, by number."""
+    direction (`metric_direction`), ties to the lower number; those without it last, by
+    number (`ordering.best_first`)."""
     by = by or next(iter(objectives))
-    sign = -1.0 if metric_direction(by, objectives) == "maximize" else 1.0
-
-    def key(record: TrialRecord) -> tuple[bool, float, int]:
-        value = record.values.get(by, record.metrics.get(by))
-        known = isinstance(value, int | float) and math.isfinite(value)
-        return (not known, sign * value if known else 0.0, record.number)
-
-    return sorted(records, key=key)
+    return ordering.best_first(
+        records,
+        lambda record: record.values.get(by, record.metrics.get(by)),
+        lambda record: record.number,
+        metric_direction(by, objectives),
+    )
 
 
 def _no_match_message(

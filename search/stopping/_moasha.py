@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from paretotune.results.ordering import goodness
 from paretotune.results.pareto import nondominated_ranks
 
 
@@ -148,13 +149,6 @@ class MoAsha:
 
 
 def balance(points: np.ndarray, directions: Sequence[str]) -> np.ndarray:
-    """Each row's mean over objectives of its min-max normalised value, oriented so that 1
-    is the best value among the rows in every objective (a constant column counts 1)."""
-    low, high = points.min(axis=0), points.max(axis=0)
-    span = np.where(high > low, high - low, 1.0)
-    scaled = (points - low) / span
-    for j, direction in enumerate(directions):
-        if direction == "minimize":
-            scaled[:, j] = 1.0 - scaled[:, j]
-    scaled[:, high == low] = 1.0
-    return scaled.mean(axis=1)
+    """Each row's mean over objectives of its `ordering.goodness` among the rows (1: the
+    best value among them in every objective; a constant column counts 1)."""
+    return goodness(points, directions).mean(axis=1)

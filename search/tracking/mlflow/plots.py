@@ -19,6 +19,7 @@ import math
 import re
 from typing import TYPE_CHECKING, Any
 
+from paretotune.results.ordering import best_first, direction_word, varying_params
 from paretotune.tracking._base import FrontSnapshot
 
 if TYPE_CHECKING:
@@ -176,7 +177,7 @@ def _values(rows: list[dict[str, Any]], *metrics: str) -> list[list[float]]:
 def _axis_label(metric: str, direction: str) -> str:
     if (metric, direction) == TRIAL_AXIS:
         return "trial"
-    return f"{metric} ({'max' if direction == 'maximize' else 'min'})"
+    return f"{metric} ({direction_word(direction)})"
 
 
 def _title(snapshot: FrontSnapshot) -> str:
@@ -195,16 +196,16 @@ def _point_title(row: dict[str, Any], snapshot: FrontSnapshot) -> str:
 
 
 def _front_table_html(snapshot: FrontSnapshot) -> str:
-    """The Pareto-optimal trials, best first by the first objective: their values and
-    the params that vary across the study's trials."""
+    """The Pareto-optimal trials, best first by the first objective (ties to the lower
+    trial number): their values and the params that vary across the study's trials."""
     first, direction = next(iter(snapshot.objectives.items()))
-    front = sorted(
+    front = best_first(
         (row for row in snapshot.rows if row["rank"] == 0),
-        key=lambda row: row["values"][first],
-        reverse=direction == "maximize",
+        lambda row: row["values"].get(first),
+        lambda row: row["number"],
+        direction,
     )
-    names = sorted({name for row in snapshot.rows for name in row["params"]})
-    varying = [n for n in names if len({repr(r["params"].get(n)) for r in snapshot.rows}) > 1]
+    varying = sorted(varying_params(row["params"] for row in snapshot.rows))
     head = "".join(
         f"<th>{html.escape(_axis_label(m, d))}</th>" for m, d in snapshot.objectives.items()
     )

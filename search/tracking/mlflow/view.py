@@ -22,6 +22,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from paretotune.results.ordering import maximized
 from paretotune.tracking.mlflow.schema import (
     DESCRIPTIVE_PARAMS,
     EXPERIMENT_KIND_TAG,
@@ -144,7 +145,7 @@ def front_view(objectives: Mapping[str, str], now_ms: int) -> str:
     state = {
         "searchFilter": FRONT_FILTER,
         "orderByKey": f"metrics.`{first}`",
-        "orderByAsc": direction == "minimize",
+        "orderByAsc": not maximized(direction),  # best first
         "selectedColumns": columns,
         "columnOrder": ["duration", *columns],  # the objectives in the spec's order
         "columnWidths": dict.fromkeys(metrics, _OBJECTIVE_COLUMN_PX),
