@@ -95,7 +95,7 @@ class ScriptedExecutor(Executor):
         capacity: int = 1,
         interrupt_after: int | None = None,
     ):
-        self.capacity = capacity
+        self._capacity = capacity
         self.script = script
         self.clock = clock
         self.interrupt_after = interrupt_after
@@ -104,6 +104,10 @@ class ScriptedExecutor(Executor):
         self.shut_down = False
         self.gate: EpochGate | None = None
         self._running: list[_Running] = []
+
+    @property
+    def capacity(self) -> int:
+        return self._capacity
 
     def use_epoch_gate(self, gate: EpochGate | None) -> None:
         self.gate = gate

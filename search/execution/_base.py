@@ -25,9 +25,18 @@ from paretotune.execution._worker import EpochGate, TrialReport, TrialTask
 class Executor(abc.ABC):
     """Runs trials somewhere. See the module docstring for the invariants."""
 
-    capacity: int  # workers ready for a trial (may grow as a cluster places more)
-    placing: int = 0  # workers asked for and not yet placed (they count once they are)
     remote_workers: bool = False
+
+    @property
+    @abc.abstractmethod
+    def capacity(self) -> int:
+        """The workers ready for a trial (may grow as a cluster places more)."""
+
+    @property
+    def placing(self) -> int:
+        """The workers asked for and not yet placed (they count once they are): none
+        unless the executor places workers late."""
+        return 0
 
     @abc.abstractmethod
     def use_epoch_gate(self, gate: EpochGate | None) -> None:

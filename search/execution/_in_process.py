@@ -18,9 +18,12 @@ class InProcessExecutor(Executor):
     """Runs each trial synchronously in the driver's process: for debugging and baselines."""
 
     def __init__(self, context: Any = None, objective: UserObjective | None = None):
-        self.capacity = 1
         self._runner = TrialRunner(context, objective)
         self._done: list[TrialReport] = []
+
+    @property
+    def capacity(self) -> int:
+        return 1
 
     def remeasure(self, models: dict[int, bytes]) -> dict[int, dict[str, float]]:
         return self._runner.remeasure(models) if models else {}

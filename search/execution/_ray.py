@@ -78,13 +78,14 @@ class RayExecutor(Executor):
         self._deadlines: dict[Any, float] = {}  # ref -> monotonic time its trial must end by
 
     @property
-    def capacity(self) -> int:  # type: ignore[override]
+    def capacity(self) -> int:
         """The placed workers: trials go to no other."""
         self._take_placed()
         return len(self._idle) + len(self._in_flight)
 
     @property
-    def placing(self) -> int:  # type: ignore[override]
+    def placing(self) -> int:
+        """The actors Ray has not placed yet."""
         return len(self._placing)
 
     def _take_placed(self, timeout: float = 0.0) -> None:
