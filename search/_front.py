@@ -23,7 +23,7 @@ from paretotune.results.pareto import HypervolumeBox, RunningFront, dominates, n
 from paretotune.results.records import HV_BOUND_TRIALS, FrontSummary
 from paretotune.results.study_view import StudyView
 from paretotune.study._writer import StudyWriter
-from paretotune.tracking import FrontSnapshot, Tracker
+from paretotune.tracking import FrontRow, FrontSnapshot, Tracker
 
 # A front of up to this many points has its hypervolume computed after every change (a
 # fraction of a millisecond with moocore); a larger one at most `COST_SHARE` of the time.
@@ -144,13 +144,13 @@ class Front:
         started = time.perf_counter()
         self.published_at, self.changed = now, False
         rows = [
-            _row(number, run_ids(number), member.params, member.values, 0, self.objectives)
+            self._row(number, run_ids(number), member.params, member.values, 0)
             for number, member in self._members.items()
         ]
         if self._left:
             ranks = self._ranks_of(list(self._left.values()))
             rows += [
-                _row(number, run_ids(number), {}, values, rank, self.objectives)
+                self._row(number, run_ids(number), {}, values, rank)
                 for (number, values), rank in zip(self._left.items(), ranks, strict=True)
             ]
             self._left.clear()
@@ -160,6 +160,18 @@ class Front:
         )
         self.publish_throttle.spent(started)
         return snapshot
+
+    def _row(
+        self,
+        number: int,
+        run_id: str | None,
+        params: dict[str, Any],
+        values: list[float],
+        rank: int,
+    ) -> FrontRow:
+        return FrontRow(
+            number, run_id, params, dict(zip(self.objectives, values, strict=True)), rank
+        )
 
     def _ranks_of(self, values: list[list[float]]) -> list[int]:
         """The non-dominated ranks of ``values`` among every complete trial (one moocore
@@ -177,14 +189,9 @@ class Front:
         self._left.clear()
         front = view.front()
         rows = [
-            {
-                "number": r.number,
-                "run_id": r.mlflow_run_id,
-                "params": dict(r.params),
-                "values": dict(r.values),
-                "rank": r.pareto_rank,
-            }
+            FrontRow(r.number, r.mlflow_run_id, dict(r.params), dict(r.values), r.pareto_rank)
             for r in front.records
+            if r.pareto_rank is not None  # (every record of a front is ranked)
         ]
         hypervolume, box = front.hypervolume, None
         if len(front.records) >= HV_BOUND_TRIALS and front.box is not None:
@@ -217,20 +224,3 @@ class Front:
         writer.isolated(measured)
         for number, metrics in measured.items():
             tracker.log_metrics(number, metrics)
-
-
-def _row(
-    number: int,
-    run_id: str | None,
-    params: dict[str, Any],
-    values: list[float],
-    rank: int,
-    objectives: dict[str, str],
-) -> dict[str, Any]:
-    return {
-        "number": number,
-        "run_id": run_id,
-        "params": params,
-        "values": dict(zip(objectives, values, strict=True)),
-        "rank": rank,
-    }

@@ -3,6 +3,7 @@ invariants, `NullTracker`, and MLflow in `paretotune.tracking.mlflow`."""
 
 from paretotune.tracking._base import (
     FinishedTrial,
+    FrontRow,
     FrontSnapshot,
     NullTracker,
     StudyRef,
@@ -10,4 +11,12 @@ from paretotune.tracking._base import (
     TrackerNews,
 )
 
-__all__ = ["FinishedTrial", "FrontSnapshot", "NullTracker", "StudyRef", "Tracker", "TrackerNews"]
+__all__ = [
+    "FinishedTrial",
+    "FrontRow",
+    "FrontSnapshot",
+    "NullTracker",
+    "StudyRef",
+    "Tracker",
+    "TrackerNews",
+]

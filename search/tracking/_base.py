@@ -40,11 +40,33 @@ class StudyRef:
 
 
 @dataclass(frozen=True)
+class FrontRow:
+    """One COMPLETE trial of a `FrontSnapshot`: its run (None: not known yet), params,
+    objective values by name, and Pareto rank (0: on the front)."""
+
+    number: int
+    run_id: str | None
+    params: dict[str, Any]
+    values: dict[str, float]
+    rank: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """The row as the front's JSON artifact (``pareto_front.json``) lists it."""
+        return {
+            "number": self.number,
+            "run_id": self.run_id,
+            "params": self.params,
+            "values": self.values,
+            "rank": self.rank,
+        }
+
+
+@dataclass(frozen=True)
 class FrontSnapshot:
     """The state of the front after some trials: what trackers publish on the parent run."""
 
     objectives: dict[str, str]  # metric name -> direction
-    rows: list[dict[str, Any]]  # one per COMPLETE trial: number, run_id, params, values, rank
+    rows: list[FrontRow]  # one per COMPLETE trial (the running front's: see `_front.Front`)
     hypervolume: float | None  # None while the study is too young to chart it
     step: int  # number of finished trials when the snapshot was taken
     final: bool = False

@@ -15,7 +15,14 @@ from paretotune.execution import (
     TrialTask,
 )
 from paretotune.testing import Outcome, RecordingTracker, ScriptedExecutor, SimulatedClock
-from paretotune.tracking import FrontSnapshot, NullTracker, StudyRef, Tracker, TrackerNews
+from paretotune.tracking import (
+    FrontRow,
+    FrontSnapshot,
+    NullTracker,
+    StudyRef,
+    Tracker,
+    TrackerNews,
+)
 from paretotune.tracking.mlflow import MlflowTracker
 
 
@@ -105,7 +112,7 @@ def tracker(request: pytest.FixtureRequest) -> Tracker:
 
 
 def _snapshot() -> FrontSnapshot:
-    row = {"number": 0, "run_id": None, "params": {"x": 1}, "values": {"accuracy": 1.0}, "rank": 0}
+    row = FrontRow(0, None, {"x": 1}, {"accuracy": 1.0}, 0)
     return FrontSnapshot({"accuracy": "maximize"}, [row], 0.5, step=2, final=True)
 
 

@@ -17,7 +17,7 @@ import pytest
 from mlflow import MlflowClient
 from paretotune import Client, InProcessExecutor, MlflowTracker, open_storage, run_study
 from paretotune._progress import mlflow_ui_command
-from paretotune.tracking import FrontSnapshot, StudyRef
+from paretotune.tracking import FrontRow, FrontSnapshot, StudyRef
 from paretotune.tracking.mlflow.plots import PANEL_GID, front_pictures
 from paretotune.tracking.mlflow.protocol import RunMade
 from paretotune.tracking.mlflow.schema import (
@@ -484,7 +484,7 @@ def test_runs_span_their_trials_real_times(workdir: Path):
 
 
 def _snapshot(step: int, hypervolume: float, final: bool = False) -> FrontSnapshot:
-    row = {"number": 0, "run_id": None, "params": {"x": 1}, "values": {"accuracy": 0.9}, "rank": 0}
+    row = FrontRow(0, None, {"x": 1}, {"accuracy": 0.9}, 0)
     return FrontSnapshot({"accuracy": "maximize"}, [row], hypervolume, step, final)
 
 
@@ -519,13 +519,13 @@ def test_the_front_plot_fits_the_artifact_pane_offline():
     a 3-D view) and a tooltip on every 2-D point; the PNG fits a ~1,100 px pane."""
     objectives = {"accuracy": "maximize", "train_time_s": "minimize", "latency_ms": "minimize"}
     rows = [
-        {
-            "number": n,
-            "run_id": f"run-{n}",
-            "params": {"learning_rate": n / 100, "optimizer": "adam"},
-            "values": {"accuracy": 0.5 + n / 200, "train_time_s": 3 - n / 30, "latency_ms": n % 7},
-            "rank": n % 3,
-        }
+        FrontRow(
+            n,
+            f"run-{n}",
+            {"learning_rate": n / 100, "optimizer": "adam"},
+            {"accuracy": 0.5 + n / 200, "train_time_s": 3 - n / 30, "latency_ms": n % 7},
+            n % 3,
+        )
         for n in range(60)
     ]
     page, png = front_pictures(FrontSnapshot(objectives, rows, 0.5, 60, final=True))
@@ -537,11 +537,17 @@ def test_the_front_plot_fits_the_artifact_pane_offline():
     assert png.startswith(b"\x89PNG") and width <= 1000
 
 
+def test_a_front_row_is_written_to_the_front_json_as_the_dict_it_replaced():
+    """``pareto/pareto_front.json`` keeps its shape: each row's keys in this order."""
+    row = FrontRow(3, "run-3", {"lr": 0.1}, {"accuracy": 0.9}, 0)
+    assert json.dumps([row.as_dict()]) == (
+        '[{"number": 3, "run_id": "run-3", "params": {"lr": 0.1}, '
+        '"values": {"accuracy": 0.9}, "rank": 0}]'
+    )
+
+
 def test_a_single_objective_front_plots_its_value_by_trial():
-    rows = [
-        {"number": n, "run_id": None, "params": {}, "values": {"mse": 10 - n}, "rank": int(n < 9)}
-        for n in range(10)
-    ]
+    rows = [FrontRow(n, None, {}, {"mse": 10 - n}, int(n < 9)) for n in range(10)]
     page, _ = front_pictures(FrontSnapshot({"mse": "minimize"}, rows, None, 10, final=True))
     assert [page.count(f'id="{PANEL_GID.format(i)}"') for i in range(2)] == [1, 0]
     assert ">trial<" in page or "trial</" in page  # the x axis, not mse against itself

@@ -24,7 +24,7 @@ from paretotune.results.ordering import (
 from paretotune.results.pareto import dominates
 from paretotune.results.records import TrialRecord
 from paretotune.results.selection import best_first as best_records
-from paretotune.tracking._base import FrontSnapshot
+from paretotune.tracking._base import FrontRow, FrontSnapshot
 from paretotune.tracking.mlflow.plots import _front_table_html
 from paretotune.tracking.mlflow.view import front_view
 
@@ -118,13 +118,7 @@ def test_the_terminal_the_mlflow_page_and_its_saved_view_agree_on_best_first():
     ]
     terminal = [r.number for r in best_records(records, OBJECTIVES)]
     rows = [
-        {
-            "number": n,
-            "run_id": None,
-            "params": {"width": w, "optimizer": "adam"},
-            "values": {"accuracy": a, "latency_ms": t},
-            "rank": 0,
-        }
+        FrontRow(n, None, {"width": w, "optimizer": "adam"}, {"accuracy": a, "latency_ms": t}, 0)
         for n, a, t, w in FRONT
     ]
     page = _front_table_html(FrontSnapshot(OBJECTIVES, rows, None, 4))

@@ -203,7 +203,7 @@ def test_stopped_trials_are_pruned_never_complete_and_never_on_a_front(tmp_path:
     assert all(tracker.finished[t.number] == "PRUNED" for t in pruned)
     pruned_numbers = {t.number for t in pruned}
     assert not pruned_numbers & {r.number for r in result.pareto}
-    assert all(not pruned_numbers & {row["number"] for row in f.rows} for f in tracker.fronts)
+    assert all(not pruned_numbers & {row.number for row in f.rows} for f in tracker.fronts)
     front = Client(storage=str(tmp_path / "study.journal")).front("asha")
     assert not pruned_numbers & {r.number for r in front.records}
 

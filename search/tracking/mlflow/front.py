@@ -53,7 +53,7 @@ class ParetoTags:
         if snapshot is not self._expected:
             self._expected = snapshot
             rows = snapshot.rows if snapshot is not None else []
-            self._known = {row["number"]: row["rank"] for row in rows}
+            self._known = {row.number: row.rank for row in rows}
 
     def known_rank(self, number: int) -> int | None:
         return self._known.get(number)
@@ -95,22 +95,22 @@ class FrontPublisher:
         from paretotune.tracking.mlflow.plots import front_pictures, front_table_csv
 
         retag = snapshot.retag
-        rows = [r for r in snapshot.rows if retag is None or r["number"] in retag]
+        rows = [r for r in snapshot.rows if retag is None or r.number in retag]
         for row in [] if superseded else rows:
-            run_id = row.get("run_id")
-            if run_id and not self._pareto.is_logged(run_id, row["rank"]):
-                self._client.log_batch(run_id, tags=self._pareto.tags(row["rank"]))
-                self._pareto.logged(run_id, row["rank"])
+            run_id = row.run_id
+            if run_id and not self._pareto.is_logged(run_id, row.rank):
+                self._client.log_batch(run_id, tags=self._pareto.tags(row.rank))
+                self._pareto.logged(run_id, row.rank)
         parent = self._study.parent_run_id
         if parent is None:
             return  # the parent run could not be made: already one line in errors
         self._state_box(parent, snapshot.box)
-        front = [row for row in snapshot.rows if row["rank"] == 0]
+        front = [row for row in snapshot.rows if row.rank == 0]
         metrics = {"pareto_size": float(len(front)), **snapshot.study_metrics}
         if snapshot.hypervolume is not None:
             metrics["hypervolume"] = snapshot.hypervolume
         self.chart(snapshot.step, metrics)
-        members = [(row["number"], row["values"]) for row in front]
+        members = [(row.number, row.values) for row in front]
         unchanged = members == self._published_front
         recent = not self._drawing.due()
         if superseded or (not snapshot.final and (unchanged or recent)):
@@ -118,7 +118,9 @@ class FrontPublisher:
         self._published_front, started = members, time.perf_counter()
         self._client.log_text(parent, front_table_csv(snapshot), f"{FRONT_DIR}/pareto_front.csv")
         self._client.log_text(
-            parent, json.dumps(front, indent=2, default=str), f"{FRONT_DIR}/pareto_front.json"
+            parent,
+            json.dumps([row.as_dict() for row in front], indent=2, default=str),
+            f"{FRONT_DIR}/pareto_front.json",
         )
         if snapshot.rows:
             page, png = front_pictures(snapshot)
@@ -173,8 +175,8 @@ class FrontPublisher:
         """Log every Pareto-optimal trial's raw model as an MLflow PyTorch model (once)."""
         recorded_here = set(self._study.run_ids.values())
         for row in snapshot.rows:
-            run_id = row.get("run_id")
-            if row["rank"] != 0 or not run_id:
+            run_id = row.run_id
+            if row.rank != 0 or not run_id:
                 continue
             if run_id in recorded_here and run_id not in self._study.raw_models:
                 continue  # its trial sent no model (a user objective): nothing to convert

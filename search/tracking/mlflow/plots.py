@@ -20,7 +20,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from paretotune.results.ordering import best_first, direction_word, varying_params
-from paretotune.tracking._base import FrontSnapshot
+from paretotune.tracking._base import FrontRow, FrontSnapshot
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -35,15 +35,15 @@ _PANEL_INCHES = (4.6, 3.9)
 def front_table_csv(snapshot: FrontSnapshot) -> str:
     """All complete trials, Pareto ones first: number, rank, run id, objectives, params."""
     metrics = list(snapshot.objectives)
-    param_names = sorted({name for row in snapshot.rows for name in row["params"]})
+    param_names = sorted({name for row in snapshot.rows for name in row.params})
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["number", "pareto_rank", "mlflow_run_id", *metrics, *param_names])
-    for row in sorted(snapshot.rows, key=lambda r: (r["rank"], r["number"])):
+    for row in sorted(snapshot.rows, key=lambda r: (r.rank, r.number)):
         writer.writerow(
-            [row["number"], row["rank"], row.get("run_id") or ""]
-            + [row["values"][m] for m in metrics]
-            + [row["params"].get(p, "") for p in param_names]
+            [row.number, row.rank, row.run_id or ""]
+            + [row.values[m] for m in metrics]
+            + [row.params.get(p, "") for p in param_names]
         )
     return out.getvalue()
 
@@ -68,7 +68,7 @@ def front_pictures(snapshot: FrontSnapshot) -> tuple[str, bytes]:
 
 def _page(snapshot: FrontSnapshot, svg: str) -> str:
     svg = svg[svg.index("<svg") :]  # the XML prologue and DOCTYPE have no place in HTML
-    rows = {row["number"]: row for row in snapshot.rows}
+    rows = {row.number: row for row in snapshot.rows}
     svg = re.sub(  # each point's link (`_points`) becomes a group with the trial's tooltip
         r'<a xlink:href="#trial-(\d+)" target="_blank">(.*?)</a>',
         lambda m: (
@@ -155,21 +155,21 @@ def _points(ax: Axes, snapshot: FrontSnapshot, x: str, y: str) -> None:
     tooltip."""
     for rows, style in _styles(snapshot):
         points = ax.scatter(*_values(rows, x, y), **style)
-        points.set_urls([f"#trial-{row['number']}" for row in rows])
+        points.set_urls([f"#trial-{row.number}" for row in rows])
 
 
-def _styles(snapshot: FrontSnapshot) -> list[tuple[list[dict[str, Any]], dict[str, Any]]]:
+def _styles(snapshot: FrontSnapshot) -> list[tuple[list[FrontRow], dict[str, Any]]]:
     """The other trials, then the Pareto-optimal ones (drawn on top), each with its style."""
     return [
         (rows, {"s": 36 if on_front else 16, "c": color, "zorder": 3 if on_front else 2})
         for on_front, color in ((False, OTHER_COLOR), (True, FRONT_COLOR))
-        if (rows := [row for row in snapshot.rows if (row["rank"] == 0) == on_front])
+        if (rows := [row for row in snapshot.rows if (row.rank == 0) == on_front])
     ]
 
 
-def _values(rows: list[dict[str, Any]], *metrics: str) -> list[list[float]]:
+def _values(rows: list[FrontRow], *metrics: str) -> list[list[float]]:
     return [
-        [row["number"] if metric == TRIAL_AXIS[0] else row["values"][metric] for row in rows]
+        [row.number if metric == TRIAL_AXIS[0] else row.values[metric] for row in rows]
         for metric in metrics
     ]
 
@@ -181,7 +181,7 @@ def _axis_label(metric: str, direction: str) -> str:
 
 
 def _title(snapshot: FrontSnapshot) -> str:
-    pareto = sum(1 for row in snapshot.rows if row["rank"] == 0)
+    pareto = sum(1 for row in snapshot.rows if row.rank == 0)
     title = f"Pareto front after {snapshot.step} trials: {pareto} of {len(snapshot.rows)}"
     title += " complete trials"
     if snapshot.hypervolume is not None:
@@ -189,10 +189,10 @@ def _title(snapshot: FrontSnapshot) -> str:
     return title
 
 
-def _point_title(row: dict[str, Any], snapshot: FrontSnapshot) -> str:
-    values = "\n".join(f"{m} = {row['values'][m]:.5g}" for m in snapshot.objectives)
-    params = json.dumps(row["params"], default=str)[:400]
-    return f"trial {row['number']} (Pareto rank {row['rank']})\n{values}\n{params}"
+def _point_title(row: FrontRow, snapshot: FrontSnapshot) -> str:
+    values = "\n".join(f"{m} = {row.values[m]:.5g}" for m in snapshot.objectives)
+    params = json.dumps(row.params, default=str)[:400]
+    return f"trial {row.number} (Pareto rank {row.rank})\n{values}\n{params}"
 
 
 def _front_table_html(snapshot: FrontSnapshot) -> str:
@@ -200,19 +200,19 @@ def _front_table_html(snapshot: FrontSnapshot) -> str:
     trial number): their values and the params that vary across the study's trials."""
     first, direction = next(iter(snapshot.objectives.items()))
     front = best_first(
-        (row for row in snapshot.rows if row["rank"] == 0),
-        lambda row: row["values"].get(first),
-        lambda row: row["number"],
+        (row for row in snapshot.rows if row.rank == 0),
+        lambda row: row.values.get(first),
+        lambda row: row.number,
         direction,
     )
-    varying = sorted(varying_params(row["params"] for row in snapshot.rows))
+    varying = sorted(varying_params(row.params for row in snapshot.rows))
     head = "".join(
         f"<th>{html.escape(_axis_label(m, d))}</th>" for m, d in snapshot.objectives.items()
     )
     body = "".join(
-        f"<tr><td>{row['number']}</td>"
-        + "".join(f"<td>{row['values'][m]:.4g}</td>" for m in snapshot.objectives)
-        + f"<td class='params'>{html.escape(_params_text(row['params'], varying))}</td></tr>"
+        f"<tr><td>{row.number}</td>"
+        + "".join(f"<td>{row.values[m]:.4g}</td>" for m in snapshot.objectives)
+        + f"<td class='params'>{html.escape(_params_text(row.params, varying))}</td></tr>"
         for row in front
     )
     return (

@@ -308,7 +308,7 @@ class MlflowRecorder:
         if not self.study.objectives and self.study.parent_run_id is not None:
             self._guard.call(self._describe, snapshot.objectives)  # known only now
         rows = [
-            row | {"run_id": row.get("run_id") or self.study.run_ids.get(row["number"])}
+            replace(row, run_id=row.run_id or self.study.run_ids.get(row.number))
             for row in snapshot.rows
         ]
         self._guard.call(self._front.publish, replace(snapshot, rows=rows), superseded)
