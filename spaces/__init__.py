@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from paretotune.spaces._knobs import COMPRESSIONS, FAMILIES, OPTIMIZERS
     from paretotune.spaces._loading import format_validation_error, load_spec, validate_spec
     from paretotune.spaces._overrides import Overrides
-    from paretotune.spaces._sampling import covering_choices, replay_params, sample_params
+    from paretotune.spaces._sampling import covering_choices, sample_params
     from paretotune.spaces._spec import (
         METRIC_NAMES,
         BudgetSpec,
@@ -46,7 +46,6 @@ _HOMES = {
     "validate_spec": "paretotune.spaces._loading",
     "Overrides": "paretotune.spaces._overrides",
     "covering_choices": "paretotune.spaces._sampling",
-    "replay_params": "paretotune.spaces._sampling",
     "sample_params": "paretotune.spaces._sampling",
     **{
         name: "paretotune.spaces._spec"
@@ -87,7 +86,6 @@ __all__ = [
     "format_validation_error",
     "load_spec",
     "parse_expression",
-    "replay_params",
     "sample_params",
     "validate_spec",
 ]

@@ -31,11 +31,6 @@ def sample_params(trial: optuna.trial.BaseTrial, space: SearchSpace) -> dict[str
     return params
 
 
-def replay_params(space: SearchSpace, recorded: dict[str, Any]) -> dict[str, Any]:
-    """The full config of a finished trial from its recorded Optuna params."""
-    return sample_params(optuna.trial.FixedTrial(recorded), space)
-
-
 def covering_choices(space: SearchSpace) -> list[dict[str, Any]]:
     """Partial configs that together try every option of every owning dimension once.
 

@@ -29,7 +29,8 @@ class RayExecutor(Executor):
     """A pool of long-lived Ray actors, one trial at a time each.
 
     Long-lived actors keep torch imported and the dataset loaded between trials, which is
-    what makes per-trial overhead milliseconds rather than seconds (see DESIGN.md).
+    what makes per-trial overhead milliseconds rather than seconds (an actor started per
+    trial would import torch and load the dataset again each time).
     """
 
     def __init__(

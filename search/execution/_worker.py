@@ -94,10 +94,6 @@ class TrialRunner:
         """Early stopping for the trials run from now on (None: none)."""
         self.epoch_gate = gate
 
-    def ready(self) -> bool:
-        """Returns once the runner is constructed (lets a pool wait for start-up)."""
-        return True
-
     def run(self, task: TrialTask) -> TrialReport:
         started = time.perf_counter()
         report = TrialReport(number=task.number, started_at=time.time())

@@ -74,10 +74,6 @@ class MoAsha:
         # a record lacks an objective: then `_order` ranks on the objectives all have)
         self._rows: list[list[list[float]] | None] = [[] for _ in self.rungs]
 
-    def rung_of(self, epoch: int) -> int | None:
-        """The rung index sitting at ``epoch``, or None."""
-        return self.rungs.index(epoch) if epoch in self.rungs else None
-
     def decide(self, number: int, rung: int, values: Mapping[str, float]) -> bool:
         """Record trial ``number`` at ``rung`` and say whether it goes on.
 
