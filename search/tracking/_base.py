@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from paretotune.execution._worker import TrialReport
@@ -51,14 +51,9 @@ class FrontRow:
     rank: int
 
     def as_dict(self) -> dict[str, Any]:
-        """The row as the front's JSON artifact (``pareto_front.json``) lists it."""
-        return {
-            "number": self.number,
-            "run_id": self.run_id,
-            "params": self.params,
-            "values": self.values,
-            "rank": self.rank,
-        }
+        """The row as the front's JSON artifact (``pareto_front.json``) lists it: its
+        fields in order."""
+        return asdict(self)
 
 
 @dataclass(frozen=True)

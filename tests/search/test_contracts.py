@@ -15,14 +15,8 @@ from paretotune.execution import (
     TrialTask,
 )
 from paretotune.testing import Outcome, RecordingTracker, ScriptedExecutor, SimulatedClock
-from paretotune.tracking import (
-    FrontRow,
-    FrontSnapshot,
-    NullTracker,
-    StudyRef,
-    Tracker,
-    TrackerNews,
-)
+from paretotune.tracking import FrontSnapshot, NullTracker, StudyRef, Tracker, TrackerNews
+from paretotune.tracking._base import FrontRow
 from paretotune.tracking.mlflow import MlflowTracker
 
 
