@@ -156,6 +156,7 @@ def quiet() -> None:
 def tune_optuna_search(sampler: str) -> Any:
     """Ray Tune's ``OptunaSearch`` over the digits spec's space (define-by-run, the real
     ``spaces.sample_params``), 3 objectives, with the sampler ``run_study`` would build."""
+    from paretotune.results.ordering import direction_word
     from paretotune.spaces import load_spec
     from paretotune.study._samplers import build_sampler as _sampler
     from ray.tune.search.optuna import OptunaSearch
@@ -164,7 +165,7 @@ def tune_optuna_search(sampler: str) -> Any:
     return OptunaSearch(
         space=functools.partial(_define_by_run, spec.space),
         metric=list(OBJECTIVES),
-        mode=["max" if d == "maximize" else "min" for d in OBJECTIVES.values()],
+        mode=[direction_word(d) for d in OBJECTIVES.values()],  # Tune's "max" / "min"
         sampler=_sampler(spec),
     )
 
