@@ -18,14 +18,12 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-MAXIMIZE, MINIMIZE = "maximize", "minimize"
-
 T = TypeVar("T")
 
 
 def maximized(direction: str) -> bool:
     """Whether higher is better."""
-    return direction == MAXIMIZE
+    return direction == "maximize"
 
 
 def sign(direction: str) -> float:
@@ -85,8 +83,6 @@ def varying_params(configs: Iterable[Mapping[str, Any]]) -> list[str]:
 
 
 __all__ = [
-    "MAXIMIZE",
-    "MINIMIZE",
     "best_first",
     "direction_word",
     "goodness",
