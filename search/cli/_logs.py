@@ -7,7 +7,6 @@ reads: the job is neither changed nor stopped.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from typing import Any
 
@@ -39,6 +38,8 @@ def show_logs(target: str, address: str, follow: bool) -> str:
         sys.stdout.write(text)
         sys.stdout.flush()
         return job.status
+    import asyncio  # (~30 ms: not for every command's start)
+
     asyncio.run(_tail(client, job.submission_id))
     return job_status(client, job.submission_id)
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from paretotune._run import StudyResult, run_study
-from paretotune.execution import InProcessExecutor
-from paretotune.spaces import load_spec
-from paretotune.study._prepare import prepare
+if TYPE_CHECKING:
+    from paretotune._run import StudyResult
 
 
 def retrain(
@@ -25,6 +24,11 @@ def retrain(
     Raises:
         SpecError: the spec is invalid.
     """
+    from paretotune._run import run_study
+    from paretotune.execution import InProcessExecutor
+    from paretotune.spaces import load_spec
+    from paretotune.study._prepare import prepare
+
     spec = load_spec(spec_path)
     _, context = prepare(spec, custom_objective=False)
     return run_study(

@@ -25,14 +25,12 @@ from paretotune.cli._jobs import (
     no_job,
 )
 from paretotune.cli._status import open_reader, study_status
-from paretotune.cli._stop_driver import stop_driver, wait_until
 from paretotune.errors import (
     ClusterError,
     NotRunningError,
     StopTimeoutError,
     StudyNotFoundError,
 )
-from paretotune.study import resolve_storage_url
 
 STOP_TIMEOUT_S = 60.0
 
@@ -56,6 +54,8 @@ def stop(
         StudyNotFoundError, JobNotFoundError: no such study or job.
         StopTimeoutError: the driver still held the study after ``timeout_s``.
     """
+    from paretotune.cli._stop_driver import stop_driver  # (Optuna: only once it stops one)
+
     say = say or _stderr
     if target.startswith("raysubmit_"):
         address = need_address(address, f"stop {target} (a job id)")
@@ -91,6 +91,8 @@ def _stop_jobs(
     timeout_s: float,
     say: Callable[[str], None],
 ) -> str:
+    from paretotune.cli._stop_driver import wait_until
+
     if all(job.ended for job in jobs):
         job = jobs[0]
         raise NotRunningError(f"job {job.submission_id} is not running: it ended {job.status}")
@@ -135,6 +137,8 @@ def _stop_jobs(
 def _kept(study: str, storage: str) -> str | None:
     """``N complete, M interrupted`` from the storage, where it can be read (best effort:
     a cluster's storage may not be reachable from here)."""
+    from paretotune.study import resolve_storage_url
+
     try:
         client = open_reader(resolve_storage_url(storage))
         if client is None:

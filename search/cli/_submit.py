@@ -7,11 +7,12 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from paretotune.errors import ClusterError
-from paretotune.spaces import Overrides, load_spec
-from paretotune.study import resolve_storage_url, resolve_tracking_uri
-from paretotune.study._prepare import apply_overrides
+
+if TYPE_CHECKING:
+    from paretotune.spaces import Overrides
 
 _TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 _AGENT_WAIT_S = 90.0
@@ -37,6 +38,9 @@ def submit_study(
     Raises:
         SpecError: the spec or an override is invalid (nothing is submitted).
     """
+    from paretotune.spaces import Overrides, load_spec
+    from paretotune.study import resolve_storage_url, resolve_tracking_uri
+    from paretotune.study._prepare import apply_overrides
     from ray.job_submission import JobSubmissionClient
 
     overrides = overrides or Overrides()
