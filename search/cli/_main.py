@@ -11,8 +11,18 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
+from paretotune.cli._options import (
+    SubcommandParser,
+    add_json,
+    add_overrides,
+    add_query_options,
+    add_storage,
+    add_tracking,
+    at_least_one,
+    overrides_of,
+    port,
+)
 from paretotune.cli._read import (
     checked_flags,
     client_of,
@@ -23,9 +33,6 @@ from paretotune.cli._read import (
     studies_command,
 )
 from paretotune.errors import ClusterError, ParetotuneError, Terminated
-
-if TYPE_CHECKING:
-    from paretotune.spaces._overrides import Overrides
 
 EXIT_BUG = 1
 
@@ -40,71 +47,7 @@ ENVIRONMENT_ERRNOS = frozenset(
 )
 
 
-class _Subcommand(argparse.ArgumentParser):
-    """A subcommand's parser: an argument it does not know is its own usage error
-    (``usage: paretotune pareto …``, exit 2), not the top-level parser's."""
-
-    def parse_known_args(  # type: ignore[override]
-        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
-    ) -> tuple[argparse.Namespace, list[str]]:
-        parsed, extras = super().parse_known_args(args, namespace)
-        if extras:
-            self.error(f"unrecognized arguments: {' '.join(extras)}")
-        return parsed, extras
-
-
-def _port(text: str) -> int:
-    port = int(text)
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"must be a port number, 1 to 65535 (got {text})")
-    return port
-
-
-def _at_least_one(text: str) -> int:
-    number = int(text)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1 (got {text})")
-    return number
-
-
 SUBMIT_OVERRIDES = ("trials", "workers", "epochs", "name")  # what `submit` passes on
-
-
-def _add_overrides(parser: argparse.ArgumentParser, only: Sequence[str] = ()) -> None:
-    """The options of `Overrides` (``--trials``, ``--timeout``, ``--constraint``, ...), or
-    of those named ``only``: flag, type, choices and help all come from its fields."""
-    from paretotune.spaces._overrides import (
-        choices_of,
-        flag_of,
-        is_many,
-        override_fields,
-        value_type,
-    )
-
-    for one in override_fields():
-        if only and one.name not in only:
-            continue
-        options: dict = {"dest": one.name, "help": one.metadata["help"]}
-        if choices := choices_of(one):
-            options["choices"] = choices
-        elif (kind := value_type(one)) is not str:
-            options["type"] = kind
-        if is_many(one):
-            options["action"] = "append"
-        parser.add_argument(flag_of(one), **options)
-
-
-def _overrides(args: argparse.Namespace) -> Overrides:
-    """The `Overrides` a command's options give (None where an option was not given)."""
-    from paretotune.spaces._overrides import Overrides, override_fields
-
-    return Overrides(
-        **{
-            one.name: getattr(args, one.name)
-            for one in override_fields()
-            if hasattr(args, one.name)
-        }
-    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -112,12 +55,12 @@ def _parser() -> argparse.ArgumentParser:
         prog="paretotune",
         description="Multi-objective search of accuracy vs. training time vs. latency.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Subcommand)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=SubcommandParser)
 
     run = sub.add_parser("run", help="run a study from a YAML spec, or resume it")
     run.add_argument("spec", help="path to the study's YAML spec")
-    _add_overrides(run)
-    _add_storage(run)
+    add_overrides(run)
+    add_storage(run)
     run.add_argument(
         "--tracking-uri", help="MLflow URI (default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)"
     )
@@ -128,8 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument(
         "--address", required=True, help="the cluster's job server, e.g. http://head:8265"
     )
-    _add_overrides(submit, SUBMIT_OVERRIDES)
-    _add_storage(submit)
+    add_overrides(submit, SUBMIT_OVERRIDES)
+    add_storage(submit)
     submit.add_argument("--tracking-uri", help="MLflow URI reachable from the cluster")
     submit.add_argument("--wait", action="store_true", help="wait for the job and print its logs")
     submit.add_argument(
@@ -150,9 +93,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="METRIC",
         help="best first by this metric, in its direction (default: the first objective)",
     )
-    pareto.add_argument("--limit", type=_at_least_one, metavar="N", help="show at most N trials")
-    _add_storage(pareto)
-    pareto.add_argument("--json", action="store_true", help="machine-readable output")
+    pareto.add_argument("--limit", type=at_least_one, metavar="N", help="show at most N trials")
+    add_storage(pareto)
+    add_json(pareto)
 
     show = sub.add_parser(
         "show",
@@ -161,15 +104,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     show.add_argument("study", help="the study's name")
     show.add_argument("number", type=int, help="the trial number")
-    _add_storage(show)
-    _add_tracking(show)
-    show.add_argument("--json", action="store_true", help="machine-readable output")
+    add_storage(show)
+    add_tracking(show)
+    add_json(show)
 
     studies = sub.add_parser(
         "studies", help="list the studies in a storage, their trials by state; reads only"
     )
-    _add_storage(studies)
-    studies.add_argument("--json", action="store_true", help="machine-readable output")
+    add_storage(studies)
+    add_json(studies)
 
     dashboard = sub.add_parser(
         "dashboard", help="serve a browser dashboard of the studies on 127.0.0.1"
@@ -177,9 +120,9 @@ def _parser() -> argparse.ArgumentParser:
     dashboard.add_argument(
         "study", nargs="?", help="the study to open (default: every study in the storage)"
     )
-    _add_storage(dashboard)
+    add_storage(dashboard)
     dashboard.add_argument(
-        "--port", type=_port, default=8080, help="the port on 127.0.0.1 (default 8080)"
+        "--port", type=port, default=8080, help="the port on 127.0.0.1 (default 8080)"
     )
     dashboard.set_defaults(host="127.0.0.1")  # loopback only: the dashboard has no login
 
@@ -189,13 +132,13 @@ def _parser() -> argparse.ArgumentParser:
         "STUDY); reads only",
     )
     status.add_argument("study", nargs="?", help="the study (default: every study)")
-    _add_storage(status)
+    add_storage(status)
     status.add_argument(
         "--address",
         help="also show the Ray jobs of the study at this job server, e.g. http://head:8265 "
         "(default $RAY_API_SERVER_ADDRESS)",
     )
-    status.add_argument("--json", action="store_true", help="machine-readable output")
+    add_json(status)
 
     logs = sub.add_parser("logs", help="print a submitted study's Ray job log")
     logs.add_argument("job", help="the job's id (raysubmit_…), or a study: its latest job")
@@ -210,7 +153,7 @@ def _parser() -> argparse.ArgumentParser:
         "running trials are closed as interrupted, the next run resumes",
     )
     stop.add_argument("target", metavar="STUDY|JOB", help="a study, or a Ray job id")
-    _add_storage(stop)
+    add_storage(stop)
     stop.add_argument("--address", help="the cluster's job server, to stop a submitted study's job")
     stop.add_argument(
         "--timeout",
@@ -223,11 +166,11 @@ def _parser() -> argparse.ArgumentParser:
     best.add_argument("study", help="the study's name")
     best.add_argument("--where", help="condition, e.g. 'latency_ms <= 0.2 and size_bytes < 1e6'")
     best.add_argument("--prefer", help="metric to optimise (default: the first objective)")
-    _add_query_options(best)
+    add_query_options(best)
 
     knee = sub.add_parser("knee", help="the Pareto trial nearest the utopia point")
     knee.add_argument("study", help="the study's name")
-    _add_query_options(knee)
+    add_query_options(knee)
 
     sync = sub.add_parser(
         "sync",
@@ -235,14 +178,14 @@ def _parser() -> argparse.ArgumentParser:
         "unwritable artifact store), without running a trial",
     )
     sync.add_argument("study", help="the study's name")
-    _add_storage(sync)
-    _add_tracking(sync)
+    add_storage(sync)
+    add_tracking(sync)
 
     export = sub.add_parser("export", help="write a spec that re-trains one trial")
     export.add_argument("study", help="the study's name")
     export.add_argument("number", type=int, help="the trial number")
     export.add_argument("-o", "--output", required=True, help="the YAML file to write")
-    _add_storage(export)
+    add_storage(export)
 
     up = sub.add_parser(
         "up", help="start a local Ray and an MLflow server that later runs here reuse"
@@ -252,33 +195,10 @@ def _parser() -> argparse.ArgumentParser:
 
     retrain = sub.add_parser("retrain", help="train an exported one-trial spec, print metrics")
     retrain.add_argument("spec", help="a YAML written by `paretotune export`")
-    _add_storage(retrain)
-    _add_tracking(retrain)
-    retrain.add_argument("--json", action="store_true", help="machine-readable output")
+    add_storage(retrain)
+    add_tracking(retrain)
+    add_json(retrain)
     return parser
-
-
-def _add_query_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--all", action="store_true", help="include trials violating the spec's constraints"
-    )
-    _add_storage(parser)
-    _add_tracking(parser)
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
-
-
-def _add_tracking(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--tracking-uri", help="MLflow URI (default $MLFLOW_TRACKING_URI or the study's own)"
-    )
-
-
-def _add_storage(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--storage",
-        help="Optuna storage: a journal file path, sqlite:///…, postgresql://…, mysql://…, "
-        "redis://… (default $PARETOTUNE_STORAGE, else paretotune.journal)",
-    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -339,7 +259,7 @@ def _run(args: argparse.Namespace) -> int:
         storage=args.storage,
         tracking_uri=args.tracking_uri,
         progress=not args.no_progress,
-        overrides=_overrides(args),
+        overrides=overrides_of(args),
     )
     print(
         f"{result.name}: {result.trials_run} trials run in {result.wall_time_s:.1f} s "
@@ -437,7 +357,7 @@ def _submit(args: argparse.Namespace) -> int:
         args.address,
         storage=args.storage,
         tracking_uri=args.tracking_uri,
-        overrides=_overrides(args),
+        overrides=overrides_of(args),
     )
     print(
         f"submitted job {job_id}; follow it with: ray job logs --address {args.address} "
