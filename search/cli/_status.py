@@ -14,10 +14,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from paretotune.cli._jobs import Job, address_of, jobs_at
+from paretotune.cli._options import Subparsers, add_json, add_storage
 
 if TYPE_CHECKING:
     from paretotune.results.client import Client
     from paretotune.study._lock import Holder
+
+HELP = (
+    "a study's trials by state, front, driver and Ray jobs (every study's without "
+    "STUDY); reads only"
+)
 
 STATES = ("COMPLETE", "FAIL", "INTERRUPTED", "PRUNED", "RUNNING", "WAITING")
 
@@ -167,7 +173,19 @@ def study_status(client: Client, url: str, name: str, jobs: list[Job] | None) ->
     )
 
 
-def status_command(args: argparse.Namespace) -> int:
+def add_parser(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser("status", help=HELP)
+    parser.add_argument("study", nargs="?", help="the study (default: every study)")
+    add_storage(parser)
+    parser.add_argument(
+        "--address",
+        help="also show the Ray jobs of the study at this job server, e.g. http://head:8265 "
+        "(default $RAY_API_SERVER_ADDRESS)",
+    )
+    add_json(parser)
+
+
+def run(args: argparse.Namespace) -> int:
     statuses = collect_status(args.study, args.storage, address_of(args.address))
     if args.json:
         shown = [s.as_dict() for s in statuses]

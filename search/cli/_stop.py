@@ -24,6 +24,7 @@ from paretotune.cli._jobs import (
     need_address,
     no_job,
 )
+from paretotune.cli._options import Subparsers, add_storage
 from paretotune.cli._status import open_reader, study_status
 from paretotune.errors import (
     ClusterError,
@@ -32,7 +33,42 @@ from paretotune.errors import (
     StudyNotFoundError,
 )
 
+HELP = (
+    "stop a study's driver (on this machine) or a submitted study's Ray job cleanly: "
+    "running trials are closed as interrupted, the next run resumes"
+)
+
 STOP_TIMEOUT_S = 60.0
+
+
+def add_parser(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser("stop", help=HELP)
+    parser.add_argument("target", metavar="STUDY|JOB", help="a study, or a Ray job id")
+    add_storage(parser)
+    parser.add_argument(
+        "--address", help="the cluster's job server, to stop a submitted study's job"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=STOP_TIMEOUT_S,
+        help="wait at most S s for the driver to close its trials (default 60)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        line = stop(
+            args.target,
+            storage=args.storage,
+            address=address_of(args.address),
+            timeout_s=args.timeout,
+        )
+    except StopTimeoutError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(line)
+    return 0
 
 
 def stop(
@@ -147,21 +183,6 @@ def _kept(study: str, storage: str) -> str | None:
     except Exception:  # only the report's detail is lost
         return None
     return f"{status.trials['COMPLETE']} complete, {status.trials['INTERRUPTED']} interrupted"
-
-
-def stop_command(args: argparse.Namespace) -> int:
-    try:
-        line = stop(
-            args.target,
-            storage=args.storage,
-            address=address_of(args.address),
-            timeout_s=args.timeout,
-        )
-    except StopTimeoutError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    print(line)
-    return 0
 
 
 def _stderr(line: str) -> None:

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 from paretotune import Overrides, SpecError, run_study
-from paretotune.cli._main import SUBMIT_OVERRIDES, _parser
+from paretotune.cli._main import _parser
 from paretotune.cli._options import overrides_of
+from paretotune.cli._submit import SUBMIT_OVERRIDES
 from paretotune.spaces import StudySpec, validate_spec
 from paretotune.spaces._overrides import flag_of, override_fields
 
