@@ -10,12 +10,27 @@ from __future__ import annotations
 import argparse
 import sys
 
+from paretotune.cli._options import Subparsers, add_storage, port
 from paretotune.errors import ParetotuneError
 
 HOST = "127.0.0.1"
 
 
-def dashboard_command(args: argparse.Namespace) -> int:
+def add_parser(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "dashboard", help="serve a browser dashboard of the studies on 127.0.0.1"
+    )
+    parser.add_argument(
+        "study", nargs="?", help="the study to open (default: every study in the storage)"
+    )
+    add_storage(parser)
+    parser.add_argument(
+        "--port", type=port, default=8080, help="the port on 127.0.0.1 (default 8080)"
+    )
+    parser.set_defaults(host=HOST)  # loopback only: the dashboard has no login
+
+
+def run(args: argparse.Namespace) -> int:
     """Serve the dashboard until Ctrl-C; its URL (the study's page with STUDY) first."""
     try:
         import optuna_dashboard

@@ -7,7 +7,6 @@ reads: the job is neither changed nor stopped.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from typing import Any
 
@@ -19,7 +18,26 @@ from paretotune.cli._jobs import (
     need_address,
     no_job,
 )
+from paretotune.cli._options import Subparsers
 from paretotune.errors import ClusterError
+
+
+def add_parser(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser("logs", help="print a submitted study's Ray job log")
+    parser.add_argument("job", help="the job's id (raysubmit_…), or a study: its latest job")
+    parser.add_argument(
+        "--address", help="the cluster's job server (default $RAY_API_SERVER_ADDRESS)"
+    )
+    parser.add_argument("--follow", action="store_true", help="keep printing until the job ends")
+
+
+def run(args: argparse.Namespace) -> int:
+    address = need_address(args.address, f"logs {args.job}")
+    state = show_logs(args.job, address, args.follow)
+    if args.follow:
+        print(f"job {args.job}: {state}", file=sys.stderr)
+        return 1 if state == "FAILED" else 0
+    return 0
 
 
 def show_logs(target: str, address: str, follow: bool) -> str:
@@ -39,6 +57,8 @@ def show_logs(target: str, address: str, follow: bool) -> str:
         sys.stdout.write(text)
         sys.stdout.flush()
         return job.status
+    import asyncio  # (~30 ms: not for every command's start)
+
     asyncio.run(_tail(client, job.submission_id))
     return job_status(client, job.submission_id)
 
@@ -47,12 +67,3 @@ async def _tail(client: Any, job_id: str) -> None:
     async for chunk in client.tail_job_logs(job_id):
         sys.stdout.write(chunk)
         sys.stdout.flush()
-
-
-def logs_command(args: argparse.Namespace) -> int:
-    address = need_address(args.address, f"logs {args.job}")
-    state = show_logs(args.job, address, args.follow)
-    if args.follow:
-        print(f"job {args.job}: {state}", file=sys.stderr)
-        return 1 if state == "FAILED" else 0
-    return 0

@@ -1,13 +1,43 @@
-"""Training an exported one-trial spec in this process."""
+"""`paretotune retrain SPEC`: train a one-trial spec that `paretotune export` wrote, in
+this process, and print the trial as `best` does."""
 
 from __future__ import annotations
 
+import argparse
+import os
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from paretotune._run import StudyResult, run_study
-from paretotune.execution import InProcessExecutor
-from paretotune.spaces import load_spec
-from paretotune.study._prepare import prepare
+from paretotune.cli._options import Subparsers, add_json, add_storage, add_tracking
+from paretotune.cli._read import client_of, show
+
+if TYPE_CHECKING:
+    from paretotune._run import StudyResult
+
+
+def add_parser(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "retrain", help="train an exported one-trial spec, print metrics"
+    )
+    parser.add_argument("spec", help="a YAML written by `paretotune export`")
+    add_storage(parser)
+    add_tracking(parser)
+    add_json(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    result = retrain(args.spec, storage=args.storage, tracking_uri=args.tracking_uri)
+    if result.trials_run == 0:
+        print(f"note: {result.name} was trained before; showing that trial", file=sys.stderr)
+    client = client_of(args)
+    view = client.view(result.name)
+    complete = [r for r in view.records if r.state == "COMPLETE"]
+    if not complete:
+        print(f"error: the trial of {result.name} did not complete", file=sys.stderr)
+        return 1
+    return show(client.trial(view, complete[-1].number), args.json)
 
 
 def retrain(
@@ -25,6 +55,11 @@ def retrain(
     Raises:
         SpecError: the spec is invalid.
     """
+    from paretotune._run import run_study
+    from paretotune.execution import InProcessExecutor
+    from paretotune.spaces import load_spec
+    from paretotune.study._prepare import prepare
+
     spec = load_spec(spec_path)
     _, context = prepare(spec, custom_objective=False)
     return run_study(

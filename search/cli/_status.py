@@ -14,12 +14,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from paretotune.cli._jobs import Job, address_of, jobs_at
-from paretotune.study import resolve_storage_url
-from paretotune.study._lock import Holder, lock_holder
-from paretotune.study._storage import missing_storage, storage_exists
+from paretotune.cli._options import Subparsers, add_json, add_storage
 
 if TYPE_CHECKING:
     from paretotune.results.client import Client
+    from paretotune.study._lock import Holder
+
+HELP = (
+    "a study's trials by state, front, driver and Ray jobs (every study's without "
+    "STUDY); reads only"
+)
 
 STATES = ("COMPLETE", "FAIL", "INTERRUPTED", "PRUNED", "RUNNING", "WAITING")
 
@@ -103,6 +107,9 @@ def collect_status(
             no job names it).
         ClusterError: the job server at ``address`` cannot be reached.
     """
+    from paretotune.study import resolve_storage_url
+    from paretotune.study._storage import missing_storage
+
     url = resolve_storage_url(storage)
     jobs: list[Job] | None = None
     if address:
@@ -135,6 +142,7 @@ def open_reader(url: str) -> Client | None:
     """A `Client` over the storage, or None where it holds no study store yet (its file
     does not exist: opening it would create it; see `study._storage.storage_exists`)."""
     from paretotune.results.client import Client
+    from paretotune.study._storage import storage_exists
 
     return Client(storage=url) if storage_exists(url) else None
 
@@ -142,6 +150,8 @@ def open_reader(url: str) -> Client | None:
 def study_status(client: Client, url: str, name: str, jobs: list[Job] | None) -> StudyStatus:
     """The status of the stored study ``name``, with ``jobs`` (None: no job server asked);
     the study is read once."""
+    from paretotune.study._lock import lock_holder
+
     view = client.view(name)
     summary = view.summary
     trials = dict.fromkeys(STATES, 0) | {
@@ -163,13 +173,27 @@ def study_status(client: Client, url: str, name: str, jobs: list[Job] | None) ->
     )
 
 
-def status_command(args: argparse.Namespace) -> int:
+def add_parser(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser("status", help=HELP)
+    parser.add_argument("study", nargs="?", help="the study (default: every study)")
+    add_storage(parser)
+    parser.add_argument(
+        "--address",
+        help="also show the Ray jobs of the study at this job server, e.g. http://head:8265 "
+        "(default $RAY_API_SERVER_ADDRESS)",
+    )
+    add_json(parser)
+
+
+def run(args: argparse.Namespace) -> int:
     statuses = collect_status(args.study, args.storage, address_of(args.address))
     if args.json:
         shown = [s.as_dict() for s in statuses]
         print(json.dumps(shown[0] if args.study else shown, indent=2, default=str))
         return 0
     if not statuses:
+        from paretotune.study import resolve_storage_url
+
         print(f"no studies in {resolve_storage_url(args.storage)}")
         return 0
     print("\n\n".join("\n".join(status.lines()) for status in statuses))

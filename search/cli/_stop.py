@@ -24,17 +24,51 @@ from paretotune.cli._jobs import (
     need_address,
     no_job,
 )
+from paretotune.cli._options import Subparsers, add_storage
 from paretotune.cli._status import open_reader, study_status
-from paretotune.cli._stop_driver import stop_driver, wait_until
 from paretotune.errors import (
     ClusterError,
     NotRunningError,
     StopTimeoutError,
     StudyNotFoundError,
 )
-from paretotune.study import resolve_storage_url
+
+HELP = (
+    "stop a study's driver (on this machine) or a submitted study's Ray job cleanly: "
+    "running trials are closed as interrupted, the next run resumes"
+)
 
 STOP_TIMEOUT_S = 60.0
+
+
+def add_parser(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser("stop", help=HELP)
+    parser.add_argument("target", metavar="STUDY|JOB", help="a study, or a Ray job id")
+    add_storage(parser)
+    parser.add_argument(
+        "--address", help="the cluster's job server, to stop a submitted study's job"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=STOP_TIMEOUT_S,
+        help="wait at most S s for the driver to close its trials (default 60)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        line = stop(
+            args.target,
+            storage=args.storage,
+            address=address_of(args.address),
+            timeout_s=args.timeout,
+        )
+    except StopTimeoutError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(line)
+    return 0
 
 
 def stop(
@@ -56,6 +90,8 @@ def stop(
         StudyNotFoundError, JobNotFoundError: no such study or job.
         StopTimeoutError: the driver still held the study after ``timeout_s``.
     """
+    from paretotune.cli._stop_driver import stop_driver  # (Optuna: only once it stops one)
+
     say = say or _stderr
     if target.startswith("raysubmit_"):
         address = need_address(address, f"stop {target} (a job id)")
@@ -91,6 +127,8 @@ def _stop_jobs(
     timeout_s: float,
     say: Callable[[str], None],
 ) -> str:
+    from paretotune.cli._stop_driver import wait_until
+
     if all(job.ended for job in jobs):
         job = jobs[0]
         raise NotRunningError(f"job {job.submission_id} is not running: it ended {job.status}")
@@ -135,6 +173,8 @@ def _stop_jobs(
 def _kept(study: str, storage: str) -> str | None:
     """``N complete, M interrupted`` from the storage, where it can be read (best effort:
     a cluster's storage may not be reachable from here)."""
+    from paretotune.study import resolve_storage_url
+
     try:
         client = open_reader(resolve_storage_url(storage))
         if client is None:
@@ -143,21 +183,6 @@ def _kept(study: str, storage: str) -> str | None:
     except Exception:  # only the report's detail is lost
         return None
     return f"{status.trials['COMPLETE']} complete, {status.trials['INTERRUPTED']} interrupted"
-
-
-def stop_command(args: argparse.Namespace) -> int:
-    try:
-        line = stop(
-            args.target,
-            storage=args.storage,
-            address=address_of(args.address),
-            timeout_s=args.timeout,
-        )
-    except StopTimeoutError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    print(line)
-    return 0
 
 
 def _stderr(line: str) -> None:

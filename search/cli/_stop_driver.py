@@ -16,10 +16,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from paretotune.cli._status import missing_storage, open_reader, study_status
+from paretotune.cli._status import open_reader, study_status
 from paretotune.errors import NotRunningError, ParetotuneError, StopTimeoutError
 from paretotune.study import resolve_storage_url
 from paretotune.study._lock import lock_holder
+from paretotune.study._storage import missing_storage
 
 PROGRESS_EVERY_S = 10.0
 _POLL_S = 0.5

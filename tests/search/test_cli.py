@@ -176,12 +176,12 @@ def test_run_starts_its_own_ray_and_leaves_nothing_running(tmp_path: Path):
 
 _BUGGY_COMMAND = """
 import sys
-from paretotune.cli import _main
+from paretotune.cli import _main, _studies
 
 def studies(args):
     return {}["a bug"]  # a KeyError: a LookupError, but not the user's mistake
 
-_main._COMMANDS["studies"] = studies
+_studies.run = studies
 _main.entry()
 """
 

@@ -22,7 +22,7 @@ import pytest
 from paretotune import Overrides
 from paretotune._progress import front_lines
 from paretotune.cli import main
-from paretotune.cli._main import _parser
+from paretotune.cli._main import COMMANDS, _parser
 from paretotune.cli._read import states_words
 from paretotune.errors import SpecError
 from paretotune.execution import TrialTask
@@ -229,6 +229,18 @@ def test_every_positional_and_option_has_help():
         if not action.help
     ]
     assert not missing
+
+
+def test_each_command_comes_from_its_own_module():
+    """`COMMANDS` names each command's module: the one parser it adds is the command of
+    its name, and ``--help`` lists them in that order."""
+    parser = _parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert list(commands.choices) == list(COMMANDS)
+    for name, module in COMMANDS.items():
+        alone = argparse.ArgumentParser().add_subparsers()
+        module.add_parser(alone)
+        assert list(alone.choices) == [name]
 
 
 def test_show_prints_one_trial_whole(cli):

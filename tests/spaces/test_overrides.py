@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 from paretotune import Overrides, SpecError, run_study
-from paretotune.cli._main import SUBMIT_OVERRIDES, _overrides, _parser
+from paretotune.cli._main import _parser
+from paretotune.cli._options import overrides_of
+from paretotune.cli._submit import SUBMIT_OVERRIDES
 from paretotune.spaces import StudySpec, validate_spec
 from paretotune.spaces._overrides import flag_of, override_fields
 
@@ -86,8 +88,8 @@ def test_one_string_is_no_list_of_constraints():
 def test_run_offers_every_override_as_an_option_and_reads_them_back():
     parser = _parser()
     args = parser.parse_args(["run", "spec.yaml", *EVERY.as_arguments()])
-    assert _overrides(args) == EVERY
-    assert _overrides(parser.parse_args(["run", "spec.yaml"])) == Overrides()
+    assert overrides_of(args) == EVERY
+    assert overrides_of(parser.parse_args(["run", "spec.yaml"])) == Overrides()
     help_text = parser._subparsers._group_actions[0].choices["run"].format_help()  # type: ignore[union-attr]
     for one in override_fields():
         assert flag_of(one) in help_text, one.name
@@ -100,7 +102,7 @@ def test_submit_offers_the_overrides_it_passes_on():
     args = parser.parse_args(
         ["submit", "s.yaml", "--address", "http://h:8265"] + given.as_arguments()
     )
-    assert _overrides(args) == given
+    assert overrides_of(args) == given
     assert set(SUBMIT_OVERRIDES) < {f.name for f in override_fields()}
     with pytest.raises(SystemExit):
         parser.parse_args(["submit", "s.yaml", "--address", "http://h:8265", "--seed", "1"])
