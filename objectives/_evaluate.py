@@ -90,8 +90,9 @@ def evaluate(
         classification: ``accuracy``, ``f1_macro``, ``precision_macro``, ``recall_macro``,
         ``roc_auc`` (when defined); regression: ``mse``, ``mae``, ``rmse``, ``r2`` in target
         units. Each also as ``test_*`` on the held-out test rows. Costs: ``train_time_s``
-        (training and pruning fine-tune; a distillation teacher's time is separate as
-        ``teacher_train_time_s``), ``latency_ms`` (median at batch 1), ``latency_ms_p90``,
+        (the training steps and a pruning fine-tune's, no validation; a distillation
+        teacher's time is separate as ``teacher_train_time_s``), ``val_time_s`` (the
+        per-epoch validation passes), ``latency_ms`` (median at batch 1), ``latency_ms_p90``,
         ``latency_cv``, ``throughput_sps`` (batch 256), ``size_bytes`` (serialized state
         dict; sparse encoding for ``prune_unstructured``), ``n_params``, ``peak_mem_mb``.
         Compression: ``accuracy_before_compression`` (or ``mse_...``),
@@ -180,6 +181,7 @@ class _Trial:
         trained = sum(run.trainer.train_time_s for run in runs)
         self.metrics["train_time_s"] = trained + self.finetune_s
         self.metrics["train_wall_s"] = sum(run.trainer.train_wall_s for run in runs)
+        self.metrics["val_time_s"] = sum(run.trainer.val_time_s for run in runs)
         self.artifacts["time_clock"] = compute_clock(self.device)[0]
         self._score_folds(runs, models)
         self._check_beats_trivial(runs, history)

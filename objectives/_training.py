@@ -95,10 +95,11 @@ def random_shift(
 class Trainer:
     """Trains one predictor on one fold, an epoch per :meth:`run_epoch` call.
 
-    ``train_time_s`` accumulates the training steps and the per-epoch validation (cuda
-    synchronised), never the caller's callback, on the compute clock (the trial's own CPU
-    time with one thread on CPU, else the wall clock; see `compute_clock`);
-    ``train_wall_s`` the same on the wall clock.
+    ``train_time_s`` accumulates the training steps alone (forward, backward, optimizer
+    step, cuda synchronised), ``val_time_s`` the per-epoch validation passes, never the
+    caller's callback, both on the compute clock (the trial's own CPU time with one thread
+    on CPU, else the wall clock; see `compute_clock`); ``train_wall_s`` the training
+    steps on the wall clock.
     """
 
     def __init__(
@@ -125,6 +126,7 @@ class Trainer:
         self.device = data.X_train.device
         self.train_time_s = 0.0
         self.train_wall_s = 0.0
+        self.val_time_s = 0.0
         self.regression = model.regression
         # Regression trains on the standardized target; the teacher's output is rescaled alike.
         self.y_train = self._target(data.y_train)
@@ -177,11 +179,14 @@ class Trainer:
                     sync(self.device)
         if self.schedule is not None:
             self.schedule.step()
+        sync(self.device)
+        trained = clock()
+        self.train_time_s += trained - start
+        self.train_wall_s += time.perf_counter() - wall
         with self.slot.training():
             entry = {"train_loss": float(total) / n, **self.validate()}
             sync(self.device)
-        self.train_time_s += clock() - start
-        self.train_wall_s += time.perf_counter() - wall
+        self.val_time_s += clock() - trained
         self.epochs_run += 1
         self._check_diverged(entry["train_loss"])
         return entry

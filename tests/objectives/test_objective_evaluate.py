@@ -47,6 +47,15 @@ def test_mlp_on_digits_learns_and_measures(digits_mlp):
     assert matrix.shape == (10, 10) and digits_mlp.artifacts["class_labels"] == list(range(10))
 
 
+def test_train_time_is_the_training_steps_and_validation_is_timed_apart(run, fast_mlp):
+    # 95% of the rows validate and 5% train, then the other way round (19x the rows each):
+    # each figure follows its own share of the rows, not the other's.
+    small_train = run(fast_mlp, val_fraction=0.95, epochs=4).metrics
+    large_train = run(fast_mlp, val_fraction=0.05, epochs=4).metrics
+    assert small_train["val_time_s"] > 2 * large_train["val_time_s"] > 0
+    assert large_train["train_time_s"] > 2 * small_train["train_time_s"] > 0
+
+
 def test_same_params_same_accuracy(run, fast_mlp):
     first, second = run(fast_mlp), run(fast_mlp)
     assert first.metrics["accuracy"] == second.metrics["accuracy"]
