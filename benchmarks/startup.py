@@ -14,6 +14,16 @@ running* (the earliest worker start, the trials' ``started_at``), *last trial do
 the *whole command* (process start to exit), each from the moment the command was
 launched. Cases run interleaved; medians over ``--repeats``.
 
+The timeline: each run sets ``$PARETOTUNE_TIMELINE``, so the command marks its phases
+(``paretotune._timeline``): ``main`` (imports done, arguments parsed), ``run_study``,
+``study_open`` (spec, dataset checked, lock, study), ``ray_ready`` (Ray joined or
+started, actors asked for), ``tracker_open`` (the MLflow logging process started, the
+parent run), ``worker_placed`` (the driver saw the first actor placed),
+``first_dispatch``, ``trials_done``, ``remeasured`` (the end-of-run re-measurement),
+``workers_stopped``, ``tracker_closed`` (MLflow caught up and its process exited),
+``front_printed`` and ``ray_stopped``; the table gives each phase's median moment from
+launch and the median step from the phase before it.
+
     .venv/bin/python benchmarks/startup.py --repeats 3
 """
 
@@ -31,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import machine, quiet, save, table
+from paretotune._timeline import TIMELINE_ENV, read
 
 SPEC = """\
 name: startup
@@ -49,15 +60,18 @@ def run_once(folder: Path, env: dict[str, str]) -> dict[str, float]:
 
     (folder / "spec.yaml").write_text(SPEC)
     (folder / "paretotune.journal").unlink(missing_ok=True)
+    timeline = folder / "timeline.jsonl"
+    timeline.unlink(missing_ok=True)
     launched = time.time()
     subprocess.run(
         [*PARETOTUNE, "run", "spec.yaml", "--no-progress"],
         cwd=folder,
-        env=env,
+        env={**env, TIMELINE_ENV: str(timeline)},
         check=True,
         capture_output=True,
     )
     wall = time.time() - launched
+    marks = {f"at_{phase}_s": moment - launched for phase, moment in read(timeline)}
     study = optuna.load_study(
         study_name="startup", storage=open_storage(str(folder / "paretotune.journal"))
     )
@@ -67,7 +81,36 @@ def run_once(folder: Path, env: dict[str, str]) -> dict[str, float]:
         "first_running_s": min(t.user_attrs["started_at"] for t in trials) - launched,
         "last_done_s": max(t.datetime_complete.timestamp() for t in trials) - launched,
         "wall_s": wall,
+        **marks,
     }
+
+
+KEYS = ("asked_s", "first_running_s", "last_done_s", "wall_s")
+
+
+def timeline_table(runs: list[dict[str, Any]]) -> str:
+    """Each phase's median moment from launch, and its median step from the phase
+    before it, per case (phases in the order of the cold runs' medians)."""
+    columns: list[str] = []
+    medians: dict[str, dict[str, float]] = {}
+    for case in ("cold", "up"):
+        mine = [r for r in runs if r["case"] == case]
+        keys = {k for r in mine for k in r if k.startswith("at_")} | {"wall_s"}
+        medians[case] = {k: statistics.median(r[k] for r in mine if k in r) for k in keys}
+        columns += [k for k in sorted(keys, key=medians[case].get) if k not in columns]
+    rows = []
+    for key in columns:
+        cells = [key.removeprefix("at_").removesuffix("_s").replace("wall", "exit")]
+        for case in ("cold", "up"):
+            ordered = sorted(medians[case].values())
+            at = medians[case].get(key)
+            if at is None:
+                cells += ["", ""]
+                continue
+            before = max((v for v in ordered if v < at), default=0.0)
+            cells += [f"{at:.2f}", f"+{at - before:.2f}"]
+        rows.append(cells)
+    return table(["phase", "cold: at s", "step s", "up: at s", "step s"], rows)
 
 
 def main() -> None:
@@ -90,17 +133,17 @@ def main() -> None:
                     if case == "cold":
                         shutil.rmtree(folder, ignore_errors=True)
                 runs.append({"case": case, "repeat": repeat, **figures})
-                shown = ", ".join(f"{k} {v:.1f}" for k, v in figures.items())
+                shown = ", ".join(f"{k} {v:.1f}" for k, v in figures.items() if k in KEYS)
                 print(f"{case:5s} #{repeat}: {shown}", flush=True)
     finally:
         subprocess.run([*PARETOTUNE, "down"], cwd=served, env=env, capture_output=True)
         shutil.rmtree(served, ignore_errors=True)
-    keys = ("asked_s", "first_running_s", "last_done_s", "wall_s")
     rows = []
     for case in ("cold", "up"):
         mine = [r for r in runs if r["case"] == case]
-        rows.append([case, *(f"{statistics.median(r[k] for r in mine):.1f}" for k in keys)])
+        rows.append([case, *(f"{statistics.median(r[k] for r in mine):.1f}" for k in KEYS)])
     print(table(["case", "asked s", "first trial running s", "last trial done s", "whole s"], rows))
+    print(timeline_table(runs))
     path = save("startup", {"runs": runs, "spec": SPEC}, facts)
     print(f"saved {path}")
 

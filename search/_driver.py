@@ -21,6 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 from paretotune._clock import Clock
 from paretotune._front import Front
 from paretotune._progress import StudyProgress
+from paretotune._timeline import mark
 from paretotune.execution import Executor, TrialReport, TrialTask
 from paretotune.results.records import Compute, FrontSummary, compute_of, trial_compute
 from paretotune.results.study_view import StudyView
@@ -137,6 +138,7 @@ class Driver:
         self._view: StudyView | None = None  # see `view`
         self._lagging_since: float | None = None  # see `_tracking_lags`
         self._compute = Compute()
+        self._dispatched = False  # this run sent no trial yet (`first_dispatch` mark)
 
     # -- set-up ------------------------------------------------------------------------
     def open(self) -> None:
@@ -335,6 +337,9 @@ class Driver:
         self.tracker.start_trial(trial.number, params, retry)
         self.in_flight[trial.number] = _InFlight(trial, params)
         executor.submit(TrialTask(trial.number, params))
+        if not self._dispatched:
+            self._dispatched = True
+            mark("first_dispatch")
 
     def _finish(self, item: _InFlight, report: TrialReport) -> None:
         """Tell Optuna the outcome, count it and hand it to the tracker."""

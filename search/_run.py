@@ -11,6 +11,7 @@ from typing import Any
 from paretotune._clock import Clock, SystemClock
 from paretotune._driver import Driver
 from paretotune._progress import print_front
+from paretotune._timeline import mark
 from paretotune.errors import StudyNotFoundError
 from paretotune.execution import Executor, InProcessExecutor, UserObjective
 from paretotune.results.records import Compute, FrontSummary, TrialRecord
@@ -94,6 +95,7 @@ def run_study(
             study of that name exists with other objectives. Nothing is created then (a
             local Ray started meanwhile is stopped again).
     """
+    mark("run_study")
     spec = apply_overrides(load_spec(spec_or_path), Overrides.of(overrides, **keywords))
     storage_url = resolve_storage_url(storage)
     refuse_if_held(storage_url, spec.name)  # a refused second driver starts no Ray
@@ -110,6 +112,7 @@ def run_study(
             _require_placeable(spec, latency_on)
         lock.enter_context(driver_lock(storage_url, spec.name))  # before touching trials
         study = open_study(spec, objectives, storage_url)
+        mark("study_open")
     except BaseException:
         lock.close()
         if ray_starting:
@@ -152,14 +155,18 @@ def run_study(
                     latency_on=latency_on,
                     trial_timeout_s=spec.budget.trial_timeout_s,
                 )
+                mark("ray_ready")
             driver.open()
+            mark("tracker_open")
             if driver.stopping is not None:
                 if executor.remote_workers:
                     driver.stopping.share_with_ray()
                 executor.use_epoch_gate(driver.stopping.gate())
             driver.loop(executor)
+            mark("trials_done")
             status, reason = "FINISHED", driver.stop_reason()
             driver.remeasure_front(executor)
+            mark("remeasured")
         except KeyboardInterrupt as stop:
             status, reason, stopped = "KILLED", "interrupted", stop
         finally:
@@ -167,6 +174,7 @@ def run_study(
                 closed = driver.abandon_in_flight()
                 if own_executor and executor is not None:
                     executor.shutdown()
+                    mark("workers_stopped")
                 if driver.stopping is not None:
                     if not own_executor and executor is not None:
                         executor.use_epoch_gate(None)  # the caller's executor, as it was given
@@ -176,6 +184,7 @@ def run_study(
                 front = driver.publish_final_front()
             finally:
                 driver.close_tracker(status)
+                mark("tracker_closed")
                 write_snapshot(storage_url, study)  # readers skip the journal's replay
         try:
             result = _result(driver, storage_url, front, reason)
@@ -189,6 +198,7 @@ def run_study(
                     study=spec.name,
                 )
         finally:
+            mark("front_printed")
             if stopped is not None:
                 raise stopped  # (what was kept is said; the caller still sees the Ctrl-C)
         return result

@@ -14,6 +14,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Protocol
 
+from paretotune._timeline import mark
 from paretotune.cli import (
     _best,
     _dashboard,
@@ -93,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    mark("main")
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.command].run(args)
@@ -157,6 +159,7 @@ def entry() -> None:
     from paretotune.execution import stop_ray
 
     stop_ray()
+    mark("ray_stopped")
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
             stream.flush()

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from paretotune._timeline import mark
 from paretotune.errors import ClusterError, SpecError
 from paretotune.execution._base import Executor
 from paretotune.execution._placement import PlacementWatch, WorkerAsk
@@ -93,6 +94,8 @@ class RayExecutor(Executor):
         """Move the actors Ray has placed since into the idle pool (giving them the epoch
         gate), replace those that died first, and say or stop on a shortfall."""
         placed, died = self._placing.collect(timeout)
+        if placed and not self._idle and not self._in_flight:
+            mark("worker_placed")  # the first (or, after a loss, the first again)
         for actor in placed:
             if self._gate is not None:
                 actor.use_epoch_gate.remote(self._gate)
