@@ -20,6 +20,7 @@ after all runs, in this process, by one procedure (``paretotune.objectives.evalu
 one torch thread, 15 epochs, seed 0), and the judged hypervolume is of those figures.
 
     .venv/bin/python benchmarks/vs_plain_script.py --seeds 0 1 2 [--up]
+        [--variant 'one worker=--workers 1' --variant 'MO-ASHA=--early-stopping mo_asha']
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -153,14 +155,16 @@ def load(path: Path) -> list[Any]:
     return json.loads(path.read_text())
 
 
-def run_paretotune(seed: int, folder: Path) -> tuple[float, list[Point]]:
+def run_paretotune(
+    seed: int, folder: Path, flags: tuple[str, ...] = ()
+) -> tuple[float, list[Point]]:
     import optuna
     from paretotune import open_storage
 
     spec = folder / "spec.yaml"  # the demo spec with this seed
     spec.write_text(DIGITS_SPEC.read_text() + f"seed: {seed}\n")
     (folder / "paretotune.journal").unlink(missing_ok=True)
-    command = [sys.executable, "-m", "paretotune.cli", "run", str(spec), "--no-progress"]
+    command = [sys.executable, "-m", "paretotune.cli", "run", str(spec), "--no-progress", *flags]
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI")}
     started = time.perf_counter()
     subprocess.run(command, check=True, cwd=folder, env=env, capture_output=True)
@@ -189,10 +193,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--up", action="store_true", help="also run with `paretotune up`")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=FLAGS",
+        help="also a cold `paretotune run` with these flags, e.g. 'one worker=--workers 1'",
+    )
     args = parser.parse_args()
     quiet()
     facts = machine()
     runners: dict[str, Any] = {"plain script": run_plain, "paretotune run": run_paretotune}
+    for variant in args.variant:
+        name, _, flags = variant.partition("=")
+        runners[f"paretotune run, {name}"] = partial(run_paretotune, flags=tuple(flags.split()))
     served = paretotune_up() if args.up else None
     if served is not None:
         runners["paretotune run, up"] = lambda seed, _: run_paretotune(seed, served)
