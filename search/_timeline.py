@@ -28,4 +28,4 @@ def mark(phase: str) -> None:
 def read(path: str | os.PathLike[str]) -> list[tuple[str, float]]:
     """The marks in a timeline file, in the order they were written."""
     with open(path, encoding="utf-8") as lines:
-        return [(entry["phase"], entry["t"]) for entry in map(json.loads, lines) if entry]
+        return [(entry["phase"], entry["t"]) for entry in map(json.loads, lines)]

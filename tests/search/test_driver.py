@@ -9,7 +9,7 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
-from paretotune import SpecError
+from paretotune import SpecError, _timeline
 from paretotune._driver import RUN_ID_WAIT_S
 from paretotune.execution import TrialTask
 from paretotune.study import open_storage
@@ -333,3 +333,25 @@ def test_a_tracker_slower_than_the_trials_holds_dispatch_to_a_bounded_lag(tmp_pa
     # driver running ahead would have ended at 2 s
     assert 40.0 - 8 - 1 <= clock.now() <= 40.0 + 1
     assert all(t.user_attrs[RUN_ID_ATTR] == f"run-{t.number}" for t in _study(tmp_path).trials)
+
+
+def test_a_run_marks_its_phases_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The marks `$PARETOTUNE_TIMELINE` asks for (benchmarks/startup.py's timeline)."""
+    timeline = tmp_path / "timeline.jsonl"
+    monkeypatch.setenv(_timeline.TIMELINE_ENV, str(timeline))
+    _run(tmp_path)
+    marks = _timeline.read(timeline)
+    # the given executor is the caller's: no Ray to wait for, no workers stopped by the run
+    assert [phase for phase, _ in marks] == [
+        "run_study", "study_open", "tracker_open", "first_dispatch", "trials_done",
+        "remeasured", "tracker_closed", "front_printed",
+    ]  # fmt: skip
+    moments = [t for _, t in marks]
+    assert moments == sorted(moments)
+
+
+def test_without_the_timeline_variable_no_marks_are_written(tmp_path: Path, monkeypatch):
+    monkeypatch.delenv(_timeline.TIMELINE_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    _run(tmp_path)
+    assert not list(tmp_path.rglob("*.jsonl"))
