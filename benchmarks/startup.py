@@ -102,12 +102,11 @@ def timeline_table(runs: list[dict[str, Any]]) -> str:
     for key in columns:
         cells = [key.removeprefix("at_").removesuffix("_s").replace("wall", "exit")]
         for case in ("cold", "up"):
-            ordered = sorted(medians[case].values())
             at = medians[case].get(key)
             if at is None:
                 cells += ["", ""]
                 continue
-            before = max((v for v in ordered if v < at), default=0.0)
+            before = max((v for v in medians[case].values() if v < at), default=0.0)
             cells += [f"{at:.2f}", f"+{at - before:.2f}"]
         rows.append(cells)
     return table(["phase", "cold: at s", "step s", "up: at s", "step s"], rows)
