@@ -57,6 +57,7 @@ BACKLOG_NOTICE = 20  # trials MLflow may still have to record before closing say
 # held longer than this, nor while more than this many (or 2 per worker) finished
 # trials wait.
 RUN_ID_WAIT_S = 30.0
+LATE_RUN_IDS_BATCH = 500  # run ids answered after their trials were told, per write
 MAX_WAITING_FOR_RUN_ID = 8
 
 
@@ -120,6 +121,8 @@ class Driver:
     goal: Expression | None = None  # budget.stop_when
     in_flight: dict[int, _InFlight] = field(default_factory=dict)  # running on a worker
     run_ids: dict[int, str] = field(default_factory=dict)  # run ids the tracker reported
+    # run ids of trials already told, not yet written (`StudyWriter.late_run_ids`)
+    _late_run_ids: dict[int, str] = field(default_factory=dict)
     finished_untold: list[tuple[_InFlight, TrialReport]] = field(default_factory=list)
     finished_here: int = 0
     parent_run_id: str | None = None
@@ -199,9 +202,13 @@ class Driver:
             if run_id is not None:
                 self.run_ids[number] = run_id
             item = self.in_flight.get(number)
-            if item is None:  # finished; once told, readers find the run by its trial tag
+            if item is None:
                 item = next((i for i, _ in self.finished_untold if i.trial.number == number), None)
-            if item is not None:
+            if item is None and run_id is not None:  # told already: kept on the study
+                self._late_run_ids[number] = run_id
+                if len(self._late_run_ids) >= LATE_RUN_IDS_BATCH:
+                    self._write_late_run_ids()
+            elif item is not None:
                 item.run_id_known = True
                 if run_id is not None:
                     self.writer.run_id(item.trial, run_id)
@@ -373,6 +380,7 @@ class Driver:
             curves=_curves(report.history),
             stopped_at=report.stopped_at if error is None else None,
             fail_reason=error,
+            has_model=report.model_bytes is not None,
         )
         written = self.writer.trial_ended(trial, end)
         self._compute += trial_compute(written, self.spec.budget.epochs)
@@ -537,6 +545,11 @@ class Driver:
         if self.show_progress and backlog > BACKLOG_NOTICE:
             print(f"Waiting for MLflow to record the last {backlog} trials…", file=sys.stderr)
         self._absorb(self.tracker.close(status))
+        self._write_late_run_ids()
+
+    def _write_late_run_ids(self) -> None:
+        self.writer.late_run_ids(self._late_run_ids)
+        self._late_run_ids = {}
 
     @property
     def elapsed_s(self) -> float:

@@ -21,6 +21,7 @@ from paretotune.results.study_view import StudySummary, StudyView
 from paretotune.study import open_storage, resolve_storage_url, resolve_tracking_uri
 from paretotune.study._attrs import (
     EXPERIMENT_ATTR,
+    HAS_MODEL_ATTR,
     PARENT_RUN_ATTR,
     SPEC_ATTR,
     TRACKING_URI_ATTR,
@@ -34,6 +35,7 @@ from paretotune.tracking.mlflow.schema import (
     PARENT_RUN_TAG,
     RECOVERED_TAG,
     TRIAL_TAG,
+    trial_model_uri,
 )
 from paretotune.tracking.mlflow.sqlite import local_store_path
 from paretotune.tracking.mlflow.unlogged import UnloggedTrials
@@ -131,10 +133,11 @@ class Client:
         return self.view(name).summary
 
     def front(self, name: str | StudyView) -> FrontSummary:
-        """Every complete trial of the study, ranked, with the front's hypervolume."""
+        """Every complete trial of the study, ranked, with the front's hypervolume (and
+        the trials' model URIs)."""
         view = self.view(name)
         front = view.front()
-        return replace(front, records=self._linked(view, front.records))
+        return replace(front, records=list(self._with_models(view, front.records)))
 
     def pareto_front(self, name: str | StudyView, feasible_only: bool = True) -> TrialSet:
         """The Pareto-optimal trials of the study, by trial number, with their model URIs.
@@ -204,7 +207,13 @@ class Client:
         It takes raw feature rows as the dataset gives them (float32, ``(n, features)``;
         the preprocessing is inside) and returns logits or target-unit predictions.
         """
-        return _models.load_model(self.tracking_uri_of(record), self._model_uri(record))
+        from mlflow.exceptions import MlflowException
+
+        uri = self._model_uri(record)
+        try:
+            return _models.load_model(self.tracking_uri_of(record), uri)
+        except (MlflowException, OSError) as err:  # its run holds no model (yet)
+            raise self._no_model(record) from err
 
     def register(
         self, record: TrialRecord, name: str, alias: str | None = "champion"
@@ -244,18 +253,35 @@ class Client:
         return attrs.get(TRACKING_URI_ATTR) or self.tracking_uri
 
     def _with_models(self, study: StudyView, records: list[TrialRecord]) -> TrialSet:
-        """The records with ``model_uri`` set from their runs' ``paretotune.model_uri`` tag
-        (and run ids linked, see `_linked`)."""
-        ids = [r.mlflow_run_id for r in records if r.mlflow_run_id]
-        if not records:
-            runs = []
-        elif len(ids) == len(records) and len(ids) <= RUNS_BY_ID_LIMIT:
-            runs = self._child_runs(study, run_ids=ids)  # a few runs, not the whole study
-        else:
-            runs = self._child_runs(study)
-        uris = {run.info.run_id: run.data.tags.get(MODEL_URI_TAG) for run in runs}
+        """The records with ``model_uri`` set (and run ids linked, see `_linked`).
+
+        A trial that says whether it sent a model (``has_model``) gets the URI its run id
+        makes (`trial_model_uri`), asking MLflow nothing, whatever the front's size; only
+        older trials, which do not say, are looked up by their runs' model tag.
+        """
+        sent = {r.number: study.trial(r.number) for r in records}
+        unsaid = [r for r in records if HAS_MODEL_ATTR not in _attrs_of(sent[r.number])]
+        runs = self._runs_of(study, unsaid) if unsaid else None
+        tagged = {run.info.run_id: run.data.tags.get(MODEL_URI_TAG) for run in runs or []}
         linked = self._linked(study, records, runs)
-        return TrialSet(replace(r, model_uri=uris.get(r.mlflow_run_id or "")) for r in linked)
+
+        def uri(record: TrialRecord) -> str | None:
+            attrs = _attrs_of(sent[record.number])
+            if HAS_MODEL_ATTR not in attrs:
+                return tagged.get(record.mlflow_run_id or "")
+            if attrs[HAS_MODEL_ATTR] and record.mlflow_run_id:
+                return trial_model_uri(record.mlflow_run_id)
+            return None
+
+        return TrialSet(replace(r, model_uri=uri(r)) for r in linked)
+
+    def _runs_of(self, study: StudyView, records: list[TrialRecord]) -> list[Any]:
+        """The records' runs: by id where each has one and they are few, else every
+        child run of the study."""
+        ids = [r.mlflow_run_id for r in records if r.mlflow_run_id]
+        if len(ids) == len(records) and len(ids) <= RUNS_BY_ID_LIMIT:
+            return self._child_runs(study, run_ids=ids)
+        return self._child_runs(study)
 
     def _linked(
         self, study: StudyView, records: list[TrialRecord], runs: list[Any] | None = None
@@ -309,15 +335,19 @@ class Client:
     def _model_uri(self, record: TrialRecord) -> str:
         if record.model_uri and record.mlflow_run_id:
             return record.model_uri
+        raise self._no_model(record)
+
+    def _no_model(self, record: TrialRecord) -> NoModelError:
+        """Why MLflow has no model for the trial, and what gets one."""
         where = f"trial {record.number} of study {record.study!r}"
         if not record.mlflow_run_id:
-            raise NoModelError(
+            return NoModelError(
                 f"{where} has no MLflow run: the study ran untracked, or MLflow missed the "
                 f"trial (`paretotune sync {record.study}` records the trials held meanwhile)"
             )
         held = UnloggedTrials(unlogged_dir(self.storage_url, self._study_of(record)))
         if record.number in held.numbers():
-            raise NoModelError(
+            return NoModelError(
                 f"{where} has no model in MLflow yet: MLflow did not take it, and it is held "
                 f"in {held.folder}; `paretotune sync {record.study}` logs it"
             )
@@ -326,11 +356,11 @@ class Client:
             "`paretotune retrain trial.yaml` train it again from its params"
         )
         if self._run_tag(record, RECOVERED_TAG) == "true":
-            raise NoModelError(
+            return NoModelError(
                 f"{where} has no model: its MLflow run {record.mlflow_run_id} was recorded "
                 f"again from Optuna after MLflow missed it, and the model was lost; {again}"
             )
-        raise NoModelError(
+        return NoModelError(
             f"{where} has no model in its MLflow run {record.mlflow_run_id} (a custom "
             f"objective logs none); for the built-in objective, {again}"
         )
@@ -361,6 +391,10 @@ class Client:
         ranked = {r.number: r for r in view.candidates(feasible_only=False)}
         record = ranked.get(number) or next(r for r in view.records if r.number == number)
         return self._with_models(view, [record])[0]
+
+
+def _attrs_of(trial: optuna.trial.FrozenTrial | None) -> dict[str, Any]:
+    return trial.user_attrs if trial is not None else {}
 
 
 def _missing_tracking_store(uri: str) -> bool:

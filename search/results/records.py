@@ -30,8 +30,11 @@ class TrialRecord:
     where a `Client` knows a stopped or dead driver closed the trial (Optuna: FAIL).
 
     ``feasible`` says whether the trial meets the spec's ``constraints`` (always true
-    without any); ``model_uri`` is where its trained model is, ``models:/<id>`` for a
-    logged MLflow model or ``runs:/<run id>/model/model.pt`` for the raw artifact.
+    without any); ``model_uri`` is its trained model, ``runs:/<run id>/model``: MLflow
+    resolves it to the logged MLflow model where the trial has one (Pareto-optimal and
+    registered trials), else to the run's raw ``model/`` artifacts (`Client.load_model`
+    loads both). Trials of older studies, which did not record whether they sent a
+    model, get their run's ``paretotune.model_uri`` tag instead.
     """
 
     number: int

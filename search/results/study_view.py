@@ -39,6 +39,7 @@ from paretotune.study._attrs import (
     SPEC_ATTR,
     STOP_REASON_ATTR,
     STOPPED_AT_ATTR,
+    late_run_ids,
     state_name,
     study_objectives,
     was_interrupted,
@@ -154,7 +155,19 @@ class StudyView:
             or record_of(t, self.objectives, study=self.name, state=self.state_of(t))
             for t in self.trials
         ]
-        return self._with_isolated(records)
+        return self._with_isolated(self._with_late_run_ids(records))
+
+    def _with_late_run_ids(self, records: list[TrialRecord]) -> list[TrialRecord]:
+        """Run ids MLflow answered after their trials were told (kept on the study)."""
+        late = late_run_ids(self.attrs)
+        if not late:
+            return records
+        return [
+            r
+            if r.mlflow_run_id or r.number not in late
+            else replace(r, mlflow_run_id=late[r.number])
+            for r in records
+        ]
 
     def front(self) -> FrontSummary:
         """The ranking with the records' isolated latencies (and feasibility)."""

@@ -27,6 +27,10 @@ GOAL_TRIAL_ATTR = "goal_met_by"  # the trial that met ``budget.stop_when``
 # {trial number: {"latency_ms_isolated": …}}: the front's latencies measured again at the
 # end of a run, with no trial running (trials are immutable once told, so it lives here)
 ISOLATED_ATTR = "isolated_measurements"
+# "late_run_ids.<first trial>": {trial number: MLflow run id} for trials told before
+# MLflow answered their run id (a lagging store); trials are immutable once told, so
+# these live on the study, a batch per attribute (each write is one bounded append)
+LATE_RUN_IDS_PREFIX = "late_run_ids."
 
 # trial user attributes
 RUN_ID_ATTR = "mlflow_run_id"
@@ -47,8 +51,20 @@ ATTEMPT_ATTR = "attempt"  # 2, 3, …: a retry of the trial numbered RETRY_OF_AT
 RETRY_OF_ATTR = "retry_of"
 RERUN_OF_ATTR = "rerun_of"  # a trial queued again because trial N was interrupted
 PLACEMENT_ATTR = "placement"  # Ray node ids: {"node": trained on, "latency_node": timed on}
+# True: the trial sent a trained model (its MLflow run keeps it under ``model``); False:
+# none (a custom objective, a failure). Absent on older studies: ask MLflow.
+HAS_MODEL_ATTR = "has_model"
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+
+def late_run_ids(study_attrs: dict[str, Any]) -> dict[int, str]:
+    """The run ids recorded on the study for trials told before MLflow answered them."""
+    found: dict[int, str] = {}
+    for key, batch in study_attrs.items():
+        if key.startswith(LATE_RUN_IDS_PREFIX) and isinstance(batch, dict):
+            found |= {int(number): str(run_id) for number, run_id in batch.items()}
+    return found
 
 
 def set_trial_metrics(trial: optuna.Trial, metrics: dict[str, float]) -> None:

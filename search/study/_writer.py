@@ -17,7 +17,9 @@ from paretotune.study._attrs import (
     EXPERIMENT_ATTR,
     FAIL_REASON_ATTR,
     GOAL_TRIAL_ATTR,
+    HAS_MODEL_ATTR,
     ISOLATED_ATTR,
+    LATE_RUN_IDS_PREFIX,
     METRIC_ATTR_PREFIX,
     PARAMS_ATTR,
     PARENT_RUN_ATTR,
@@ -48,6 +50,7 @@ class TrialEnd:
     curves: Mapping[str, list[Any]] | None = None  # attribute name -> per-epoch values
     stopped_at: int | None = None  # stopped early after this epoch
     fail_reason: str | None = None
+    has_model: bool = False  # it sent a trained model (MLflow keeps it in the trial's run)
 
 
 class StudyWriter:
@@ -81,6 +84,12 @@ class StudyWriter:
         kept |= {str(n): dict(m) for n, m in measured.items()}
         self.study.set_user_attr(ISOLATED_ATTR, kept)
 
+    def late_run_ids(self, run_ids: Mapping[int, str]) -> None:
+        """Run ids that MLflow answered after their trials were told, as one batch."""
+        if run_ids:
+            batch = {str(n): run_ids[n] for n in sorted(run_ids)}
+            self.study.set_user_attr(f"{LATE_RUN_IDS_PREFIX}{min(run_ids)}", batch)
+
     # -- its trials --------------------------------------------------------------------
     @staticmethod
     def asked(trial: optuna.Trial, params: Mapping[str, Any]) -> None:
@@ -102,6 +111,7 @@ class StudyWriter:
         attributes written."""
         attrs: dict[str, Any] = dict(end.curves or {})
         attrs |= {EPOCHS_ATTR: end.epochs, TRIAL_SECONDS_ATTR: end.trial_seconds}
+        attrs[HAS_MODEL_ATTR] = end.has_model
         if end.started_at:
             attrs[STARTED_AT_ATTR] = end.started_at
         if end.placement:

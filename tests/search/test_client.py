@@ -65,6 +65,10 @@ def _validation_accuracy(model: torch.nn.Module) -> float:
     return float(np.mean(predicted == fold.y_val))
 
 
+def _exact_uri(mlflow: MlflowClient, record) -> str:
+    return mlflow.get_run(record.mlflow_run_id).data.tags["paretotune.model_uri"]
+
+
 def test_studies_summarise_objectives_states_front_and_times(client: Client):
     (summary,) = client.studies()
     assert summary.name == STUDY
@@ -86,8 +90,11 @@ def test_pareto_front_is_immutable_feasible_and_tabular(client: Client):
     full_front = client.pareto_front(STUDY, feasible_only=False)
     assert feasible_front and all(r.feasible and r.pareto_rank == 0 for r in feasible_front)
     assert {r.number for r in full_front} == {r.number for r in everything if r.pareto_rank == 0}
+    mlflow = MlflowClient(client.tracking_uri)
     for record in full_front:
-        assert record.model_uri.startswith("models:/"), "Pareto trials are MLflow models"
+        assert record.model_uri == f"runs:/{record.mlflow_run_id}/model"
+        tag = mlflow.get_run(record.mlflow_run_id).data.tags["paretotune.model_uri"]
+        assert tag.startswith("models:/"), "Pareto trials are MLflow models"
         assert record.mlflow_run_id and set(record.values) == set(SPEC["objectives"])
     with pytest.raises(dataclasses.FrozenInstanceError):
         full_front[0].number = 99
@@ -133,14 +140,13 @@ def test_every_trial_model_predicts_its_recorded_accuracy(client: Client):
         record = client.trial(STUDY, number)
         model = client.load_model(record)
         assert _validation_accuracy(model) == pytest.approx(record.metrics["accuracy"], abs=1e-6)
-        kind = "models:/" if record.pareto_rank == 0 else "runs:/"
-        assert record.model_uri.startswith(kind)
+        assert record.model_uri == f"runs:/{record.mlflow_run_id}/model"
 
 
 def test_pareto_models_carry_a_signature_and_an_input_example(client: Client, tmp_path: Path):
     record = client.pareto_front(STUDY, feasible_only=False)[0]
     mlflow = MlflowClient(client.tracking_uri)
-    logged = mlflow.get_logged_model(record.model_uri.removeprefix("models:/"))
+    logged = mlflow.get_logged_model(_exact_uri(mlflow, record).removeprefix("models:/"))
     assert logged.source_run_id == record.mlflow_run_id
     local = mlflow.download_artifacts(record.mlflow_run_id, "model", str(tmp_path))
     example = np.load(Path(local) / "input_example.npy")
@@ -153,19 +159,34 @@ def test_pareto_models_carry_a_signature_and_an_input_example(client: Client, tm
     assert example.shape == (5, 64) and example.dtype == np.float32
 
 
+def test_a_front_model_uri_loads_with_mlflow_itself(client: Client):
+    """The README hands `record.model_uri` to `mlflow.pytorch.load_model`: MLflow resolves
+    `runs:/<run>/model` to the trial's logged model."""
+    import mlflow
+
+    record = client.pareto_front(STUDY, feasible_only=False)[0]
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(client.tracking_uri)
+    try:
+        model = mlflow.pytorch.load_model(record.model_uri)
+    finally:
+        mlflow.set_tracking_uri(previous)
+    assert _validation_accuracy(model) == pytest.approx(record.metrics["accuracy"], abs=1e-6)
+
+
 def test_register_puts_the_model_in_the_registry_with_its_alias(client: Client):
     registry = MlflowClient(client.tracking_uri, registry_uri=client.tracking_uri)
     pareto = client.knee_point(STUDY, feasible_only=False)
     version = client.register(pareto, "digits-mlp")
     assert registry.get_model_version_by_alias("digits-mlp", "champion").version == version.version
-    logged = registry.get_logged_model(pareto.model_uri.removeprefix("models:/"))
+    logged = registry.get_logged_model(_exact_uri(registry, pareto).removeprefix("models:/"))
     assert (version.source, version.run_id) == (logged.artifact_location, pareto.mlflow_run_id)
 
     dominated = next(r for r in client.trials(STUDY) if r.pareto_rank != 0)
     again = client.register(client.trial(STUDY, dominated.number), "digits-mlp", alias="runner-up")
     assert int(again.version) == int(version.version) + 1
     # A raw model is logged as an MLflow model first, and its trial now points at it.
-    now = client.trial(STUDY, dominated.number).model_uri
+    now = _exact_uri(registry, client.trial(STUDY, dominated.number))
     assert now.startswith("models:/") and again.run_id == dominated.mlflow_run_id
     assert registry.get_logged_model(now.removeprefix("models:/")).artifact_location == again.source
     model = client.load_model(client.trial(STUDY, dominated.number))
@@ -216,7 +237,25 @@ def test_export_then_retrain_reproduces_the_trial(
     assert retrained["params"] == dict(record.params)
     assert retrained["metrics"]["accuracy"] == record.metrics["accuracy"], "training is seeded"
     assert retrained["metrics"]["size_bytes"] == record.metrics["size_bytes"]
-    assert retrained["model_uri"].startswith("models:/"), "a one-trial front logs its model"
+    assert retrained["model_uri"] == f"runs:/{retrained['mlflow_run_id']}/model"
+    mlflow = MlflowClient(study["tracking_uri"])
+    tags = mlflow.get_run(retrained["mlflow_run_id"]).data.tags
+    assert tags["paretotune.model_uri"].startswith("models:/"), "a one-trial front logs its model"
+
+
+def test_model_uris_come_from_the_study_alone(study: dict[str, str]):
+    """A front's model URIs are made from what the study records, so reading a front of
+    any size asks MLflow nothing: here MLflow's store is not even there, and nothing warns
+    (looking runs up would warn "no MLflow store")."""
+    import warnings
+
+    gone = f"sqlite:///{study['folder']}/not-there.db"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        front = Client(storage=study["storage"], tracking_uri=gone).front(STUDY)
+    assert front.records and all(r.mlflow_run_id for r in front.records)
+    assert all(r.model_uri == f"runs:/{r.mlflow_run_id}/model" for r in front.records)
+    assert not Path(study["folder"], "not-there.db").exists()
 
 
 def test_mlflow_ui_records_front_artifacts_hypervolume_and_child_tags(client: Client):
@@ -253,7 +292,7 @@ def test_cli_show_and_pareto_read_the_real_study_and_create_nothing(
     assert main(["show", STUDY, str(knee.number), *storage]) == 0
     out = capsys.readouterr().out
     assert f"  MLflow run  {knee.mlflow_run_id}\n" in out
-    assert f"  model       {knee.model_uri}\n" in out and knee.model_uri.startswith("models:/")
+    assert f"  model       runs:/{knee.mlflow_run_id}/model\n" in out
     assert main(["pareto", STUDY, *storage]) == 0
     out = capsys.readouterr().out
     front = client.pareto_front(STUDY, feasible_only=False)

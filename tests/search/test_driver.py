@@ -12,6 +12,7 @@ from optuna.trial import TrialState
 from paretotune import SpecError, _timeline
 from paretotune._driver import RUN_ID_WAIT_S
 from paretotune.execution import TrialTask
+from paretotune.results.study_view import StudyView
 from paretotune.study import open_storage
 from paretotune.study._attrs import (
     FAIL_REASON_ATTR,
@@ -218,6 +219,18 @@ def test_a_tracker_that_never_answers_delays_telling_by_the_bound_only(tmp_path:
     assert result.n_complete == 2
     assert RUN_ID_WAIT_S <= clock.now() - 10.0 <= RUN_ID_WAIT_S + 1.0
     assert all(RUN_ID_ATTR not in t.user_attrs for t in _study(tmp_path).trials)
+
+
+def test_run_ids_answered_after_their_trials_were_told_are_kept_on_the_study(tmp_path: Path):
+    """A lagging MLflow answers run ids after the wait bound: the trials are told without
+    them, and the ids still reach every reader through the study (no MLflow lookup)."""
+    clock = SimulatedClock()
+    tracker = RecordingTracker(clock, run_id_delay_s=RUN_ID_WAIT_S + 15.0)
+    _run(tmp_path, tracker=tracker)
+    study = _study(tmp_path)
+    assert all(RUN_ID_ATTR not in t.user_attrs for t in study.trials), "told before answered"
+    linked = {r.number: r.mlflow_run_id for r in StudyView(study).records if r.mlflow_run_id}
+    assert len(linked) >= 4 and all(run == f"run-{n}" for n, run in linked.items())
 
 
 def test_a_tracker_without_runs_is_never_waited_for(tmp_path: Path):

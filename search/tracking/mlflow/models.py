@@ -24,6 +24,7 @@ from paretotune.tracking.mlflow.schema import (
     MODEL_DIR,
     MODEL_URI_TAG,
     RAW_MODEL_FILE,
+    trial_model_uri,
 )
 
 if TYPE_CHECKING:
@@ -80,14 +81,16 @@ def log_trial_model(client: MlflowClient, run_id: str) -> str:
 
 
 def load_model(tracking_uri: str, model_uri: str) -> torch.nn.Module:
-    """The predictor at ``model_uri`` (``models:/<id>`` or a raw ``runs:/`` artifact), in
-    eval mode: raw rows in, logits (classification) or target-unit predictions out."""
+    """The predictor at ``model_uri`` (a trial's ``runs:/<run>/model``, ``models:/<id>``
+    or a raw ``runs:/`` artifact), in eval mode: raw rows in, logits (classification) or
+    target-unit predictions out."""
     import mlflow.pytorch
     import torch
     from mlflow import MlflowClient
     from mlflow.artifacts import download_artifacts
 
     client = MlflowClient(tracking_uri)
+    model_uri = exact_model_uri(client, model_uri)
     with tempfile.TemporaryDirectory() as folder, quiet_model_io():
         if model_uri.startswith("models:/"):
             logged = client.get_logged_model(model_uri.removeprefix("models:/"))
@@ -104,6 +107,25 @@ def load_model(tracking_uri: str, model_uri: str) -> torch.nn.Module:
     return model.eval()
 
 
+def exact_model_uri(client: MlflowClient, model_uri: str) -> str:
+    """A trial's model URI (`trial_model_uri`: ``runs:/<run>/model``) made exact from its
+    run's ``paretotune.model_uri`` tag, with one ``get_run``: ``models:/<id>`` once logged
+    as an MLflow model, else the raw artifact. Other URIs are returned as they are.
+
+    Raises:
+        MlflowException: the run has no model (yet).
+    """
+    from mlflow.exceptions import MlflowException
+
+    run_id = model_uri.removeprefix("runs:/").partition("/")[0]
+    if model_uri != trial_model_uri(run_id):
+        return model_uri
+    exact = client.get_run(run_id).data.tags.get(MODEL_URI_TAG)
+    if not exact:
+        raise MlflowException(f"run {run_id} has no model")
+    return exact
+
+
 def register_model(
     client: MlflowClient, run_id: str, model_uri: str, name: str, alias: str | None
 ) -> ModelVersion:
@@ -111,7 +133,7 @@ def register_model(
     MLflow model first if it is only a raw artifact), with ``alias`` pointing at it."""
     from mlflow.exceptions import MlflowException
 
-    uri = model_uri
+    uri = exact_model_uri(client, model_uri)
     if not uri.startswith("models:/"):
         uri = log_trial_model(client, run_id)
     try:

@@ -49,6 +49,14 @@ SPEC_ARTIFACT = "spec.json"
 TRIAL_ARTIFACT = "trial.json"  # on a child run: what its trial reported besides metrics
 
 
+def trial_model_uri(run_id: str) -> str:
+    """The model of a trial's run, as MLflow resolves ``runs:/<run>/<name>``: the logged
+    MLflow model of that name where the run has one (Pareto-optimal and registered
+    trials), else the run's ``model/`` artifact folder (the raw predictor). Known from the
+    run id alone, so reading a front asks MLflow nothing."""
+    return f"runs:/{run_id}/{LOGGED_MODEL_NAME}"
+
+
 def raw_model_uri(run_id: str) -> str:
     """Where the raw pickled predictor of a run is."""
     return f"runs:/{run_id}/{MODEL_DIR}/{RAW_MODEL_FILE}"
