@@ -10,6 +10,7 @@ import optuna
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from paretotune.errors import SpecError, StudyNotFoundError
+from paretotune.study._indexed_journal import IndexedJournalStorage
 from paretotune.study._journal import repair_torn_tail
 
 DEFAULT_STORAGE = "paretotune.journal"
@@ -56,7 +57,7 @@ def open_storage(url: str | None = None, *, create: bool = True) -> BaseStorage:
     assert path is not None
     path.parent.mkdir(parents=True, exist_ok=True)
     repair_torn_tail(path)
-    return JournalStorage(JournalFileBackend(str(path)))
+    return IndexedJournalStorage(JournalFileBackend(str(path)))
 
 
 def with_installed_driver(url: str) -> str:

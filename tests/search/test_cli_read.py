@@ -371,20 +371,19 @@ def test_dashboard_takes_a_study_a_storage_and_a_port_on_loopback():
 
 @pytest.fixture(params=["snapshot", "journal"])
 def study_reads(request, folder: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Counts the whole-study reads: Optuna's replays of the journal (`get_all_trials`) and
-    parses of the study's snapshot beside it. Each test runs twice: with the snapshot its
+    """Counts the whole-study reads: the journal storage's `get_all_trials` and parses of the study's snapshot beside it. Each test runs twice: with the snapshot its
     last run left, and without it (the journal read as before)."""
-    from optuna.storages import JournalStorage
     from paretotune.study import _snapshot
+    from paretotune.study._indexed_journal import IndexedJournalStorage
 
     reads: list[str] = []
-    replay = JournalStorage.get_all_trials
+    replay = IndexedJournalStorage.get_all_trials
 
     def replayed(self, *args, **kwargs):
         reads.append("journal")
         return replay(self, *args, **kwargs)
 
-    monkeypatch.setattr(JournalStorage, "get_all_trials", replayed)
+    monkeypatch.setattr(IndexedJournalStorage, "get_all_trials", replayed)
     parse = _snapshot._parsed.__wrapped__
 
     @functools.lru_cache(maxsize=8)

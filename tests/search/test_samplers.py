@@ -32,3 +32,22 @@ def test_every_offered_sampler_drives_the_conditional_space(name):
         assert all(uses_nsga2)
     else:
         assert not any(uses_nsga2)
+
+
+def test_remembered_parents_give_optunas_own_samples():
+    """`RememberingNSGAIISampler` only skips Optuna's lookup: seeded alike, it samples
+    exactly what Optuna's NSGA-II samples, through several generations."""
+    from paretotune.study._samplers import RememberingNSGAIISampler
+
+    def sampled(sampler: optuna.samplers.BaseSampler) -> list[dict]:
+        study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+        for i in range(60):
+            trial = study.ask()
+            x = trial.suggest_float("x", 0, 1)
+            kind = trial.suggest_categorical("kind", ["a", "b", "c"])
+            study.tell(trial, [x + (kind == "a") * 0.3, (x - 0.5) ** 2 + i % 3])
+        assert max(t.system_attrs[GENERATION] for t in study.trials) >= 5
+        return [t.params for t in study.trials]
+
+    ours = sampled(RememberingNSGAIISampler(population_size=8, seed=3))
+    assert ours == sampled(optuna.samplers.NSGAIISampler(population_size=8, seed=3))
