@@ -15,6 +15,7 @@ from paretotune._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from paretotune.errors import DatasetError
+    from paretotune.objectives._candidates import FrontHint, could_join
     from paretotune.objectives._context import (
         StopTraining,
         TrainingDiverged,
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
     from paretotune.objectives._training import warm_up
 
 _HOMES = {
+    "FrontHint": "paretotune.objectives._candidates",
+    "could_join": "paretotune.objectives._candidates",
     "StopTraining": "paretotune.objectives._context",
     "TrainingDiverged": "paretotune.objectives._context",
     "TrivialModel": "paretotune.objectives._context",
@@ -77,6 +80,7 @@ __all__ = [
     "DatasetError",
     "DatasetInfo",
     "Fold",
+    "FrontHint",
     "Predictor",
     "Splits",
     "StopTraining",
@@ -84,6 +88,7 @@ __all__ = [
     "TrialContext",
     "TrialOutcome",
     "TrivialModel",
+    "could_join",
     "dataset_info",
     "evaluate",
     "load_dataset",

@@ -34,6 +34,7 @@ from paretotune.objectives._measure import (
     count_nonzero_params,
     count_params,
     pinned_threads,
+    quick_serving_costs,
     serialized_size,
     serving_costs,
     serving_memory_mb,
@@ -51,6 +52,8 @@ from paretotune.objectives._slot import NO_SLOT, machine_slot
 from paretotune.objectives._training import Distillation, TensorFold, Trainer
 
 OnEpoch = Callable[[int, Mapping[str, float]], None]
+# Given a trial's metrics with quick serving figures: does it earn a precise measurement?
+PreciseIf = Callable[[Mapping[str, float]], bool]
 FINETUNE_LR_FACTOR = 0.1  # structured-pruning fine-tune runs at a tenth of the learning rate
 
 
@@ -69,6 +72,7 @@ def evaluate(
     on_epoch: OnEpoch | None = None,
     keep_model: bool = False,
     serving_meter: ServingMeter | None = None,
+    precise_if: PreciseIf | None = None,
 ) -> TrialOutcome:
     """Train, compress and measure the model described by ``params``.
 
@@ -85,6 +89,11 @@ def evaluate(
             here, on the model's device, in the machine's measuring slot with
             ``context.exclusive_timing``); the Ray executor passes one that measures on
             the node ``measure.latency_on`` names.
+        precise_if: with it, the final model's serving figures are measured quickly
+            first (`quick_serving_costs`, ``latency_precise`` 0) and precisely only when
+            ``precise_if(metrics so far)`` is true (the worker passes `could_join` with
+            the front at dispatch); without it, always precisely. A compressed model's
+            ``latency_ms_before_compression`` is then the quick figure.
 
     Metrics (validation ones are the optimisation targets):
         classification: ``accuracy``, ``f1_macro``, ``precision_macro``, ``recall_macro``,
@@ -118,7 +127,8 @@ def evaluate(
     )
     splits.info.check_family(p["architecture"])
     with pinned_threads(context.num_threads):
-        return _Trial(p, context, splits, device, serving_meter).run(on_epoch, keep_model)
+        trial = _Trial(p, context, splits, device, serving_meter, precise_if)
+        return trial.run(on_epoch, keep_model)
 
 
 def _device(name: str) -> torch.device:
@@ -143,10 +153,12 @@ class _Trial:
         splits: Splits,
         device: torch.device,
         serving_meter: ServingMeter | None,
+        precise_if: PreciseIf | None = None,
     ) -> None:
         self.p, self.context, self.splits, self.device = p, context, splits, device
         self.slot = machine_slot() if context.exclusive_timing else NO_SLOT
         self.serving_meter = serving_meter or self._timed_alone
+        self.precise_if = precise_if
         self.info: DatasetInfo = splits.info
         self.primary = "accuracy" if self.info.task == "classification" else "mse"
         self.compression: str = p["compression"]
@@ -203,6 +215,10 @@ class _Trial:
         with self.slot.timing():
             return serving_costs(model, rows, repeats)
 
+    def _timed_quickly(self, model: torch.nn.Module, rows: torch.Tensor) -> dict[str, float]:
+        with self.slot.timing():
+            return quick_serving_costs(model, rows)
+
     def _fold_run(self, index: int, fold: Fold) -> _FoldRun:
         data = TensorFold(
             _tensor(fold.X_train, self.device),
@@ -258,7 +274,9 @@ class _Trial:
             for m, run in zip(reference, runs, strict=True)
         ]
         last = reference[-1]
-        cost = self._costs(last, runs[-1].fold.X_val, sparse=False)
+        cost = self._costs(
+            last, runs[-1].fold.X_val, sparse=False, quick=self.precise_if is not None
+        )
         return {
             f"{self.primary}_before_compression": statistics.fmean(s[self.primary] for s in scores),
             "latency_ms_before_compression": cost["latency_ms"],
@@ -307,14 +325,19 @@ class _Trial:
             return classification_scores(y, out, self.info.n_classes), out
         return regression_scores(y, out), out
 
-    def _costs(self, model: torch.nn.Module, X: np.ndarray, *, sparse: bool) -> dict[str, float]:
-        device = next(model.buffers()).device
-        rows = _tensor(X, device)
+    def _costs(
+        self, model: torch.nn.Module, X: np.ndarray, *, sparse: bool, quick: bool = False
+    ) -> dict[str, float]:
+        serving = self._serving(model, X, quick=quick)
+        return serving | {"size_bytes": float(serialized_size(model, sparse=sparse))}
+
+    def _serving(self, model: torch.nn.Module, X: np.ndarray, *, quick: bool) -> dict[str, float]:
+        """Latency and throughput: precisely (`serving_meter`) or quickly."""
+        rows = _tensor(X[:THROUGHPUT_BATCH], next(model.buffers()).device)
         model.eval()
-        return {
-            **self.serving_meter(model, rows[:THROUGHPUT_BATCH], self.context.latency_repeats),
-            "size_bytes": float(serialized_size(model, sparse=sparse)),
-        }
+        if quick:
+            return self._timed_quickly(model, rows)
+        return self.serving_meter(model, rows, self.context.latency_repeats)
 
     def _score_folds(self, runs: list[_FoldRun], models: list[torch.nn.Module]) -> None:
         """Validation metrics (the optimisation targets): mean over folds."""
@@ -365,7 +388,10 @@ class _Trial:
                 matrix = confusion(self.splits.y_test, out, self.info.n_classes)
                 self.artifacts["test_confusion_matrix"] = matrix.tolist()
         sparse = self.compression == "prune_unstructured"
-        self.metrics.update(self._costs(model, run.fold.X_val, sparse=sparse))
+        quick = self.precise_if is not None
+        self.metrics.update(self._costs(model, run.fold.X_val, sparse=sparse, quick=quick))
+        if self.precise_if is not None and self.precise_if(self.metrics):
+            self.metrics.update(self._serving(model, run.fold.X_val, quick=False))
         row = _tensor(run.fold.X_val[:1], next(model.buffers()).device)
         self.metrics["serve_mem_mb"] = serving_memory_mb(
             model, row, weights_bytes=int(self.metrics["size_bytes"])

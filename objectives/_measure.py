@@ -32,6 +32,11 @@ SLOW_EPISODE_PAUSE_S = 0.05  # untimed calls before measuring again
 _REFERENCE = (torch.ones(1, 512), torch.ones(512, 512))
 _fastest_reference = math.inf
 LATENCY_MAX_ROUNDS = 10
+# `quick_serving_costs`: what every trial gets before the front decides on a precise one
+QUICK_ROUNDS = 3
+QUICK_CALLS = 10
+QUICK_WARMUP_S = 0.03
+QUICK_GAP_S = 0.005
 
 
 def sync(device: torch.device) -> None:
@@ -97,7 +102,27 @@ ServingMeter = Callable[[nn.Module, torch.Tensor, int], dict[str, float]]
 def serving_costs(model: nn.Module, rows: torch.Tensor, repeats: int) -> dict[str, float]:
     """`latency` at batch 1 (the first row) and `throughput` (from all rows), measured in
     this process on the model's device."""
-    return {**latency(model, rows[:1], repeats), "throughput_sps": throughput(model, rows)}
+    measured = latency(model, rows[:1], repeats)
+    return measured | {"throughput_sps": throughput(model, rows), "latency_precise": 1.0}
+
+
+def quick_serving_costs(model: nn.Module, rows: torch.Tensor) -> dict[str, float]:
+    """The bounded first measurement every trial gets (43-51 ms on digits models, against
+    134-152 ms for `serving_costs`; benchmarks/quick_measurement.py): `QUICK_ROUNDS`
+    rounds of `QUICK_CALLS` calls after the usual warm-up, no slow-episode check, and a
+    short throughput run. It decides whether the trial could be on the front
+    (`paretotune.objectives.could_join`); only then is the model measured precisely.
+    Adds ``latency_precise`` 0."""
+    measured = measure_rounds(
+        model,
+        rows[:1],
+        QUICK_CALLS,
+        max_rounds=QUICK_ROUNDS,
+        warm_up_s=QUICK_WARMUP_S,
+        gap_s=QUICK_GAP_S,
+    )
+    quick = throughput(model, rows, min_seconds=0.0)
+    return measured | {"throughput_sps": quick, "latency_retries": 0.0, "latency_precise": 0.0}
 
 
 def _slowdown() -> float:
@@ -136,10 +161,14 @@ def measure_rounds(
     *,
     target_cv: float = LATENCY_TARGET_CV,
     max_rounds: int = LATENCY_MAX_ROUNDS,
+    warm_up_s: float = WARMUP_S,
+    gap_s: float = ROUND_GAP_S,
 ) -> dict[str, float]:
-    """Per-sample latency at batch 1: a warm-up (`_warm_up`), then rounds of ``repeats``
-    timed calls, at least `LATENCY_MIN_ROUNDS`, until the two fastest rounds' medians agree
-    within ``target_cv`` (or ``max_rounds``); the figure is the fastest round's median.
+    """Per-sample latency at batch 1: a warm-up (``warm_up_s`` and `WARMUP_RUNS` calls:
+    after a training the first rounds ran at twice the latency), then rounds of
+    ``repeats`` timed calls, at least `LATENCY_MIN_ROUNDS` (or ``max_rounds`` if fewer),
+    until the two fastest rounds' medians agree within ``target_cv`` (or ``max_rounds``);
+    the figure is the fastest round's median.
 
     Why the fastest round: interference (another process, the host, an idle core waking
     up) only ever adds time, in episodes longer than a call; measured here, one
@@ -156,11 +185,11 @@ def measure_rounds(
     """
     device = row.device
     _, clock = compute_clock(device)
-    _warm_up(model, row)
+    _busy(model, row, warm_up_s, calls=WARMUP_RUNS)
     rounds: list[tuple[list[float], list[float]]] = []  # (compute times, wall times)
     while len(rounds) < max_rounds:
         if rounds:
-            _busy(model, row, ROUND_GAP_S)
+            _busy(model, row, gap_s)
         times, walls = [], []
         for _ in range(repeats):
             wall, start = time.perf_counter(), clock()
@@ -180,12 +209,6 @@ def measure_rounds(
         "latency_cv": _cv([statistics.median(t) for t, _ in rounds]),
         "latency_rounds": float(len(rounds)),
     }
-
-
-def _warm_up(model: nn.Module, row: torch.Tensor) -> None:
-    """Run the model until caches, allocator and branch predictors have settled: after a
-    training, a few calls are not enough (the first rounds ran at twice the latency)."""
-    _busy(model, row, WARMUP_S, calls=WARMUP_RUNS)
 
 
 def _busy(model: nn.Module, row: torch.Tensor, seconds: float, calls: int = 1) -> None:

@@ -23,6 +23,7 @@ from paretotune._front import Front
 from paretotune._progress import StudyProgress
 from paretotune._timeline import mark
 from paretotune.execution import Executor, TrialReport, TrialTask
+from paretotune.objectives._candidates import FrontHint
 from paretotune.results.records import Compute, FrontSummary, compute_of, trial_compute
 from paretotune.results.study_view import StudyView
 from paretotune.spaces import Expression, StudySpec, sample_params
@@ -119,6 +120,9 @@ class Driver:
     stopping: EarlyStopping | None = None
     constraints: list[Expression] = field(default_factory=list)
     goal: Expression | None = None  # budget.stop_when
+    # send each task the front at dispatch: built-in trials measure precisely only the
+    # models that could join it (`measure.precise: candidates`)
+    front_hints: bool = False
     in_flight: dict[int, _InFlight] = field(default_factory=dict)  # running on a worker
     run_ids: dict[int, str] = field(default_factory=dict)  # run ids the tracker reported
     # run ids of trials already told, not yet written (`StudyWriter.late_run_ids`)
@@ -343,10 +347,16 @@ class Driver:
         }
         self.tracker.start_trial(trial.number, params, retry)
         self.in_flight[trial.number] = _InFlight(trial, params)
-        executor.submit(TrialTask(trial.number, params))
+        executor.submit(TrialTask(trial.number, params, self._front_hint()))
         if not self._dispatched:
             self._dispatched = True
             mark("first_dispatch")
+
+    def _front_hint(self) -> FrontHint | None:
+        """The front as it stands (a copy of its values: what grows with the front)."""
+        if not self.front_hints:
+            return None
+        return FrontHint(self.objectives, self.front.running.values().tolist())
 
     def _finish(self, item: _InFlight, report: TrialReport) -> None:
         """Tell Optuna the outcome, count it and hand it to the tracker."""

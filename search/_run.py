@@ -138,6 +138,7 @@ def run_study(
             stopping=_early_stopping(spec, objectives),
             constraints=parse_constraints(spec.constraints),
             goal=parse_expression(spec.budget.stop_when) if spec.budget.stop_when else None,
+            front_hints=_front_hints(spec, custom_objective=objective is not None),
         )
         status, reason = "FAILED", "failed"
         stopped: KeyboardInterrupt | None = None
@@ -279,6 +280,13 @@ def _require_placeable(spec: StudySpec, latency_on: dict[str, float] | None) -> 
     )
     if latency_on:
         require_offered(latency_on)
+
+
+def _front_hints(spec: StudySpec, *, custom_objective: bool) -> bool:
+    """Whether tasks carry the front (`measure.precise: candidates`): built-in trials
+    only, and not with constraints, whose verdicts must come from precise figures (and
+    whose feasible front the driver does not keep apart)."""
+    return not custom_objective and spec.measure.precise == "candidates" and not spec.constraints
 
 
 def _budget_spent(spec: StudySpec, storage_url: str) -> bool:

@@ -138,10 +138,14 @@ class LatencyTargetSpec(_Strict):
 
 
 class MeasureSpec(_Strict):
-    """Where costs are measured. ``latency_on`` times every model (latency and throughput)
-    on the node it names, one model at a time, instead of on the worker that trained it."""
+    """How and where costs are measured. ``latency_on`` times every model (latency and
+    throughput) on the node it names, one model at a time, instead of on the worker that
+    trained it. ``precise``: ``candidates`` (default) measures every model quickly and
+    precisely only those that could be on the front; ``all`` measures every model
+    precisely (with ``latency_on``, every model is measured precisely there)."""
 
     latency_on: LatencyTargetSpec | None = None
+    precise: Literal["candidates", "all"] = "candidates"
 
 
 class ValidationSpec(_Strict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import time
 import traceback
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from paretotune.objectives._candidates import FrontHint
     from paretotune.objectives._measure import ServingMeter
 
 UserObjective = Callable[[dict[str, Any]], Mapping[str, float]]
@@ -21,10 +23,13 @@ EXAMPLE_ROWS = 5  # raw validation rows shipped with a model as its input exampl
 
 @dataclass(frozen=True)
 class TrialTask:
-    """One trial to run: its Optuna number and its full flat params."""
+    """One trial to run: its Optuna number and its full flat params; with ``front``, the
+    study's front at dispatch (a built-in trial measures its model precisely only if it
+    could join it, see `paretotune.objectives.could_join`)."""
 
     number: int
     params: dict[str, Any]
+    front: FrontHint | None = None
 
 
 @dataclass
@@ -123,6 +128,9 @@ class TrialRunner:
             if gate is not None:
                 gate(task.number, epoch, entry)
 
+        precise_if = None
+        if task.front is not None and self.serving_meter is None:  # (latency_on: always)
+            precise_if = functools.partial(objectives.could_join, task.front)
         try:
             outcome = objectives.evaluate(
                 task.params,
@@ -130,6 +138,7 @@ class TrialRunner:
                 on_epoch=on_epoch,
                 keep_model=self.keep_models,
                 serving_meter=self.serving_meter,  # None: here, in the measuring slot
+                precise_if=precise_if,
             )
         except objectives.StopTraining as stop:  # a pruned trial: what it trained, no model
             report.stopped_at = stop.epoch

@@ -55,6 +55,10 @@ def test_digits_study_storage_and_mlflow_agree(ray_cluster, workdir: Path):
         assert 0.0 <= accuracy <= 1.0
         assert train_time > 0 and latency > 0
         assert trial.user_attrs["metric.size_bytes"] > 0
+        # quick for all, precise for whoever could join the front at dispatch
+        assert trial.user_attrs["metric.latency_precise"] in (0.0, 1.0)
+    front_numbers = {r.number for r in result.pareto}
+    assert all(trials[n].user_attrs["metric.latency_precise"] == 1.0 for n in front_numbers)
 
     client, runs = _child_runs(tracking, result.experiment_id, result.parent_run_id)
     assert len(runs) == 4, "one child run per trial, nested under the study's parent"

@@ -371,8 +371,9 @@ def test_dashboard_takes_a_study_a_storage_and_a_port_on_loopback():
 
 @pytest.fixture(params=["snapshot", "journal"])
 def study_reads(request, folder: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Counts the whole-study reads: the journal storage's `get_all_trials` and parses of the study's snapshot beside it. Each test runs twice: with the snapshot its
-    last run left, and without it (the journal read as before)."""
+    """Counts the whole-study reads: the journal storage's `get_all_trials` and parses of
+    the study's snapshot beside it. Each test runs twice: with the snapshot its last run
+    left, and without it (the journal read as before)."""
     from paretotune.study import _snapshot
     from paretotune.study._indexed_journal import IndexedJournalStorage
 
