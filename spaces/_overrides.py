@@ -2,10 +2,10 @@
 
 `paretotune run`'s options (and `submit`'s), `run_study`'s keywords and
 `StudySpec.with_overrides` all read this one list: a field's name, its type (the literal
-values of the spec's ``sampler.name`` and ``early_stopping.method`` are defined here and
-used by the spec), the spec field it replaces, its command-line flag and its help. A name
-that is not here is refused with a line naming it (and the nearest override), as a spec's
-unknown field is.
+values of the spec's ``sampler.name``, ``early_stopping.method`` and ``measure.precise``
+are defined here and used by the spec), the spec field it replaces, its command-line flag
+and its help. A name that is not here is refused with a line naming it (and the nearest
+override), as a spec's unknown field is.
 
 It imports neither pydantic nor Optuna (`paretotune.spaces` loads its names on first
 use): the command line's parser is built from it on every command.
@@ -24,6 +24,7 @@ from paretotune.errors import SpecError
 
 SamplerName = Literal["auto", "tpe", "nsga2", "random"]  # the spec's sampler.name
 StoppingMethod = Literal["none", "mo_asha"]  # the spec's early_stopping.method
+PreciseMeasurement = Literal["candidates", "all"]  # the spec's measure.precise
 
 
 def _override(target: str, help: str, *, flag: str = "") -> Any:
@@ -60,6 +61,11 @@ class Overrides:
         "a condition a feasible trial meets, e.g. 'latency_ms <= 0.2' (repeatable; replaces "
         "the spec's constraints)",
         flag="--constraint",
+    )
+    precise: PreciseMeasurement | None = _override(
+        "measure.precise",
+        "which models get the precise latency measurement: those that could join the front "
+        "(candidates) or all",
     )
     stop_when: str | None = _override(
         "budget.stop_when",

@@ -9,7 +9,12 @@ from paretotune.objectives._metric_names import METRICS, Direction
 from paretotune.spaces._dimensions import DimensionError, normalize
 from paretotune.spaces._expressions import ExpressionError, parse_expression
 from paretotune.spaces._knobs import OWNING_DEFAULTS, OWNING_DIMENSIONS, TOP_KNOBS
-from paretotune.spaces._overrides import Overrides, SamplerName, StoppingMethod
+from paretotune.spaces._overrides import (
+    Overrides,
+    PreciseMeasurement,
+    SamplerName,
+    StoppingMethod,
+)
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -145,7 +150,7 @@ class MeasureSpec(_Strict):
     precisely (with ``latency_on``, every model is measured precisely there)."""
 
     latency_on: LatencyTargetSpec | None = None
-    precise: Literal["candidates", "all"] = "candidates"
+    precise: PreciseMeasurement = "candidates"
 
 
 class ValidationSpec(_Strict):
