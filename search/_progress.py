@@ -15,13 +15,19 @@ from rich.console import Console, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+# Where stderr is no terminal (a log file, a Ray job's log), the progress is a plain
+# line at most this often, and the last one at the end.
+LINE_EVERY_S = 10.0
+
 
 class StudyProgress:
     """The live progress of a running study, on two lines: trials done of the budget and
     the time, then what the study found so far: the front's size, each objective's best
     value on it, the hypervolume as the share of the study's box it dominates (once the
     box is fixed, `paretotune status` states it) and the trials that
-    failed, were interrupted, retried or stopped early."""
+    failed, were interrupted, retried or stopped early. Where stderr is no terminal, the
+    same as one plain line every `LINE_EVERY_S` and at the end, so a log (a cluster
+    job's, `paretotune logs --follow`) shows the study moving."""
 
     def __init__(
         self,
@@ -34,6 +40,11 @@ class StudyProgress:
     ):
         self.console = Console(stderr=True)
         self.objectives = dict(objectives or {})
+        self.enabled = enabled
+        self._plain = enabled and not self.console.is_terminal
+        self._name, self._total, self._done, self._found = name, total, done, ""
+        self._shown: tuple[int, str] | None = None  # the last plain line's (done, findings)
+        self._shown_at = -float("inf")
         self._progress = _TwoLineProgress(
             TextColumn(f"[bold]{name}[/bold]"),
             BarColumn(),
@@ -41,7 +52,7 @@ class StudyProgress:
             TextColumn("trials"),
             TimeElapsedColumn(),
             console=self.console,
-            disable=not enabled,
+            disable=not enabled or self._plain,
             transient=False,
         )
         self._task = self._progress.add_task(name, total=total, completed=done)
@@ -53,11 +64,26 @@ class StudyProgress:
 
     def __exit__(self, *exc: object) -> None:
         self._progress.stop()
+        if self._plain:
+            self._print_line(final=True)
 
     def say(self, line: str) -> None:
         """One line above the progress (a resume, a notice)."""
-        if not self._progress.disable:
+        if self.enabled:
             self.console.print(line, highlight=False)
+
+    def _print_line(self, *, final: bool = False) -> None:
+        """The plain form: ``name: 12/30 trials, 0:00:41  Pareto 5 · best … · HV 41.2%``,
+        when `LINE_EVERY_S` passed (or at the end) and it says something new."""
+        now = time.perf_counter()
+        if self._shown == (self._done, self._found):
+            return
+        if not final and now - self._shown_at < LINE_EVERY_S and self._done < self._total:
+            return
+        elapsed = time.strftime("%H:%M:%S", time.gmtime(now - self.started)).removeprefix("0")
+        line = f"{self._name}: {self._done}/{self._total} trials, {elapsed}{self._found}"
+        self.console.print(line, highlight=False, soft_wrap=True)
+        self._shown, self._shown_at = (self._done, self._found), now
 
     def update(
         self,
@@ -96,6 +122,9 @@ class StudyProgress:
             found.append(f"{pruned} stopped early")
         self._progress.found = "  " + " · ".join(found)
         self._progress.update(self._task, completed=done)
+        self._done, self._found = done, self._progress.found
+        if self._plain:
+            self._print_line()
 
 
 class _TwoLineProgress(Progress):

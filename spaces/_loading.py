@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,21 @@ def load_spec(source: str | Path | dict[str, Any] | StudySpec) -> StudySpec:
         raise SpecError([f"spec: {path} is nested too deeply to be a spec"]) from None
     if not isinstance(data, dict):
         raise SpecError([f"spec: {path} must hold a mapping at the top, got {type(data).__name__}"])
-    return validate_spec(data)
+    return validate_spec(_dataset_beside(data, path.parent))
+
+
+def _dataset_beside(data: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """``data`` with a relative ``dataset.path`` made absolute against the spec's own
+    folder, not the current one: a spec and its data move together (and `submit` ships
+    them together), whatever folder a command runs in."""
+    dataset = data.get("dataset")
+    if not isinstance(dataset, dict):
+        return data
+    relative = dataset.get("path")
+    if not isinstance(relative, str) or not relative or Path(relative).is_absolute():
+        return data
+    located = os.path.abspath(folder / Path(relative).expanduser())
+    return data | {"dataset": dataset | {"path": located}}
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

@@ -59,11 +59,12 @@ def show_logs(target: str, address: str, follow: bool) -> str:
         return job.status
     import asyncio  # (~30 ms: not for every command's start)
 
-    asyncio.run(_tail(client, job.submission_id))
+    asyncio.run(tail_log(client, job.submission_id))
     return job_status(client, job.submission_id)
 
 
-async def _tail(client: Any, job_id: str) -> None:
+async def tail_log(client: Any, job_id: str) -> None:
+    """Print a job's log as the job server receives it, until the job ends."""
     async for chunk in client.tail_job_logs(job_id):
         sys.stdout.write(chunk)
         sys.stdout.flush()

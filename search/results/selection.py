@@ -127,22 +127,60 @@ def best(
 
 
 def knee(front: Sequence[TrialRecord], objectives: Mapping[str, str], study: str) -> TrialRecord:
-    """The Pareto trial nearest the utopia point in min-max normalised objectives.
+    """The Pareto trial nearest the utopia point in min-max normalised objectives, among
+    the members no other beats beyond measurement noise (`beyond_noise`).
 
-    Each objective is scaled to [0, 1] over the front (0 = the best value on the front,
-    whatever the direction; a constant objective scales to 0), so the utopia point is the
-    origin; the trial with the smallest Euclidean distance to it wins, ties to the lower
-    trial number.
+    Each objective is scaled to [0, 1] over those members (0 = the best value, whatever
+    the direction; a constant objective scales to 0), so the utopia point is the origin;
+    the trial with the smallest Euclidean distance to it wins, ties to the lower trial
+    number.
 
     Raises:
         NoTrialMatchesError: the front is empty.
     """
-    front = [r for r in front if r.pareto_rank == 0]
+    front = beyond_noise([r for r in front if r.pareto_rank == 0], objectives)
     if not front:
         raise NoTrialMatchesError(f"study {study!r} has no complete trial to choose from")
     scaled = _goodness(front, objectives, list(objectives))
     distance = np.linalg.norm(1.0 - scaled, axis=1)
     return front[int(np.argmin(distance))]
+
+
+# The objectives measured with noise, and the metric holding each trial's relative noise
+# (the CV of its latency rounds' medians: how much the figure swung while measured).
+NOISE_OF = {
+    "latency_ms": "latency_cv",
+    "latency_ms_p90": "latency_cv",
+    "latency_wall_ms": "latency_cv",
+}
+
+
+def beyond_noise(front: Sequence[TrialRecord], objectives: Mapping[str, str]) -> list[TrialRecord]:
+    """The members of ``front`` that no other member beats beyond measurement noise.
+
+    Member A beats B when A is no worse than B in every objective, where a difference
+    within the larger of the two figures' relative noise (`NOISE_OF`) is a tie, and better
+    beyond that noise in one: a much less accurate model that sits on the front only by
+    being 2% faster, with latencies that swing 3-4%, is beaten. Exact figures (accuracy,
+    train time, size) compare as they are. O(front^2) where any figure has noise."""
+    names = list(objectives)
+    noisy = [NOISE_OF.get(name) for name in names]
+    if len(front) < 2 or not any(noisy):
+        return list(front)
+    noise = np.array([[float(r.metrics.get(m, 0.0)) if m else 0.0 for m in noisy] for r in front])
+    if not noise.any():
+        return list(front)
+    signs = ordering.signs([metric_direction(name, objectives) for name in names])
+    values = np.array([[r.values.get(n, r.metrics.get(n)) for n in names] for r in front], float)
+    values = values * signs  # smaller is better everywhere
+    kept = []
+    for i, record in enumerate(front):
+        tolerance = np.maximum(noise[i], noise) * np.abs(values[i])
+        no_worse = np.all(values <= values[i] + tolerance, axis=1)
+        better = np.any(values < values[i] - tolerance, axis=1)
+        if not np.any(no_worse & better):
+            kept.append(record)
+    return kept or list(front)
 
 
 def weighted(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 import warnings
 from collections.abc import Iterable, Mapping
@@ -22,15 +23,21 @@ from paretotune.study._attrs import (
 from paretotune.study._samplers import build_sampler
 from paretotune.study._storage import open_storage
 
+# What a study's values and verdicts mean: a resume that changes one of these is refused
+# (the readers, the MLflow tags and the driver would otherwise answer with different
+# settings). The budget, the workers, the sampler, early stopping and the goal may change.
+RESUME_FIXED = ("dataset", "space", "validation", "budget.epochs", "constraints", "seed")
+
 
 def open_study(spec: StudySpec, objectives: dict[str, str], storage_url: str) -> optuna.Study:
-    """Create the study, or load it to resume; refuse a resume with other objectives.
+    """Create the study, or load it to resume; refuse a resume with other objectives or
+    another of the settings `RESUME_FIXED` names.
 
     A study is created with Optuna's metric names set to the objectives; an older study
     that lacks them gains them on resume.
 
     Raises:
-        SpecError: a study of that name exists with other objectives.
+        SpecError: a study of that name exists with other objectives or settings.
     """
     storage = open_storage(storage_url)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -44,6 +51,15 @@ def open_study(spec: StudySpec, objectives: dict[str, str], storage_url: str) ->
                 [
                     f"name: study {spec.name!r} already exists in {storage_url} with objectives "
                     f"{stored}, but the spec asks for {objectives}; choose another name"
+                ]
+            )
+        changed = changed_settings(study.user_attrs.get(SPEC_ATTR) or {}, spec)
+        if changed:
+            raise SpecError(
+                [
+                    f"{field}: study {spec.name!r} was run with {old!r}, this run asks for "
+                    f"{new!r}; resume it with its own setting, or run a new study (--name)"
+                    for field, old, new in changed
                 ]
             )
         if study.metric_names is None:
@@ -62,6 +78,36 @@ def open_study(spec: StudySpec, objectives: dict[str, str], storage_url: str) ->
         for partial in covering_choices(spec.space)[: spec.budget.trials]:
             study.enqueue_trial(partial, skip_if_exists=False)
     return study
+
+
+def changed_settings(stored: Mapping[str, Any], spec: StudySpec) -> list[tuple[str, Any, Any]]:
+    """The `RESUME_FIXED` settings ``spec`` gives other values than the study's stored
+    spec: (dotted field, stored value, new value). Fields the stored spec lacks (a study
+    from an older paretotune) are not compared."""
+    old, new = _flat(stored), _flat(spec.model_dump(mode="json"))
+    changed = []
+    for field, value in old.items():
+        if not field.startswith(RESUME_FIXED) or field not in new or new[field] == value:
+            continue
+        if field == "dataset.path" and _same_file(value, new[field]):
+            continue
+        changed.append((field, value, new[field]))
+    return changed
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, Mapping):
+        found: dict[str, Any] = {}
+        for key, inner in value.items():
+            found |= _flat(inner, f"{prefix}{key}.")
+        return found
+    return {prefix.removesuffix("."): value}
+
+
+def _same_file(stored: Any, given: Any) -> bool:
+    """A path stored relative (before specs resolved it against their folder) and the
+    same file given absolute."""
+    return isinstance(stored, str) and isinstance(given, str) and os.path.abspath(stored) == given
 
 
 def _set_metric_names(study: optuna.Study, objectives: dict[str, str]) -> None:

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 SCRIPT = Path(__file__).parents[2] / "deploy" / "local-cluster.sh"
 SPEC = """\
 name: cluster-digits
-dataset: {source: digits}
+dataset: {source: csv, path: data/digits.csv, target: label}
 space:
   architecture: [mlp]
   mlp: {depth: 1, width: [16, 32]}
@@ -32,14 +33,31 @@ resources: {workers: 2}
 """
 
 
-def _submit(spec: Path, *args: str) -> subprocess.CompletedProcess:
+def _submit(spec: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "paretotune.cli", "submit", str(spec), *args],
         capture_output=True,
         text=True,
         timeout=480,
         env=os.environ | {"RAY_AUTH_MODE": "disabled"},
+        cwd=cwd,
     )
+
+
+def _user_study(folder: Path) -> Path:
+    """A spec and the user's own CSV beside it (digits' rows, a ``label`` column)."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    (folder / "data").mkdir(parents=True)
+    header = ",".join([f"p{i}" for i in range(X.shape[1])] + ["label"])
+    rows = np.column_stack([X, y])
+    np.savetxt(
+        folder / "data" / "digits.csv", rows, fmt="%g", delimiter=",", header=header, comments=""
+    )
+    (folder / "cluster.yaml").write_text(SPEC)
+    return folder / "cluster.yaml"
 
 
 @pytest.fixture()
@@ -70,8 +88,11 @@ def local_cluster():
 def test_study_submitted_to_a_cluster_lands_in_postgres_and_mlflow_server(
     local_cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    spec = tmp_path / "cluster.yaml"
-    spec.write_text(SPEC)
+    """A user's own CSV beside the spec, submitted from another folder: the job carries
+    the file, and the study lands in the cluster's PostgreSQL and MLflow server."""
+    spec = _user_study(tmp_path / "study")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
     storage, tracking = local_cluster["PARETOTUNE_STORAGE"], local_cluster["MLFLOW_TRACKING_URI"]
     done = _submit(
         spec,
@@ -84,9 +105,14 @@ def test_study_submitted_to_a_cluster_lands_in_postgres_and_mlflow_server(
         "--wait",
         "--wait-timeout",
         "400",
+        cwd=elsewhere,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "SUCCEEDED" in done.stdout
+    # the job's log, as a local run shows it: progress lines, the front, its MLflow URL
+    assert "cluster-digits: 3/3 trials" in done.stdout, done.stdout[-3000:]
+    assert "Pareto-optimal trials:" in done.stdout
+    assert "The Pareto front in MLflow:  http" in done.stdout
 
     client = Client(storage=storage, tracking_uri=tracking)
     summary = client.summary("cluster-digits")
@@ -103,6 +129,31 @@ def test_study_submitted_to_a_cluster_lands_in_postgres_and_mlflow_server(
     assert len(runs) == 3
     stored = [a.path for a in mlflow.list_artifacts(front[0].mlflow_run_id)]
     assert "model" in stored, "the model went through the server's artifact store"
+
+    # a longer study of the same data, stopped through Ray: nothing is left RUNNING
+    cluster = ("--address", local_cluster["RAY_DASHBOARD"], "--storage", storage)
+    longer = ("--name", "cluster-long", "--trials", "60", "--epochs", "20")
+    started = _submit(spec, *cluster, "--tracking-uri", tracking, *longer, cwd=elsewhere)
+    assert started.returncode == 0, started.stderr[-3000:]
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        try:
+            if client.summary("cluster-long").trials_by_state.get("COMPLETE", 0) >= 1:
+                break
+        except Exception:  # not created yet
+            pass
+        time.sleep(1.0)
+    stopped = subprocess.run(
+        [sys.executable, "-m", "paretotune.cli", "stop", "cluster-long", *cluster],
+        capture_output=True,
+        text=True,
+        timeout=200,
+        env=os.environ | {"RAY_AUTH_MODE": "disabled"},
+    )
+    assert stopped.returncode == 0, stopped.stderr[-3000:]
+    assert "stopped cluster-long (job raysubmit_" in stopped.stdout, stopped.stdout
+    states = client.summary("cluster-long").trials_by_state
+    assert states.get("COMPLETE", 0) >= 1 and not states.get("RUNNING"), states
 
 
 def test_bad_spec_is_refused_before_submission(tmp_path: Path):

@@ -368,3 +368,37 @@ def test_without_the_timeline_variable_no_marks_are_written(tmp_path: Path, monk
     monkeypatch.chdir(tmp_path)
     _run(tmp_path)
     assert not list(tmp_path.rglob("*.jsonl"))
+
+
+def test_a_resume_that_changes_what_the_values_mean_is_refused_in_one_line(tmp_path: Path):
+    """Constraints, the dataset, the space, the splits, the epochs and the seed are the
+    study's own: a resume asking for others is refused before anything is written (the
+    budget, workers, sampler and goal may change)."""
+    from paretotune.errors import SpecError
+    from paretotune.testing import Outcome, simulate_study
+
+    spec = {
+        "name": "kept",
+        "objectives": {"accuracy": "maximize", "train_time_s": "minimize"},
+        "budget": {"trials": 3},
+        "constraints": ["train_time_s <= 0.5"],
+        "sampler": {"name": "random"},
+    }
+
+    def play(task):
+        return Outcome(seconds=1.0, metrics={"accuracy": 0.5, "train_time_s": 0.4})
+
+    storage = str(tmp_path / "study.journal")
+    simulate_study(spec, play, storage=storage)
+    before = (tmp_path / "study.journal").read_bytes()
+    with pytest.raises(SpecError) as refused:
+        simulate_study(spec | {"constraints": ["train_time_s <= 0.3"]}, play, storage=storage)
+    assert str(refused.value).splitlines() == [
+        "constraints: study 'kept' was run with ['train_time_s <= 0.5'], this run asks for "
+        "['train_time_s <= 0.3']; resume it with its own setting, or run a new study (--name)"
+    ]
+    with pytest.raises(SpecError, match=r"^budget.epochs: study 'kept' was run with 15"):
+        simulate_study(spec, play, storage=storage, epochs=5)
+    assert (tmp_path / "study.journal").read_bytes() == before
+    grown = simulate_study(spec, play, storage=storage, trials=5, workers=2)
+    assert grown.result.n_complete == 5

@@ -14,6 +14,7 @@ from paretotune.results.selection import (
     NoTrialMatchesError,
     UnknownMetricError,
     best,
+    beyond_noise,
     candidates,
     knee,
     metric_direction,
@@ -232,3 +233,27 @@ def test_weighted_sum_of_normalised_metrics():
 def test_bad_weights_are_errors(weights: dict, error: type, message: str):
     with pytest.raises(error, match=message):
         weighted(_pool(), OBJECTIVES, weights, "hand")
+
+
+def test_a_knee_never_rests_on_a_latency_difference_within_its_noise():
+    """Two models whose latencies differ by 2%, less than their 3.5% swing: the far more
+    accurate one is the knee. With exact latencies the faster one would win the tie
+    (equal distances, lower number)."""
+    fast_but_poor = _record(0, 0.847, 0.0098, latency_cv=0.035)
+    accurate = _record(1, 0.976, 0.0100, latency_cv=0.035)
+    front = TrialSet([replace_rank(fast_but_poor), replace_rank(accurate)])
+    assert knee(front, OBJECTIVES, "hand").number == 1
+    exact = [replace_rank(_record(0, 0.847, 0.0098)), replace_rank(_record(1, 0.976, 0.0100))]
+    assert knee(TrialSet(exact), OBJECTIVES, "hand").number == 0
+    # a latency difference beyond the noise keeps both on the front
+    faster = replace_rank(_record(0, 0.847, 0.0080, latency_cv=0.035))
+    assert beyond_noise([faster, replace_rank(accurate)], OBJECTIVES) == [
+        faster,
+        replace_rank(accurate),
+    ]
+
+
+def replace_rank(record: TrialRecord) -> TrialRecord:
+    from dataclasses import replace
+
+    return replace(record, pareto_rank=0)
