@@ -120,22 +120,39 @@ class StudyProgress:
             found.append(f"{pruned} stopped early, {epochs[1]} of {sum(epochs)} epochs saved")
         elif pruned:
             found.append(f"{pruned} stopped early")
-        self._progress.found = "  " + " · ".join(found)
+        self._progress.found = found
         self._progress.update(self._task, completed=done)
-        self._done, self._found = done, self._progress.found
+        self._done, self._found = done, "  " + " · ".join(found)
         if self._plain:
             self._print_line()
 
 
 class _TwoLineProgress(Progress):
-    """A rich progress bar with a line of findings under it (wrapped to the width)."""
+    """A rich progress bar with the findings under it, broken between findings (never
+    inside one) to the terminal's width."""
 
-    found = ""
+    found: Sequence[str] = ()
 
     def get_renderables(self) -> Iterable[RenderableType]:
         yield self.make_tasks_table(self.tasks)
-        if self.found:
-            yield Text(self.found)
+        live = getattr(self, "live", None)  # (rich renders once before it sets it)
+        for line in fit_findings(self.found, live.console.width if live else 80):
+            yield Text(line)
+
+
+def fit_findings(parts: Sequence[str], width: int) -> list[str]:
+    """``parts`` joined by `` · `` on lines of at most ``width`` columns, each indented
+    by two, a part never split (one longer than the width gets a line of its own)."""
+    lines: list[str] = []
+    line = ""
+    for part in parts:
+        joined = f"{line} · {part}" if line else f"  {part}"
+        if line and len(joined) > width:
+            lines.append(line)
+            line = f"  {part}"
+        else:
+            line = joined
+    return [*lines, line] if line else lines
 
 
 def print_front(

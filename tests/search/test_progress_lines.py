@@ -155,3 +155,21 @@ def test_metrics_are_one_attribute_each_as_optuna_reads_them_back(tmp_path, kind
     first, second = again.trials
     assert first.user_attrs == second.user_attrs == {f"metric.{k}": v for k, v in metrics.items()}
     assert trial_metrics(first) == metrics
+
+
+def test_the_findings_fit_an_80_column_terminal_without_splitting_one():
+    from paretotune._progress import fit_findings
+
+    parts = [
+        "Pareto 6",
+        "best accuracy 0.974, train_time_s 0.0537, latency_ms 0.0213",
+        "HV 41.2%",
+        "2 failed",
+    ]
+    lines = fit_findings(parts, 80)
+    assert lines == [
+        "  Pareto 6 · best accuracy 0.974, train_time_s 0.0537, latency_ms 0.0213",
+        "  HV 41.2% · 2 failed",
+    ]
+    assert fit_findings(parts, 200) == ["  " + " · ".join(parts)]
+    assert fit_findings([], 80) == []
