@@ -113,6 +113,17 @@ def test_study_submitted_to_a_cluster_lands_in_postgres_and_mlflow_server(
     assert "cluster-digits: 3/3 trials" in done.stdout, done.stdout[-3000:]
     assert "Pareto-optimal trials:" in done.stdout
     assert "The Pareto front in MLflow:  http" in done.stdout
+    followed = subprocess.run(
+        [sys.executable, "-m", "paretotune.cli", "logs", "cluster-digits", "--follow"]
+        + ["--address", local_cluster["RAY_DASHBOARD"]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ | {"RAY_AUTH_MODE": "disabled"},
+    )
+    assert followed.returncode == 0, followed.stderr[-2000:]
+    assert "cluster-digits: 3/3 trials" in followed.stdout
+    assert "Pareto-optimal trials:" in followed.stdout
 
     client = Client(storage=storage, tracking_uri=tracking)
     summary = client.summary("cluster-digits")
