@@ -8,7 +8,9 @@
 #
 # DIR should be short (Ray's socket paths must stay under 107 characters).
 # Ports: PG_PORT (default 55432), MLFLOW_PORT (5055), RAY_PORT (6390), DASHBOARD_PORT (8275),
-# AGENT_PORT (52375; the Ray agents use it and the next three).
+# AGENT_PORT (52375; the head's Ray agents use it and the next three, each worker node the
+# next four). RAY_CPUS (2): the head's CPUs; RAY_WORKER_NODES (0) more nodes of
+# RAY_WORKER_CPUS (1) each join it, so trials spread over several nodes.
 set -euo pipefail
 
 cmd=${1:?usage: $0 up|down DIR}
@@ -64,6 +66,14 @@ up() {
     --dashboard-agent-listen-port "$AGENT_PORT" --dashboard-agent-grpc-port "$((AGENT_PORT + 1))" \
     --runtime-env-agent-port "$((AGENT_PORT + 2))" --metrics-export-port "$((AGENT_PORT + 3))" \
     --num-cpus "${RAY_CPUS:-2}" --disable-usage-stats >"$dir/logs/ray.log" 2>&1
+  for node in $(seq "${RAY_WORKER_NODES:-0}"); do
+    local ports=$((AGENT_PORT + 4 * node))
+    PATH="$VENV_BIN:$PATH" RAY_AUTH_MODE=disabled "$VENV_BIN/python" -m paretotune.execution._loopback \
+      start --address "127.0.0.1:$RAY_PORT" --node-ip-address 127.0.0.1 \
+      --dashboard-agent-listen-port "$ports" --dashboard-agent-grpc-port "$((ports + 1))" \
+      --runtime-env-agent-port "$((ports + 2))" --metrics-export-port "$((ports + 3))" \
+      --num-cpus "${RAY_WORKER_CPUS:-1}" --disable-usage-stats >"$dir/logs/ray-worker-$node.log" 2>&1
+  done
 
   wait_for 120 "mlflow server" curl -sf "http://127.0.0.1:$MLFLOW_PORT/health"
   wait_for 120 "ray dashboard" curl -sf "http://127.0.0.1:$DASHBOARD_PORT/api/version"
