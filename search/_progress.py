@@ -179,6 +179,7 @@ def print_front(
     if len(shown) != len(front.pareto):
         title += f", {len(shown)} shown"
     lines = [title, *front_lines(front.objectives, shown, width)]
+    lines += textwrap.wrap(noise_note(front.objectives, shown), width)
     if shown:
         hint = f"every param, metric, run id and model of one: paretotune show {study or 'STUDY'} N"
         lines += textwrap.wrap(hint, width, break_on_hyphens=False)
@@ -199,6 +200,25 @@ def print_front(
                 markup=False,
                 highlight=False,
             )
+
+
+def noise_note(objectives: Mapping[str, str], rows: Sequence[TrialRecord]) -> str:
+    """Under the front: how much its measured objectives swing (the CV of a measurement's
+    rounds), which the knee treats as ties; empty where none is measured."""
+    from paretotune.results.selection import NOISE_OF
+
+    notes = []
+    for name in objectives:
+        cvs = [r.metrics.get(NOISE_OF[name]) for r in rows if name in NOISE_OF]
+        found = [float(cv) for cv in cvs if isinstance(cv, int | float)]
+        if found:
+            notes.append(f"{name} ±{min(found):.1%}–{max(found):.1%}")
+    if not notes:
+        return ""
+    return (
+        f"measured noise (between rounds): {', '.join(notes)}; "
+        "differences within it are ties for the knee"
+    )
 
 
 def mlflow_ui_command(tracking_uri: str) -> str | None:

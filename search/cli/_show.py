@@ -56,7 +56,19 @@ def _print_whole(record: TrialRecord, detail: Mapping[str, Any]) -> None:
         print(f"{title}:" if values else f"{title}: none")
         width = max((len(k) for k in values), default=0)
         for key, value in values.items():
-            print(f"  {key.ljust(width)}  {_value(value)}")
+            print(f"  {key.ljust(width)}  {_value(value)}{_noise(record, key)}")
+
+
+def _noise(record: TrialRecord, key: str) -> str:
+    """Beside a measured figure: how much it swung while measured (the CV of its rounds'
+    medians), and whether it is the quick measurement (a model off the front)."""
+    from paretotune.results.selection import NOISE_OF
+
+    cv = record.metrics.get(NOISE_OF.get(key, ""))
+    if not isinstance(cv, int | float):
+        return ""
+    quick = ", quick measurement" if record.metrics.get("latency_precise") == 0.0 else ""
+    return f"  (±{cv:.1%} between rounds{quick})"
 
 
 def _value(value: Any) -> str:

@@ -293,8 +293,13 @@ def test_cli_show_and_pareto_read_the_real_study_and_create_nothing(
     out = capsys.readouterr().out
     assert f"  MLflow run  {knee.mlflow_run_id}\n" in out
     assert f"  model       runs:/{knee.mlflow_run_id}/model\n" in out
+    shown_cv = f"{knee.metrics['latency_cv']:.1%} between rounds)"
+    assert any(
+        line.lstrip().startswith("latency_ms ") and shown_cv in line for line in out.splitlines()
+    )
     assert main(["pareto", STUDY, *storage]) == 0
     out = capsys.readouterr().out
+    assert "measured noise" not in out, "no measured objective here (accuracy, size_bytes)"
     front = client.pareto_front(STUDY, feasible_only=False)
     varying = {k for k in front[0].params if len({repr(r.params.get(k)) for r in front}) > 1}
     assert varying and all(k in out for k in varying)

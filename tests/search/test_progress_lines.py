@@ -173,3 +173,28 @@ def test_the_findings_fit_an_80_column_terminal_without_splitting_one():
     ]
     assert fit_findings(parts, 200) == ["  " + " · ".join(parts)]
     assert fit_findings([], 80) == []
+
+
+def test_the_front_table_says_how_much_its_measured_objectives_swing():
+    from types import MappingProxyType
+
+    from paretotune._progress import noise_note
+    from paretotune.results.records import TrialRecord
+
+    def record(number: int, cv: float) -> TrialRecord:
+        values = {"accuracy": 0.9, "latency_ms": 0.02}
+        return TrialRecord(
+            number=number,
+            state="COMPLETE",
+            params=MappingProxyType({}),
+            values=MappingProxyType(values),
+            metrics=MappingProxyType(values | {"latency_cv": cv}),
+            mlflow_run_id=None,
+        )
+
+    objectives = {"accuracy": "maximize", "latency_ms": "minimize"}
+    assert noise_note(objectives, [record(0, 0.021), record(1, 0.038)]) == (
+        "measured noise (between rounds): latency_ms ±2.1%–3.8%; differences within it "
+        "are ties for the knee"
+    )
+    assert noise_note({"accuracy": "maximize"}, [record(0, 0.02)]) == ""
