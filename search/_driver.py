@@ -503,16 +503,20 @@ class Driver:
 
     def abandon_in_flight(self) -> int:
         """On interruption: keep finished results; close running trials as interrupted and
-        queue them again. Returns how many were closed."""
+        queue them again, the one asked of Optuna but not yet dispatched when the signal
+        came included (the driver holds the study's lock: every RUNNING trial is its own).
+        Returns how many were closed."""
         while self.finished_untold:
             self._finish(*self.finished_untold.pop(0))
-        closed = len(self.in_flight)
+        params = {n: i.trial.params for n, i in self.in_flight.items()}
+        params |= {n: p for n, p in running_trials(self.study).items() if n not in params}
+        closed = len(params)
         if not closed:
             return 0
         self.tally.interrupted += closed
         self._view = None
         self._absorb(self.tracker.poll())
-        close_interrupted(self.study, {n: i.trial.params for n, i in self.in_flight.items()})
+        close_interrupted(self.study, params)
         self.tracker.mark_interrupted(list(self.in_flight))
         self.in_flight.clear()
         return closed

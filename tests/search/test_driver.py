@@ -402,3 +402,40 @@ def test_a_resume_that_changes_what_the_values_mean_is_refused_in_one_line(tmp_p
     assert (tmp_path / "study.journal").read_bytes() == before
     grown = simulate_study(spec, play, storage=storage, trials=5, workers=2)
     assert grown.result.n_complete == 5
+
+
+def test_a_stop_between_asking_and_dispatching_leaves_nothing_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The signal can come after Optuna made a trial RUNNING and before the driver
+    dispatched it: that trial is closed as interrupted and queued again as well."""
+    from optuna.trial import TrialState
+    from paretotune import _driver, open_storage
+    from paretotune.testing import Outcome, simulate_study
+
+    spec = {
+        "name": "asked",
+        "objectives": {"accuracy": "maximize", "train_time_s": "minimize"},
+        "budget": {"trials": 6},
+        "sampler": {"name": "random"},
+    }
+    sampled = _driver.sample_params
+    calls = []
+
+    def interrupted_on_the_fourth(trial, space):
+        calls.append(trial.number)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return sampled(trial, space)
+
+    monkeypatch.setattr(_driver, "sample_params", interrupted_on_the_fourth)
+
+    def play(task):
+        return Outcome(seconds=1.0, metrics={"accuracy": 0.5, "train_time_s": 0.4})
+
+    storage = str(tmp_path / "study.journal")
+    with pytest.raises(KeyboardInterrupt):
+        simulate_study(spec, play, storage=storage, capacity=2)
+    study = optuna.load_study(study_name="asked", storage=open_storage(storage))
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    assert len(study.get_trials(states=(TrialState.WAITING,))) >= 1
