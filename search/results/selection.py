@@ -156,13 +156,17 @@ NOISE_OF = {
 
 
 def beyond_noise(front: Sequence[TrialRecord], objectives: Mapping[str, str]) -> list[TrialRecord]:
-    """The members of ``front`` that no other member beats beyond measurement noise.
+    """The members of ``front`` spaced beyond measurement noise: an epsilon-Pareto subset.
 
     Member A beats B when A is no worse than B in every objective, where a difference
     within the larger of the two figures' relative noise (`NOISE_OF`) is a tie, and better
     beyond that noise in one: a much less accurate model that sits on the front only by
     being 2% faster, with latencies that swing 3-4%, is beaten. Exact figures (accuracy,
-    train time, size) compare as they are. O(front^2) where any figure has noise."""
+    train time, size) compare as they are. The members are taken best first by their
+    exact figures (then their noisy ones), and one is kept unless a member already kept
+    beats it (a beater better in an exact figure comes first), so a dense front keeps
+    members spaced by more than the noise, not only its ends (dropping every member any
+    other beats would chain down to the ends). O(front x kept)."""
     names = list(objectives)
     noisy = [NOISE_OF.get(name) for name in names]
     if len(front) < 2 or not any(noisy):
@@ -170,17 +174,22 @@ def beyond_noise(front: Sequence[TrialRecord], objectives: Mapping[str, str]) ->
     noise = np.array([[float(r.metrics.get(m, 0.0)) if m else 0.0 for m in noisy] for r in front])
     if not noise.any():
         return list(front)
-    signs = ordering.signs([metric_direction(name, objectives) for name in names])
-    values = np.array([[r.values.get(n, r.metrics.get(n)) for n in names] for r in front], float)
-    values = values * signs  # smaller is better everywhere
-    kept = []
-    for i, record in enumerate(front):
-        tolerance = np.maximum(noise[i], noise) * np.abs(values[i])
-        no_worse = np.all(values <= values[i] + tolerance, axis=1)
-        better = np.any(values < values[i] - tolerance, axis=1)
-        if not np.any(no_worse & better):
-            kept.append(record)
-    return kept or list(front)
+    directions = [metric_direction(name, objectives) for name in names]
+    raw = np.array([[r.values.get(n, r.metrics.get(n)) for n in names] for r in front], float)
+    values = raw * ordering.signs(directions)  # smaller is better everywhere
+    good = ordering.goodness(raw, directions)
+    is_noisy = np.array([m is not None for m in noisy])
+    order = np.lexsort((-good[:, is_noisy].sum(axis=1), -good[:, ~is_noisy].sum(axis=1)))
+    kept: list[int] = []
+    for i in order:
+        if kept:
+            tolerance = np.maximum(noise[i], noise[kept]) * np.abs(values[i])
+            no_worse = np.all(values[kept] <= values[i] + tolerance, axis=1)
+            better = np.any(values[kept] < values[i] - tolerance, axis=1)
+            if np.any(no_worse & better):
+                continue
+        kept.append(int(i))
+    return [front[i] for i in sorted(kept)]
 
 
 def weighted(
