@@ -208,8 +208,8 @@ def noise_note(objectives: Mapping[str, str], rows: Sequence[TrialRecord]) -> st
     from paretotune.results.selection import NOISE_OF
 
     notes = []
-    for name in objectives:
-        cvs = [r.metrics.get(NOISE_OF[name]) for r in rows if name in NOISE_OF]
+    for name in (name for name in objectives if name in NOISE_OF):
+        cvs = [r.metrics.get(NOISE_OF[name]) for r in rows]
         found = [float(cv) for cv in cvs if isinstance(cv, int | float)]
         if found:
             notes.append(f"{name} ±{min(found):.1%}–{max(found):.1%}")

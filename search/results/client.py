@@ -259,17 +259,16 @@ class Client:
         makes (`trial_model_uri`), asking MLflow nothing, whatever the front's size; only
         older trials, which do not say, are looked up by their runs' model tag.
         """
-        sent = {r.number: study.trial(r.number) for r in records}
-        unsaid = [r for r in records if HAS_MODEL_ATTR not in _attrs_of(sent[r.number])]
+        sent = {r.number: _attrs_of(study.trial(r.number)).get(HAS_MODEL_ATTR) for r in records}
+        unsaid = [r for r in records if sent[r.number] is None]
         runs = self._runs_of(study, unsaid) if unsaid else None
         tagged = {run.info.run_id: run.data.tags.get(MODEL_URI_TAG) for run in runs or []}
         linked = self._linked(study, records, runs)
 
         def uri(record: TrialRecord) -> str | None:
-            attrs = _attrs_of(sent[record.number])
-            if HAS_MODEL_ATTR not in attrs:
+            if sent[record.number] is None:
                 return tagged.get(record.mlflow_run_id or "")
-            if attrs[HAS_MODEL_ATTR] and record.mlflow_run_id:
+            if sent[record.number] and record.mlflow_run_id:
                 return trial_model_uri(record.mlflow_run_id)
             return None
 
