@@ -46,6 +46,19 @@ def ray_cluster():
     ray.shutdown()
 
 
+@pytest.fixture(autouse=True)
+def _environment_restored() -> Iterator[None]:
+    """Each test leaves ``os.environ`` as it found it. A leak outlives the test in its
+    pytest-xdist worker and reaches every later test's subprocesses: MLflow's own
+    ``mlflow.set_tracking_uri`` exports ``MLFLOW_TRACKING_URI``, and a later CLI run then
+    logged to that store instead of its folder's ``mlflow.db`` (a failed CI run)."""
+    before = dict(os.environ)
+    yield
+    if os.environ != before:
+        os.environ.clear()
+        os.environ.update(before)
+
+
 JOIN_RAY_ENV = "PARETOTUNE_TEST_RAY_ADDRESS"
 
 
@@ -592,6 +605,10 @@ _unit_took = pytest.StashKey[tuple[float, float]]()
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     session.config.stash[_started_at] = time.monotonic()
+    # Matplotlib builds its font cache on first use by running `fc-list`: on a fresh
+    # machine that would be the first unit test drawing a chart, which may not start a
+    # process. Build it here, before any test.
+    import matplotlib.font_manager  # noqa: F401
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
