@@ -179,7 +179,8 @@ def print_front(
     if len(shown) != len(front.pareto):
         title += f", {len(shown)} shown"
     lines = [title, *front_lines(front.objectives, shown, width)]
-    lines += textwrap.wrap(noise_note(front.objectives, shown), width)
+    tied = sum(r.within_noise_of is not None for r in front.records)
+    lines += textwrap.wrap(noise_note(front.objectives, shown, tied), width)
     if shown:
         hint = f"every param, metric, run id and model of one: paretotune show {study or 'STUDY'} N"
         lines += textwrap.wrap(hint, width, break_on_hyphens=False)
@@ -202,10 +203,11 @@ def print_front(
             )
 
 
-def noise_note(objectives: Mapping[str, str], rows: Sequence[TrialRecord]) -> str:
+def noise_note(objectives: Mapping[str, str], rows: Sequence[TrialRecord], tied: int = 0) -> str:
     """Under the front: how much its measured objectives swing (the CV of a measurement's
-    rounds), which the knee treats as ties; empty where none is measured."""
-    from paretotune.results.selection import NOISE_OF
+    rounds), which the ranking treats as ties, and how many models of the exact front
+    that cost it (``tied``); empty where none is measured."""
+    from paretotune.results.noise import NOISE_OF
 
     notes = []
     for name in (name for name in objectives if name in NOISE_OF):
@@ -215,10 +217,11 @@ def noise_note(objectives: Mapping[str, str], rows: Sequence[TrialRecord]) -> st
             notes.append(f"{name} ±{min(found):.1%}–{max(found):.1%}")
     if not notes:
         return ""
-    return (
-        f"measured noise (between rounds): {', '.join(notes)}; "
-        "differences within it are ties for the knee"
-    )
+    note = f"measured noise (between rounds): {', '.join(notes)}; differences within it are ties"
+    if tied:
+        models = "model" if tied == 1 else "models"
+        note += f" ({tied} {models} ahead only within it ranked 1, off the front)"
+    return note
 
 
 def mlflow_ui_command(tracking_uri: str) -> str | None:

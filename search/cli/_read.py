@@ -104,6 +104,11 @@ def show(record: TrialRecord, as_json: bool) -> int:
 
 def ranked(record: TrialRecord) -> str:
     """``Pareto rank 2, feasible``: where the trial stands in its study."""
-    rank = "-" if record.pareto_rank is None else record.pareto_rank
+    rank = "-" if record.pareto_rank is None else str(record.pareto_rank)
+    if record.within_noise_of is not None:
+        rank += (
+            f" (off the front: trial {record.within_noise_of} is as good within "
+            "latency noise and better elsewhere)"
+        )
     feasible = "feasible" if record.feasible else "violates the constraints"
     return f"Pareto rank {rank}, {feasible}"

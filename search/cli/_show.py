@@ -62,7 +62,7 @@ def _print_whole(record: TrialRecord, detail: Mapping[str, Any]) -> None:
 def _noise(record: TrialRecord, key: str) -> str:
     """Beside a measured figure: how much it swung while measured (the CV of its rounds'
     medians), and whether it is the quick measurement (a model off the front)."""
-    from paretotune.results.selection import NOISE_OF
+    from paretotune.results.noise import NOISE_OF
 
     cv = record.metrics.get(NOISE_OF.get(key, ""))
     if not isinstance(cv, int | float):

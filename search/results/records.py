@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 from optuna.trial import FrozenTrial, TrialState
+from paretotune.results.noise import rank_within_noise
 from paretotune.results.pareto import HypervolumeBox, nondominated_ranks
 from paretotune.study._attrs import (
     EPOCHS_ATTR,
@@ -47,6 +48,7 @@ class TrialRecord:
     feasible: bool = True
     model_uri: str | None = None
     study: str | None = None
+    within_noise_of: int | None = None  # the front member beating it within noise (`noise`)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +62,7 @@ class TrialRecord:
             "feasible": self.feasible,
             "model_uri": self.model_uri,
             "study": self.study,
+            "within_noise_of": self.within_noise_of,
         }
 
 
@@ -77,6 +80,7 @@ class TrialSet(tuple[TrialRecord, ...]):
                 "number": r.number,
                 "state": r.state,
                 "pareto_rank": r.pareto_rank,
+                "within_noise_of": r.within_noise_of,
                 "feasible": r.feasible,
                 **r.values,
             }
@@ -136,9 +140,9 @@ def record_of(
 def rank_trials(
     trials: list[FrozenTrial], objectives: dict[str, str], study: str | None = None
 ) -> FrontSummary:
-    """Rank the complete trials by non-domination and measure the front's hypervolume as
-    the share of the study's `hypervolume_box` it dominates (``study``: the records'
-    study name)."""
+    """Rank the complete trials by non-domination, differences within measurement noise
+    as ties (`rank_within_noise`), and measure the exact front's hypervolume as the share
+    of the study's `hypervolume_box` it dominates (``study``: the records' study name)."""
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None]
     if not complete:
         return FrontSummary(objectives)
@@ -148,6 +152,7 @@ def rank_trials(
     records = [
         record_of(t, objectives, int(r), study=study) for t, r in zip(complete, ranks, strict=True)
     ]
+    records = rank_within_noise(records, objectives)
     box = hypervolume_box(complete, directions)
     return FrontSummary(objectives, records, box.share(values[ranks == 0]), box)
 

@@ -22,6 +22,7 @@ import numpy as np
 from paretotune.errors import NoTrialMatchesError, UnknownMetricError
 from paretotune.objectives._metric_names import metric_direction as _catalogue_direction
 from paretotune.results import ordering
+from paretotune.results.noise import rank_within_noise
 from paretotune.results.pareto import nondominated_ranks
 from paretotune.results.records import TrialRecord, TrialSet
 from paretotune.spaces import Expression, parse_expression
@@ -76,7 +77,8 @@ def candidates(
     *,
     feasible_only: bool,
 ) -> TrialSet:
-    """Complete records marked feasible or not, ranked by non-domination among the kept ones.
+    """Complete records marked feasible or not, ranked by non-domination among the kept ones
+    (differences within measurement noise as ties, `noise.rank_within_noise`).
 
     With ``feasible_only`` the infeasible trials are dropped before ranking, so rank 0 is
     the front of the feasible trials (Optuna's convention for constrained studies).
@@ -92,8 +94,11 @@ def candidates(
         return TrialSet()
     values = np.array([[r.values[m] for m in objectives] for r in kept], dtype=float)
     ranks = nondominated_ranks(values, list(objectives.values()))
-    ranked = (replace(r, pareto_rank=int(k)) for r, k in zip(kept, ranks, strict=True))
-    return TrialSet(sorted(ranked, key=lambda r: r.number))
+    ranked = [
+        replace(r, pareto_rank=int(k), within_noise_of=None)
+        for r, k in zip(kept, ranks, strict=True)
+    ]
+    return TrialSet(sorted(rank_within_noise(ranked, objectives), key=lambda r: r.number))
 
 
 def best(
@@ -127,8 +132,8 @@ def best(
 
 
 def knee(front: Sequence[TrialRecord], objectives: Mapping[str, str], study: str) -> TrialRecord:
-    """The Pareto trial nearest the utopia point in min-max normalised objectives, among
-    the members no other beats beyond measurement noise (`beyond_noise`).
+    """The Pareto trial nearest the utopia point in min-max normalised objectives (rank 0:
+    the front with differences within measurement noise as ties, `noise`).
 
     Each objective is scaled to [0, 1] over those members (0 = the best value, whatever
     the direction; a constant objective scales to 0), so the utopia point is the origin;
@@ -138,58 +143,12 @@ def knee(front: Sequence[TrialRecord], objectives: Mapping[str, str], study: str
     Raises:
         NoTrialMatchesError: the front is empty.
     """
-    front = beyond_noise([r for r in front if r.pareto_rank == 0], objectives)
+    front = [r for r in front if r.pareto_rank == 0]
     if not front:
         raise NoTrialMatchesError(f"study {study!r} has no complete trial to choose from")
     scaled = _goodness(front, objectives, list(objectives))
     distance = np.linalg.norm(1.0 - scaled, axis=1)
     return front[int(np.argmin(distance))]
-
-
-# The objectives measured with noise, and the metric holding each trial's relative noise
-# (the CV of its latency rounds' medians: how much the figure swung while measured).
-NOISE_OF = {
-    "latency_ms": "latency_cv",
-    "latency_ms_p90": "latency_cv",
-    "latency_wall_ms": "latency_cv",
-}
-
-
-def beyond_noise(front: Sequence[TrialRecord], objectives: Mapping[str, str]) -> list[TrialRecord]:
-    """The members of ``front`` spaced beyond measurement noise: an epsilon-Pareto subset.
-
-    Member A beats B when A is no worse than B in every objective, where a difference
-    within the larger of the two figures' relative noise (`NOISE_OF`) is a tie, and better
-    beyond that noise in one: a much less accurate model that sits on the front only by
-    being 2% faster, with latencies that swing 3-4%, is beaten. Exact figures (accuracy,
-    train time, size) compare as they are. The members are taken best first by their
-    exact figures (then their noisy ones), and one is kept unless a member already kept
-    beats it (a beater better in an exact figure comes first), so a dense front keeps
-    members spaced by more than the noise, not only its ends (dropping every member any
-    other beats would chain down to the ends). O(front x kept)."""
-    names = list(objectives)
-    noisy = [NOISE_OF.get(name) for name in names]
-    if len(front) < 2 or not any(noisy):
-        return list(front)
-    noise = np.array([[float(r.metrics.get(m, 0.0)) if m else 0.0 for m in noisy] for r in front])
-    if not noise.any():
-        return list(front)
-    directions = [metric_direction(name, objectives) for name in names]
-    raw = np.array([[r.values.get(n, r.metrics.get(n)) for n in names] for r in front], float)
-    values = raw * ordering.signs(directions)  # smaller is better everywhere
-    good = ordering.goodness(raw, directions)
-    is_noisy = np.array([m is not None for m in noisy])
-    order = np.lexsort((-good[:, is_noisy].sum(axis=1), -good[:, ~is_noisy].sum(axis=1)))
-    kept: list[int] = []
-    for i in order:
-        if kept:
-            tolerance = np.maximum(noise[i], noise[kept]) * np.abs(values[i])
-            no_worse = np.all(values[kept] <= values[i] + tolerance, axis=1)
-            better = np.any(values[kept] < values[i] - tolerance, axis=1)
-            if np.any(no_worse & better):
-                continue
-        kept.append(int(i))
-    return [front[i] for i in sorted(kept)]
 
 
 def weighted(

@@ -23,6 +23,7 @@ from paretotune.cli._services import free_port_block, start_ray_node
 from paretotune.execution._loopback import LOOPBACK_ENV
 
 from tests.conftest import free_port, kill_group
+from tests.e2e.test_cluster import _submit, _user_study
 from tests.e2e.test_loopback import _in_groups, _is_loopback, _listeners
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -40,6 +41,7 @@ class Nodes:
     head: str  # node ids
     edge: str
     groups: list[int]  # process groups to kill at the end
+    dashboard: str  # the head's job server, http://127.0.0.1:PORT
 
 
 def _node_ids(address: str, env: dict[str, str]) -> dict[str, dict[str, float]]:
@@ -56,24 +58,25 @@ def _node_ids(address: str, env: dict[str, str]) -> dict[str, dict[str, float]]:
 
 @pytest.fixture(scope="module")
 def two_nodes() -> Iterator[Nodes]:
-    """A head offering 2 CPUs and ``trainer: 2``; a second node offering 1 CPU and
-    ``edge: 1``. Both are stopped at the end, whatever happened."""
+    """A head offering 2 CPUs and ``trainer: 2`` and a job server; a second node
+    offering 1 CPU and ``edge: 1``. Both are stopped at the end, whatever happened."""
     folder = Path(tempfile.mkdtemp(prefix="ptn.", dir="/tmp"))  # short: Ray's socket paths
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env[LOOPBACK_ENV] = "0"  # a plain ray.init joins the loopback-only head at 127.0.0.1
-    port, agents = free_port(), free_port_block(8)
+    port, agents, dashboard = free_port(), free_port_block(8), free_port()
     address = f"127.0.0.1:{port}"
     groups: list[int] = []
     try:
         head = ["--head", "--port", str(port), "--temp-dir", str(folder / "ray")]
-        head += ["--include-dashboard=false", "--num-cpus", "2", "--resources", '{"trainer": 2}']
+        head += ["--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard)]
+        head += ["--num-cpus", "2", "--resources", '{"trainer": 2}']
         groups.append(start_ray_node(head, agents, folder / "head.log"))
         edge = ["--address", address, "--num-cpus", "1", "--resources", '{"edge": 1}']
         groups.append(start_ray_node(edge, agents + 4, folder / "edge.log"))
         ids = _node_ids(address, env)
         head_id = next(i for i, r in ids.items() if "trainer" in r)
         edge_id = next(i for i, r in ids.items() if "edge" in r)
-        yield Nodes(address, head_id, edge_id, groups)
+        yield Nodes(address, head_id, edge_id, groups, f"http://127.0.0.1:{dashboard}")
     finally:
         for group in groups:
             kill_group(group)
@@ -328,3 +331,66 @@ def test_a_node_that_joins_gets_trials_and_a_killed_node_loses_none(
         "tags.`paretotune.state` = 'COMPLETE'",
     )
     assert {r.data.tags["paretotune.node"] for r in runs} == set(placed.values())
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "paretotune.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=200,
+        env=os.environ | {"RAY_AUTH_MODE": "disabled"},
+    )
+
+
+def test_a_csv_study_submitted_from_another_folder_completes_spreads_and_stops_clean(
+    two_nodes: Nodes, tmp_path: Path
+):
+    """The user's own CSV beside the spec, submitted as Ray jobs from another folder with
+    more workers than the head has CPUs (the head's 2, the edge's 1). A short study
+    completes, and `--wait` and `logs --follow` show its progress and closing front. A
+    long one trains on both nodes, each reading the shipped CSV, until `stop` ends it
+    with nothing RUNNING."""
+    spec = _user_study(tmp_path / "study")
+    spec.write_text(spec.read_text().replace("workers: 2", "workers: 3"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    journal = tmp_path / "paretotune.journal"
+    on_cluster = ("--address", two_nodes.dashboard, "--storage", str(journal))
+    tracking = ("--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    done = _submit(spec, *on_cluster, *tracking, "--wait", cwd=elsewhere)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "SUCCEEDED" in done.stdout
+    assert "cluster-digits: 3/3 trials" in done.stdout, done.stdout[-3000:]
+    assert "Pareto-optimal trials:" in done.stdout
+    followed = _cli("logs", "cluster-digits", "--follow", "--address", two_nodes.dashboard)
+    assert followed.returncode == 0, followed.stderr[-2000:]
+    assert "cluster-digits: 3/3 trials" in followed.stdout
+    assert "Pareto-optimal trials:" in followed.stdout
+
+    # The edge's worker is ready seconds after the head's (the shipped folder unpacked
+    # there): a study long enough that it trains there, stopped once it did.
+    longer = ("--name", "cluster-long", "--trials", "200", "--epochs", "100")
+    started = _submit(spec, *on_cluster, *tracking, *longer, cwd=elsewhere)
+    assert started.returncode == 0, started.stderr[-3000:]
+    storage = JournalStorage(JournalFileBackend(str(journal)))
+
+    def trained_on() -> set[str]:
+        try:
+            study = optuna.load_study(study_name="cluster-long", storage=storage)
+        except KeyError:
+            return set()
+        complete = study.get_trials(states=[optuna.trial.TrialState.COMPLETE])
+        return {t.user_attrs["placement"]["node"] for t in complete}
+
+    deadline = time.monotonic() + 240
+    while trained_on() != {two_nodes.head, two_nodes.edge}:
+        assert time.monotonic() < deadline, f"trained on {trained_on()} only"
+        time.sleep(1.0)
+    stopped = _cli("stop", "cluster-long", *on_cluster)
+    assert stopped.returncode == 0, stopped.stderr[-3000:]
+    assert "stopped cluster-long (job raysubmit_" in stopped.stdout, stopped.stdout
+    study = optuna.load_study(study_name="cluster-long", storage=storage)
+    states = {t.state for t in study.trials}
+    assert optuna.trial.TrialState.RUNNING not in states, states
+    assert len(study.trials) < 200

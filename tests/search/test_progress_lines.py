@@ -194,7 +194,9 @@ def test_the_front_table_says_how_much_its_measured_objectives_swing():
 
     objectives = {"accuracy": "maximize", "latency_ms": "minimize"}
     assert noise_note(objectives, [record(0, 0.021), record(1, 0.038)]) == (
-        "measured noise (between rounds): latency_ms ±2.1%–3.8%; differences within it "
-        "are ties for the knee"
+        "measured noise (between rounds): latency_ms ±2.1%–3.8%; differences within it are ties"
+    )
+    assert noise_note(objectives, [record(0, 0.021)], tied=2).endswith(
+        "are ties (2 models ahead only within it ranked 1, off the front)"
     )
     assert noise_note({"accuracy": "maximize"}, [record(0, 0.02)]) == ""

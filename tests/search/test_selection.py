@@ -9,12 +9,12 @@ from types import MappingProxyType
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from paretotune.results.noise import beyond_noise
 from paretotune.results.records import TrialRecord, TrialSet
 from paretotune.results.selection import (
     NoTrialMatchesError,
     UnknownMetricError,
     best,
-    beyond_noise,
     candidates,
     knee,
     metric_direction,
@@ -235,28 +235,25 @@ def test_bad_weights_are_errors(weights: dict, error: type, message: str):
         weighted(_pool(), OBJECTIVES, weights, "hand")
 
 
-def test_a_knee_never_rests_on_a_latency_difference_within_its_noise():
+def test_a_latency_difference_within_its_noise_is_a_tie_for_the_front_and_the_knee():
     """Two models whose latencies differ by 2%, less than their 3.5% swing: the far more
-    accurate one is the knee. With exact latencies the faster one would win the tie
-    (equal distances, lower number)."""
+    accurate one beats the faster one, which leaves the front (rank 1, beaten within
+    noise by the accurate one) and so cannot be the knee. With exact latencies both are
+    on the front and the faster one wins the knee's tie (equal distances, lower number)."""
     fast_but_poor = _record(0, 0.847, 0.0098, latency_cv=0.035)
     accurate = _record(1, 0.976, 0.0100, latency_cv=0.035)
-    front = TrialSet([replace_rank(fast_but_poor), replace_rank(accurate)])
-    assert knee(front, OBJECTIVES, "hand").number == 1
-    exact = [replace_rank(_record(0, 0.847, 0.0098)), replace_rank(_record(1, 0.976, 0.0100))]
-    assert knee(TrialSet(exact), OBJECTIVES, "hand").number == 0
+    ranked = candidates([fast_but_poor, accurate], OBJECTIVES, [], "hand", feasible_only=False)
+    assert [(r.pareto_rank, r.within_noise_of) for r in ranked] == [(1, 1), (0, None)]
+    assert knee(ranked, OBJECTIVES, "hand").number == 1
+    exact = [_record(0, 0.847, 0.0098), _record(1, 0.976, 0.0100)]
+    ranked = candidates(exact, OBJECTIVES, [], "hand", feasible_only=False)
+    assert [(r.pareto_rank, r.within_noise_of) for r in ranked] == [(0, None), (0, None)]
+    assert knee(ranked, OBJECTIVES, "hand").number == 0
     # a latency difference beyond the noise keeps both on the front
-    faster = replace_rank(_record(0, 0.847, 0.0080, latency_cv=0.035))
-    assert beyond_noise([faster, replace_rank(accurate)], OBJECTIVES) == [
-        faster,
-        replace_rank(accurate),
-    ]
-
-
-def replace_rank(record: TrialRecord) -> TrialRecord:
-    from dataclasses import replace
-
-    return replace(record, pareto_rank=0)
+    faster = _record(0, 0.847, 0.0080, latency_cv=0.035)
+    ranked = candidates([faster, accurate], OBJECTIVES, [], "hand", feasible_only=False)
+    assert [r.pareto_rank for r in ranked] == [0, 0]
+    assert beyond_noise([faster, accurate], OBJECTIVES) == [faster, accurate]
 
 
 def test_a_dense_front_keeps_members_spaced_beyond_the_noise_not_only_its_ends():

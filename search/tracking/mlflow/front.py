@@ -38,8 +38,10 @@ class ParetoTags:
     snapshot still queued: trials recorded before it is published get their tags with
     their results, instead of in one call each later.
 
-    The tags: ``pareto`` (``true``/``false``) is kept exact; ``pareto_rank`` is 0 on the
-    front, and a run that leaves the front keeps the rank it had then. Ranking every run
+    The tags: ``pareto`` (``true``/``false``) follows the exact front while the study runs,
+    and at its end the front with differences within measurement noise as ties (the
+    final snapshot's ranks, `results.noise`); ``pareto_rank`` is 0 on the front, and a
+    run that leaves the front keeps the rank it had then. Ranking every run
     exactly would cost a call per run whose rank moved (most of them, as a study grows);
     every trial's exact rank is in the front's CSV, ``paretotune pareto`` and the Client.
     """
