@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         TrialContext,
         TrialOutcome,
         TrivialModel,
+        VariantOutcome,
     )
     from paretotune.objectives._datasets import (
         DatasetInfo,
@@ -51,6 +52,7 @@ _HOMES = {
     "TrivialModel": "paretotune.objectives._context",
     "TrialContext": "paretotune.objectives._context",
     "TrialOutcome": "paretotune.objectives._context",
+    "VariantOutcome": "paretotune.objectives._context",
     "DatasetError": "paretotune.errors",
     "DatasetInfo": "paretotune.objectives._datasets",
     "Fold": "paretotune.objectives._datasets",
@@ -88,6 +90,7 @@ __all__ = [
     "TrialContext",
     "TrialOutcome",
     "TrivialModel",
+    "VariantOutcome",
     "could_join",
     "dataset_info",
     "evaluate",

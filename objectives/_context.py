@@ -55,6 +55,8 @@ class TrialContext:
         exclusive_timing: time models in the machine's measuring slot, with no trial of
             this machine training meanwhile (see ``objectives._slot``); for studies that
             run several trials at once.
+        variants: compressions each trained model is also forked into (the trial itself
+            stays uncompressed); each comes back as a `VariantOutcome`.
     """
 
     dataset: Mapping[str, Any]
@@ -68,6 +70,7 @@ class TrialContext:
     num_threads: int = 1
     costs_on_epoch: bool = False
     exclusive_timing: bool = False
+    variants: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         checks = {
@@ -98,9 +101,26 @@ class TrialOutcome:
             mode; it takes raw flat float32 features ``(n, n_features)`` and returns logits
             ``(n, n_classes)`` or predictions ``(n,)`` in target units.
         artifacts: e.g. ``confusion_matrix`` and ``class_labels`` for classification.
+        variants: the trained model forked into each of ``TrialContext.variants`` that
+            applies to it, in that order.
     """
 
     metrics: dict[str, float]
     history: list[dict[str, float]] = field(default_factory=list)
     model: torch.nn.Module | None = None
     artifacts: dict[str, Any] = field(default_factory=dict)
+    variants: list[VariantOutcome] = field(default_factory=list)
+
+
+@dataclass
+class VariantOutcome:
+    """One compressed fork of a trial's trained model, measured after compressing as a
+    compressed trial is: ``metrics`` (``train_time_s`` is the trial's training plus the
+    fork's fine-tune), its model (with ``keep_model``), and ``seconds``, the wall time
+    the fork took (compressing, fine-tuning, scoring, measuring)."""
+
+    compression: str
+    metrics: dict[str, float]
+    model: torch.nn.Module | None = None
+    artifacts: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0

@@ -9,7 +9,9 @@ metrics and every cost metric come from the last fold's model (no refit).
 
 from __future__ import annotations
 
+import copy
 import statistics
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +25,12 @@ from paretotune.objectives._compression import (
     quantize_int8,
     weight_sparsity,
 )
-from paretotune.objectives._context import TrialContext, TrialOutcome, TrivialModel
+from paretotune.objectives._context import (
+    TrialContext,
+    TrialOutcome,
+    TrivialModel,
+    VariantOutcome,
+)
 from paretotune.objectives._datasets import DatasetInfo, Fold, Splits, dataset_key, load_dataset
 from paretotune.objectives._distill import get_teacher
 from paretotune.objectives._measure import (
@@ -55,6 +62,7 @@ OnEpoch = Callable[[int, Mapping[str, float]], None]
 # Given a trial's metrics with quick serving figures: does it earn a precise measurement?
 PreciseIf = Callable[[Mapping[str, float]], bool]
 FINETUNE_LR_FACTOR = 0.1  # structured-pruning fine-tune runs at a tenth of the learning rate
+_BEFORE = "_before_compression"  # a variant's are its trial's: the uncompressed model
 
 
 @dataclass
@@ -157,6 +165,7 @@ class _Trial:
     ) -> None:
         self.p, self.context, self.splits, self.device = p, context, splits, device
         self.slot = machine_slot() if context.exclusive_timing else NO_SLOT
+        self._meter = serving_meter  # as given (a fork of this trial gets it too)
         self.serving_meter = serving_meter or self._timed_alone
         self.precise_if = precise_if
         self.info: DatasetInfo = splits.info
@@ -189,7 +198,26 @@ class _Trial:
         counted = training_memory_mb(
             last.trainer.model, last.trainer.optimizer, batch, last.trainer.model.net_output
         )
-        self.metrics["peak_mem_mb"] = memory.peak_mb if self.device.type == "cuda" else counted
+        peak_mb = memory.peak_mb if self.device.type == "cuda" else counted
+        self._measure(runs, models, history, peak_mb)
+        self.metrics.update(before)
+        outcome = TrialOutcome(self.metrics, history, None, self.artifacts)
+        for kind in self.context.variants:  # (before the final model leaves the device)
+            variant = self._fork(kind, runs, history, peak_mb, keep_model)
+            if variant is not None:
+                outcome.variants.append(variant)
+        outcome.model = models[-1].cpu().eval() if keep_model else None
+        return outcome
+
+    def _measure(
+        self,
+        runs: list[_FoldRun],
+        models: list[torch.nn.Module],
+        history: list[dict[str, float]],
+        peak_mb: float,
+    ) -> None:
+        """The metrics of the trained and compressed ``models``, one per fold."""
+        self.metrics["peak_mem_mb"] = peak_mb
         trained = sum(run.trainer.train_time_s for run in runs)
         self.metrics["train_time_s"] = trained + self.finetune_s
         self.metrics["train_wall_s"] = sum(run.trainer.train_wall_s for run in runs)
@@ -198,9 +226,33 @@ class _Trial:
         self._score_folds(runs, models)
         self._check_beats_trivial(runs, history)
         self._score_final(runs[-1], models[-1])
-        self.metrics.update(before)
-        final = models[-1].cpu().eval() if keep_model else None
-        return TrialOutcome(self.metrics, history, final, self.artifacts)
+
+    def _fork(
+        self,
+        kind: str,
+        runs: list[_FoldRun],
+        history: list[dict[str, float]],
+        peak_mb: float,
+        keep_model: bool,
+    ) -> VariantOutcome | None:
+        """The trained (uncompressed) models of ``runs``, copied and compressed as
+        ``kind``, measured as a trial compressed so is measured; None, with a note on the
+        trial, when ``kind`` does not apply to this model (an op without a kernel in that
+        dtype, a fork no better than a trivial predictor)."""
+        started = time.perf_counter()
+        params = {**self.p, "compression": kind}
+        fork = _Trial(params, self.context, self.splits, self.device, self._meter, self.precise_if)
+        copies = [_copied(run) for run in runs]
+        try:
+            models = [fork._compress(i, run) for i, run in enumerate(copies)]
+            fork._measure(copies, models, history, peak_mb)
+        except ValueError as err:  # (TrivialModel is one)
+            self.notes.append(f"variant {kind} skipped: {str(err).splitlines()[0]}")
+            return None
+        fork.metrics |= {k: v for k, v in self.metrics.items() if k.endswith(_BEFORE)}
+        model = models[-1].cpu().eval() if keep_model else None
+        seconds = time.perf_counter() - started
+        return VariantOutcome(kind, fork.metrics, model, fork.artifacts, seconds)
 
     def _early_costs(self, run: _FoldRun) -> dict[str, float]:
         """Latency and size of the model as it trains (uncompressed), measured once for the
@@ -407,6 +459,13 @@ class _Trial:
             self.metrics[f"{self.primary}_before_compression"] = self.metrics[self.primary]
             for name in ("latency_ms", "size_bytes", "n_params"):
                 self.metrics[f"{name}_before_compression"] = self.metrics[name]
+
+
+def _copied(run: _FoldRun) -> _FoldRun:
+    """``run`` with a copy of its trained model, to compress without touching it."""
+    trainer = copy.copy(run.trainer)
+    trainer.model = copy.deepcopy(run.trainer.model)
+    return _FoldRun(run.fold, run.data, trainer, run.teacher)
 
 
 def _trivial_score(fold: Fold, primary: str) -> float:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
+from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 from paretotune._clock import Clock
 from paretotune._front import Front
@@ -33,6 +34,7 @@ from paretotune.study._attrs import (
     CURVE_ATTR_PREFIX,
     EXPERIMENT_ATTR,
     FAIL_REASON_ATTR,
+    FORKED_FROM_ATTR,
     PARAMS_ATTR,
     PARENT_RUN_ATTR,
     PLACEMENT_ATTR,
@@ -41,11 +43,12 @@ from paretotune.study._attrs import (
     STOPPED_AT_ATTR,
     STUDY_UID_ATTR,
     TRIAL_SECONDS_ATTR,
+    VARIANT_ATTR,
     trial_metrics,
 )
-from paretotune.study._constraints import is_feasible, trial_namespace
+from paretotune.study._constraints import is_feasible, trial_namespace, violations
 from paretotune.study._open import close_interrupted, queued_reruns, running_trials
-from paretotune.study._writer import StudyWriter, TrialEnd
+from paretotune.study._writer import Fork, StudyWriter, TrialEnd
 from paretotune.tracking import FinishedTrial, StudyRef, Tracker, TrackerNews
 
 POLL_S = 0.2
@@ -72,7 +75,8 @@ class _InFlight:
 
 @dataclass
 class Counts:
-    """Finished trials by kind; interrupted trials do not count toward the budget."""
+    """Finished trials by kind; interrupted trials and compression variants do not count
+    toward the budget (it counts trainings)."""
 
     complete: int = 0
     failed: int = 0
@@ -82,6 +86,7 @@ class Counts:
     interrupted: int = 0  # closed by a stop or a dead driver, queued again (not counted)
     epochs: int = 0  # trained by the trials counted here
     epochs_saved: int = 0  # not trained because early stopping ended a trial
+    variants: int = 0  # compressed forks of complete trials (trials, not trainings)
 
     @property
     def finished(self) -> int:
@@ -94,7 +99,10 @@ class Counts:
         for trial in view.trials:
             state = view.state_of(trial)
             if state == "COMPLETE":
-                counts.complete += 1
+                if FORKED_FROM_ATTR in trial.user_attrs:
+                    counts.variants += 1
+                else:
+                    counts.complete += 1
                 counts.feasible += is_feasible(constraints, trial_namespace(trial))
             elif state == "PRUNED":
                 counts.pruned += 1
@@ -146,6 +154,8 @@ class Driver:
         self._lagging_since: float | None = None  # see `_tracking_lags`
         self._compute = Compute()
         self._dispatched = False  # this run sent no trial yet (`first_dispatch` mark)
+        self._forked: set[tuple[int, str]] = set()  # (trial, compression) of its variants
+        self._variant_choices = CategoricalDistribution(["none", *self.spec.space.variants])
 
     # -- set-up ------------------------------------------------------------------------
     def open(self) -> None:
@@ -184,6 +194,11 @@ class Driver:
             self._compute.epochs_saved,
         )
         self._finished_steps = sum(1 for t in view.trials if t.state.is_finished())
+        self._forked = {
+            (int(t.user_attrs[FORKED_FROM_ATTR]), str(t.user_attrs[VARIANT_ATTR]))
+            for t in view.trials
+            if FORKED_FROM_ATTR in t.user_attrs
+        }
         self.front.load(view)
 
     def repair_records(self) -> None:
@@ -314,6 +329,7 @@ class Driver:
             pareto=len(self.front),
             feasible=counts.feasible if self.constraints else None,
             epochs=(counts.epochs, counts.epochs_saved) if self.stopping else None,
+            variants=counts.variants,
         )
 
     def _ready_to_tell(self, capacity: int) -> list[tuple[_InFlight, TrialReport]]:
@@ -413,7 +429,49 @@ class Driver:
         self.tracker.finish_trial(trial.number, state, report)
         self.finished_here += 1
         self._chart_front()
+        if state == "COMPLETE":
+            self._add_variants(trial, item.params, report)
         return keys
+
+    def _add_variants(
+        self, base: optuna.Trial, params: dict[str, Any], report: TrialReport
+    ) -> None:
+        """Each compressed fork of a complete trial's model becomes a trial of its own
+        (`StudyWriter.forked`): on the front, counted, and recorded in MLflow under the
+        trial's run. Once per trial and compression: a resumed study adds none twice."""
+        for compression, fork_report in report.variants:
+            if (base.number, compression) in self._forked:
+                continue
+            metrics = fork_report.metrics
+            if self._missing_objectives(metrics) is not None:
+                continue
+            fork_params = {**params, "compression": compression}
+            namespace = {**fork_params, **metrics}
+            values = [metrics[m] for m in self.objectives]
+            violated = violations(self.constraints, namespace) if self.constraints else None
+            fork = Fork(compression, fork_params, self._variant_choices, values, violated)
+            end = TrialEnd(
+                epochs=0,
+                trial_seconds=fork_report.worker_time_s,
+                started_at=fork_report.started_at,
+                placement=fork_report.placement,
+                metrics=metrics,
+                has_model=fork_report.model_bytes is not None,
+            )
+            number, written = self.writer.forked(base, fork, end)
+            self._forked.add((base.number, compression))
+            self._compute += trial_compute(written, self.spec.budget.epochs)
+            joined = self.front.add(number, values, fork_params, fork_report.model_bytes)
+            fork_report.number = number
+            fork_report.pareto_rank, fork_report.told = (0 if joined else None), True
+            self.tally.variants += 1
+            if is_feasible(self.constraints, namespace):
+                self.tally.feasible += 1
+                self._check_goal(number, namespace)
+            labels = {"forked_from": str(base.number), "variant": compression}
+            self.tracker.start_trial(number, fork_params, labels)
+            self.tracker.finish_trial(number, "COMPLETE", fork_report)
+            self._chart_front()
 
     def _retry(self, trial: optuna.Trial, report: TrialReport) -> None:
         """A trial whose worker was lost (``resources.retries`` not spent): closed as

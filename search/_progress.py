@@ -98,6 +98,7 @@ class StudyProgress:
         interrupted: int = 0,
         best: list[float] | None = None,
         hypervolume: float | None = None,
+        variants: int = 0,
     ) -> None:
         """``feasible`` shows with constraints; ``epochs`` (trained, saved) with early
         stopping; ``best``: each objective's best value on the front, in objective order."""
@@ -112,6 +113,8 @@ class StudyProgress:
             )
         if hypervolume is not None:  # the share of the study's box (`HypervolumeBox`)
             found.append(f"HV {hypervolume:.1%}")
+        if variants:  # compressed forks of the trained models: trials beside the trainings
+            found.append(f"+{variants} variants")
         if feasible is not None:
             found.append(f"{feasible} feasible")
         counted = {"failed": failed, "interrupted": interrupted, "retried": retried}

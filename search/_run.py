@@ -12,7 +12,7 @@ from paretotune._clock import Clock, SystemClock
 from paretotune._driver import Driver
 from paretotune._progress import print_front
 from paretotune._timeline import mark
-from paretotune.errors import StudyNotFoundError
+from paretotune.errors import SpecError, StudyNotFoundError
 from paretotune.execution import Executor, InProcessExecutor, UserObjective
 from paretotune.results.records import Compute, FrontSummary, TrialRecord
 from paretotune.spaces import Overrides, StudySpec, load_spec, parse_expression
@@ -52,6 +52,7 @@ class StudyResult:
     n_feasible: int = 0  # complete trials meeting the constraints (all, without any)
     compute: Compute = field(default_factory=Compute)
     n_interrupted: int = 0  # closed by a stop or a dead driver and run again (not counted)
+    n_variants: int = 0  # compressed forks of complete trials, trials of their own
 
 
 def run_study(
@@ -99,6 +100,13 @@ def run_study(
     spec = apply_overrides(load_spec(spec_or_path), Overrides.of(overrides, **keywords))
     storage_url = resolve_storage_url(storage)
     refuse_if_held(storage_url, spec.name)  # a refused second driver starts no Ray
+    if objective is not None and executor is None and spec.space.variants:
+        raise SpecError(
+            [
+                "space.compression.variants: forks the built-in objective's trained models; "
+                "a custom objective trains its own (give compression choices instead)"
+            ]
+        )
     if executor is None and _budget_spent(spec, storage_url):
         executor = InProcessExecutor(None, _nothing_to_run)  # a finished study: no Ray
     # Ray starts while the dataset is checked and the study opens; if either fails, the
@@ -306,7 +314,7 @@ def _budget_spent(spec: StudySpec, storage_url: str) -> bool:
         study = optuna.load_study(study_name=spec.name, storage=storage)
     except Exception:  # any doubt: run as usual (the driver says what is wrong)
         return False
-    return len(StudyView(study).finished) >= spec.budget.trials
+    return len(StudyView(study).trainings) >= spec.budget.trials
 
 
 def _nothing_to_run(params: dict[str, Any]) -> dict[str, float]:
@@ -368,6 +376,7 @@ def _result(driver: Driver, storage_url: str, front: FrontSummary, reason: str) 
         n_failed=counts.failed,
         n_pruned=counts.pruned,
         n_interrupted=counts.interrupted,
+        n_variants=counts.variants,
         trials_run=driver.finished_here,
         wall_time_s=driver.elapsed_s,
         hypervolume=front.hypervolume,

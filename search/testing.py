@@ -57,6 +57,9 @@ class Outcome:
     history: list[dict[str, float]] = field(default_factory=list)
     error: str | None = None
     lost: bool = False  # the error is the worker's loss (a dead process or node)
+    # compression variants of its model (``compression: {variants: ...}``): compression ->
+    # (metrics, seconds the fork took); reported whatever the trial's end
+    variants: dict[str, tuple[dict[str, float], float]] = field(default_factory=dict)
 
 
 Script = Callable[[TrialTask], Outcome]
@@ -121,6 +124,11 @@ class ScriptedExecutor(Executor):
             outcome = self.script(task)
         except Exception as err:
             outcome = Outcome(seconds=0.0, error=f"{type(err).__name__}: {err}")
+        # whatever the trial's end: the driver is to add variants of complete trials only
+        report.variants = [
+            (kind, TrialReport(task.number, dict(metrics), worker_time_s=seconds))
+            for kind, (metrics, seconds) in outcome.variants.items()
+        ]
         self._running.append(_Running(self.clock.now(), outcome, report))
 
     def wait(self, timeout: float) -> list[TrialReport]:

@@ -14,21 +14,32 @@ def sample_params(trial: optuna.trial.BaseTrial, space: SearchSpace) -> dict[str
     """Draw a flat trial config from ``space`` through ``trial``.
 
     An owning choice (``architecture``, ``optimizer``, ``compression``) is drawn first and
-    only its option's knobs are then drawn, as ``option.knob`` (conditional space). Fixed
-    values are part of the result but not Optuna parameters.
+    only its option's knobs are then drawn, as ``option.knob`` (conditional space); with
+    compression variants, the knobs of every variant too (its forks are compressed with
+    them). Fixed values are part of the result but not Optuna parameters.
     """
     params: dict[str, Any] = {}
     for dimension in OWNING_DIMENSIONS:
-        choices = getattr(space, dimension)
+        choices = space.choices(dimension)
         option = choices[0] if len(choices) == 1 else trial.suggest_categorical(dimension, choices)
         params[dimension] = option
-        knobs = OWNING_DIMENSIONS[dimension][1][option]
-        for name, canonical in space.option_dimensions(option).items():
-            key = f"{option}.{name}"
-            params[key] = suggest(trial, key, canonical, knobs[name])
+        params |= _knobs_of(trial, space, dimension, option)
+    for variant in space.variants:  # the knobs its forks are compressed with
+        params |= _knobs_of(trial, space, "compression", variant)
     for name, knob in TOP_KNOBS.items():
         params[name] = suggest(trial, name, getattr(space, name), knob)
     return params
+
+
+def _knobs_of(
+    trial: optuna.trial.BaseTrial, space: SearchSpace, dimension: str, option: str
+) -> dict[str, Any]:
+    """The knobs of one option, drawn as ``option.knob``."""
+    knobs = OWNING_DIMENSIONS[dimension][1][option]
+    return {
+        f"{option}.{name}": suggest(trial, f"{option}.{name}", canonical, knobs[name])
+        for name, canonical in space.option_dimensions(option).items()
+    }
 
 
 def covering_choices(space: SearchSpace) -> list[dict[str, Any]]:
@@ -39,7 +50,7 @@ def covering_choices(space: SearchSpace) -> list[dict[str, Any]]:
     dimensions with more than one choice appear.
     """
     dimensions = {
-        name: getattr(space, name) for name in OWNING_DIMENSIONS if len(getattr(space, name)) > 1
+        name: space.choices(name) for name in OWNING_DIMENSIONS if len(space.choices(name)) > 1
     }
     if not dimensions:
         return []

@@ -172,6 +172,36 @@ class SamplerSpec(_Strict):
     cover_choices: bool = True  # first trials try every family/optimizer/compression once
 
 
+# Compressions a trained model can be forked into (`CompressionVariants`): distillation
+# changes the training itself, so it stays a per-trial choice.
+VARIANT_COMPRESSIONS = tuple(
+    c for c in OWNING_DIMENSIONS["compression"][0] if c not in ("none", "distill")
+)
+
+
+class CompressionVariants(_Strict):
+    """``compression: {variants: [int8_dynamic, fp16, prune_structured]}``: every trial
+    trains the uncompressed model, then each listed compression of it becomes a trial of
+    its own (forked from it; see `paretotune.objectives.evaluate`)."""
+
+    variants: list[str] = Field(min_length=1)
+
+    @field_validator("variants")
+    @classmethod
+    def _check_variants(cls, value: list[str]) -> list[str]:
+        for choice in value:
+            if choice == "distill":
+                raise ValueError(
+                    "'distill' cannot be a variant: it changes the training (search it as a "
+                    "choice instead: compression: [none, distill])"
+                )
+            if choice not in VARIANT_COMPRESSIONS:
+                raise ValueError(f"{choice!r} is not one of: {', '.join(VARIANT_COMPRESSIONS)}")
+        if len(set(value)) != len(value):
+            raise ValueError(f"duplicate variants in {value!r}")
+        return value
+
+
 class SearchSpace(_Strict):
     """The searched dimensions. Each is a fixed value, a list of choices or a range.
 
@@ -184,7 +214,8 @@ class SearchSpace(_Strict):
         default_factory=lambda: list(OWNING_DEFAULTS["architecture"])
     )
     optimizer: list[str] | str = Field(default_factory=lambda: list(OWNING_DEFAULTS["optimizer"]))
-    compression: list[str] | str = Field(
+    # a choice per trial, or variants of every trained model (`CompressionVariants`)
+    compression: list[str] | str | CompressionVariants = Field(
         default_factory=lambda: list(OWNING_DEFAULTS["compression"])
     )
     batch_size: Any = None
@@ -209,7 +240,11 @@ class SearchSpace(_Strict):
 
     @field_validator("architecture", "optimizer", "compression", mode="after")
     @classmethod
-    def _check_owning(cls, value: list[str] | str, info: ValidationInfo) -> list[str]:
+    def _check_owning(
+        cls, value: list[str] | str | CompressionVariants, info: ValidationInfo
+    ) -> list[str] | CompressionVariants:
+        if isinstance(value, CompressionVariants):
+            return value
         choices = [value] if isinstance(value, str) else value
         allowed, _ = OWNING_DIMENSIONS[info.field_name or ""]
         if not choices:
@@ -239,6 +274,8 @@ class SearchSpace(_Strict):
         dimension = OPTION_DIMENSION[option]
         knobs = OWNING_DIMENSIONS[dimension][1][option]
         chosen = info.data.get(dimension)
+        if isinstance(chosen, CompressionVariants):
+            chosen = chosen.variants
         if chosen is not None and option not in chosen:
             raise ValueError(f"has settings but {option!r} is not in space.{dimension} {chosen!r}")
         for key, value in block.items():
@@ -250,6 +287,18 @@ class SearchSpace(_Strict):
             except DimensionError as err:
                 raise ValueError(f"{key}: {err}") from None
         return block
+
+    def choices(self, dimension: str) -> list[str]:
+        """The options a trial draws for an owning dimension (with compression variants:
+        ``none``, every trial trains the uncompressed model)."""
+        value = getattr(self, dimension)
+        return ["none"] if isinstance(value, CompressionVariants) else list(value)
+
+    @property
+    def variants(self) -> list[str]:
+        """The compressions each trained model is forked into (none without variants)."""
+        value = self.compression
+        return list(value.variants) if isinstance(value, CompressionVariants) else []
 
     def option_dimensions(self, option: str) -> dict[str, Any]:
         """The canonical dimensions of one option's knobs: its defaults overridden by the spec."""

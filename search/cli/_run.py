@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
         f"({result.n_complete} complete, {result.n_failed} failed, {result.n_pruned} stopped "
         f"early in total"
         + (f"; {result.n_interrupted} interrupted and run again" if result.n_interrupted else "")
+        + (f"; {result.n_variants} compressed variants" if result.n_variants else "")
         + f"); storage {result.storage}"
     )
     print(

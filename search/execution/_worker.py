@@ -54,6 +54,10 @@ class TrialReport:
     # with its results, not in a call of its own later
     pareto_rank: int | None = None
     told: bool = False
+    # the trained model's compressed forks (``compression.variants``): (compression, its
+    # report, numbered as this one until the driver makes it a trial); their seconds are
+    # not in this report's ``worker_time_s``
+    variants: list[tuple[str, TrialReport]] = field(default_factory=list)
 
 
 class TrialRunner:
@@ -109,8 +113,11 @@ class TrialRunner:
                 self._run_builtin(task, report)
         except Exception as err:  # a failing trial is data, not a crash
             report.error = f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=8)}"
-        report.worker_time_s = time.perf_counter() - started
+        forks = sum(variant.worker_time_s for _, variant in report.variants)
+        report.worker_time_s = time.perf_counter() - started - forks
         report.placement = self.placement()
+        for _, variant in report.variants:
+            variant.placement = report.placement
         return report
 
     def placement(self) -> dict[str, str]:
@@ -147,11 +154,24 @@ class TrialRunner:
         report.metrics = _as_metrics(outcome.metrics)
         report.history = [dict(entry) for entry in outcome.history]
         report.artifacts = dict(outcome.artifacts)
-        if outcome.model is not None:
+        self._keep_model(report, outcome.model)
+        for variant in outcome.variants:
+            fork = TrialReport(
+                number=task.number,
+                metrics=_as_metrics(variant.metrics),
+                artifacts=dict(variant.artifacts),
+                worker_time_s=variant.seconds,
+                started_at=report.started_at,
+            )
+            self._keep_model(fork, variant.model)
+            report.variants.append((variant.compression, fork))
+
+    def _keep_model(self, report: TrialReport, model: Any) -> None:
+        if model is not None:
             import torch
 
             buffer = io.BytesIO()
-            torch.save(outcome.model, buffer)
+            torch.save(model, buffer)
             report.model_bytes = buffer.getvalue()
             report.input_example = self._input_example()
 

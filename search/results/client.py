@@ -34,6 +34,7 @@ from paretotune.tracking.mlflow.schema import (
     MODEL_URI_TAG,
     PARENT_RUN_TAG,
     RECOVERED_TAG,
+    STUDY_RUN_TAG,
     TRIAL_TAG,
     trial_model_uri,
 )
@@ -311,14 +312,21 @@ class Client:
             return []
         from mlflow import MlflowClient
 
-        query = f"tags.`{PARENT_RUN_TAG}` = '{parent}'"
+        only = ""
         if run_ids is not None:
             quoted = ", ".join(f"'{run_id}'" for run_id in run_ids if run_id.isalnum())
-            query += f" and attributes.run_id IN ({quoted})"
-        try:
-            return list(
-                MlflowClient(uri).search_runs([experiment], filter_string=query, max_results=50_000)
-            )
+            only = f" and attributes.run_id IN ({quoted})"
+        client = MlflowClient(uri)
+        try:  # its trials' runs, and its variants' (nested under their trials' runs)
+            return [
+                run
+                for tag in (PARENT_RUN_TAG, STUDY_RUN_TAG)
+                for run in client.search_runs(
+                    [experiment],
+                    filter_string=f"tags.`{tag}` = '{parent}'{only}",
+                    max_results=50_000,
+                )
+            ]
         except Exception as err:  # the front is still worth having without MLflow
             warnings.warn(f"MLflow unreachable, no run links or model URIs: {err}", stacklevel=4)
             return []

@@ -32,6 +32,7 @@ from paretotune.results.records import (
 from paretotune.study._attrs import (
     EXPERIMENT_ATTR,
     FAIL_REASON_ATTR,
+    FORKED_FROM_ATTR,
     INTERRUPTED_TRIALS_ATTR,
     ISOLATED_ATTR,
     PARENT_RUN_ATTR,
@@ -125,6 +126,12 @@ class StudyView:
         return [
             t for t in self.trials if t.state.is_finished() and not was_interrupted(t, run_again)
         ]
+
+    @cached_property
+    def trainings(self) -> list[FrozenTrial]:
+        """The `finished` trials but the compression variants (forks of a trained model,
+        `FORKED_FROM_ATTR`): what the budget counts."""
+        return [t for t in self.finished if FORKED_FROM_ATTR not in t.user_attrs]
 
     def trial(self, number: int) -> FrozenTrial | None:
         """The frozen trial numbered ``number`` (trial numbers are list positions in

@@ -54,6 +54,10 @@ PLACEMENT_ATTR = "placement"  # Ray node ids: {"node": trained on, "latency_node
 # True: the trial sent a trained model (its MLflow run keeps it under ``model``); False:
 # none (a custom objective, a failure). Absent on older studies: ask MLflow.
 HAS_MODEL_ATTR = "has_model"
+# A compression variant (``compression: {variants: [...]}``): the trial whose trained model
+# it was forked from, and its compression; never asked of the sampler, added told.
+FORKED_FROM_ATTR = "forked_from"
+VARIANT_ATTR = "variant"
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 

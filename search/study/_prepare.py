@@ -76,6 +76,7 @@ def prepare(spec: StudySpec, custom_objective: bool) -> tuple[dict[str, str], An
         and bool({"latency_ms", "size_bytes"} & set(chosen)),
         # several trials at once: each times its model while none of the others trains
         exclusive_timing=spec.resources.workers > 1,
+        variants=tuple(spec.space.variants),
     )
     return chosen, context
 

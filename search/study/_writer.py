@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import optuna
+from optuna.trial import FrozenTrial
 from paretotune.study._attrs import (
     EPOCHS_ATTR,
     EXPERIMENT_ATTR,
     FAIL_REASON_ATTR,
+    FORKED_FROM_ATTR,
     GOAL_TRIAL_ATTR,
     HAS_MODEL_ATTR,
     ISOLATED_ATTR,
@@ -31,6 +33,7 @@ from paretotune.study._attrs import (
     STOPPED_AT_ATTR,
     TRACKING_URI_ATTR,
     TRIAL_SECONDS_ATTR,
+    VARIANT_ATTR,
     retried_numbers,
     set_trial_attrs,
 )
@@ -109,20 +112,85 @@ class StudyWriter:
     def trial_ended(trial: optuna.Trial, end: TrialEnd) -> dict[str, Any]:
         """Everything ``end`` holds, in one write, before the trial is told; returns the
         attributes written."""
-        attrs: dict[str, Any] = dict(end.curves or {})
-        attrs |= {EPOCHS_ATTR: end.epochs, TRIAL_SECONDS_ATTR: end.trial_seconds}
-        attrs[HAS_MODEL_ATTR] = end.has_model
-        if end.started_at:
-            attrs[STARTED_AT_ATTR] = end.started_at
-        if end.placement:
-            attrs[PLACEMENT_ATTR] = dict(end.placement)
-        attrs |= {METRIC_ATTR_PREFIX + k: v for k, v in (end.metrics or {}).items()}
-        if end.stopped_at is not None:
-            attrs[STOPPED_AT_ATTR] = end.stopped_at
-        if end.fail_reason is not None:
-            attrs[FAIL_REASON_ATTR] = end.fail_reason[:FAIL_REASON_CHARS]
+        attrs = _end_attrs(end)
         set_trial_attrs(trial, attrs)
         return attrs
 
+    def forked(self, base: optuna.Trial, fork: Fork, end: TrialEnd) -> tuple[int, dict[str, Any]]:
+        """A compression variant of ``base``'s trained model, added to the study as a
+        COMPLETE trial (Optuna's `create_trial`, one storage write): ``base``'s Optuna
+        params and the fork's compression, and every attribute ``end`` holds. Returns its
+        number and the attributes written."""
+        attrs = _end_attrs(end) | {
+            PARAMS_ATTR: dict(fork.params),
+            FORKED_FROM_ATTR: base.number,
+            VARIANT_ATTR: fork.compression,
+        }
+        system = {} if fork.constraints is None else {_constraints_key(): fork.constraints}
+        frozen = optuna.trial.create_trial(
+            params={**base.params, "compression": fork.compression},
+            distributions={**base.distributions, "compression": fork.distribution},
+            values=fork.values,
+            user_attrs=attrs,
+            system_attrs=system,
+        )
+        return _add_numbered(self.study, frozen), attrs
 
-__all__ = ["StudyWriter", "TrialEnd"]
+
+@dataclass(frozen=True)
+class Fork:
+    """What `StudyWriter.forked` adds: the variant's full flat params, its compression
+    (an Optuna param of every variant, over ``distribution``: none and the variants),
+    its objective values and its constraint violations (None without constraints)."""
+
+    compression: str
+    params: Mapping[str, Any]
+    distribution: optuna.distributions.CategoricalDistribution
+    values: list[float]
+    constraints: list[float] | None = None
+
+
+def _end_attrs(end: TrialEnd) -> dict[str, Any]:
+    attrs: dict[str, Any] = dict(end.curves or {})
+    attrs |= {EPOCHS_ATTR: end.epochs, TRIAL_SECONDS_ATTR: end.trial_seconds}
+    attrs[HAS_MODEL_ATTR] = end.has_model
+    if end.started_at:
+        attrs[STARTED_AT_ATTR] = end.started_at
+    if end.placement:
+        attrs[PLACEMENT_ATTR] = dict(end.placement)
+    attrs |= {METRIC_ATTR_PREFIX + k: v for k, v in (end.metrics or {}).items()}
+    if end.stopped_at is not None:
+        attrs[STOPPED_AT_ATTR] = end.stopped_at
+    if end.fail_reason is not None:
+        attrs[FAIL_REASON_ATTR] = end.fail_reason[:FAIL_REASON_CHARS]
+    return attrs
+
+
+def _add_numbered(study: optuna.Study, frozen: FrozenTrial) -> int:
+    """``study.add_trial(frozen)``, returning the new trial's number. Optuna's
+    ``add_trial`` returns nothing; its storage's ``create_new_trial`` returns the trial's
+    id, but the study's storage and id are internals: where they are not as expected,
+    ``add_trial`` and the newest trial's number (the driver is the study's one writer)."""
+    if len(frozen.values or ()) != len(study.directions):
+        raise ValueError(f"a variant with {frozen.values} for {len(study.directions)} objectives")
+    try:
+        storage, study_id = study._storage, study._study_id
+    except AttributeError:
+        study.add_trial(frozen)
+        return study.get_trials(deepcopy=False)[-1].number
+    return storage.get_trial_number_from_id(
+        storage.create_new_trial(study_id, template_trial=frozen)
+    )
+
+
+def _constraints_key() -> str:
+    """Where Optuna's samplers keep a trial's constraint values (its ``after_trial``
+    stores them for asked trials; an added trial must carry them itself)."""
+    try:
+        from optuna.samplers._base import _CONSTRAINTS_KEY
+    except ImportError:  # pinned by tests/search/test_variants.py
+        return "constraints"
+    return str(_CONSTRAINTS_KEY)
+
+
+__all__ = ["Fork", "StudyWriter", "TrialEnd"]

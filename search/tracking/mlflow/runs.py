@@ -18,6 +18,7 @@ from paretotune.tracking.mlflow.schema import (
     DESCRIPTIVE_PARAMS,
     ERROR_TAG,
     EXAMPLE_FILE,
+    FORKED_FROM_LABEL,
     LABEL_TAG_PREFIX,
     MAX_TAG_CHARS,
     MODEL_DIR,
@@ -29,6 +30,7 @@ from paretotune.tracking.mlflow.schema import (
     RUN_STATUS,
     STATE_TAG,
     STOPPED_AT_TAG,
+    STUDY_RUN_TAG,
     STUDY_TAG,
     TRIAL_ARTIFACT,
     TRIAL_TAG,
@@ -81,6 +83,10 @@ class TrialRuns:
         tags |= {LABEL_TAG_PREFIX + k: v for k, v in (labels or {}).items()}
         if self._study.parent_run_id:
             tags[PARENT_RUN_TAG] = self._study.parent_run_id
+        forked_from = (labels or {}).get(FORKED_FROM_LABEL)
+        base_run = self._study.run_ids.get(int(forked_from)) if forked_from else None
+        if base_run and self._study.parent_run_id:  # a variant: under its trial's run
+            tags |= {PARENT_RUN_TAG: base_run, STUDY_RUN_TAG: self._study.parent_run_id}
         tags |= {key: str(params[key]) for key in DESCRIPTIVE_PARAMS if key in params}
         run = self._client.create_run(
             self._study.experiment_id,
@@ -306,23 +312,26 @@ class TrialRuns:
                 self._close_interrupted(run)
 
     def trial_runs(self) -> dict[int, Any]:
-        """The study's trial runs (children of its parent run), by trial number."""
+        """The study's trial runs (children of its parent run, and its compression
+        variants' runs, nested under their trials'), by trial number."""
         found: dict[int, Any] = {}
-        token = None
-        while True:
-            page = self._client.search_runs(
-                [self._study.experiment_id],
-                filter_string=f"tags.`{PARENT_RUN_TAG}` = '{self._study.parent_run_id}'",
-                max_results=1000,
-                page_token=token,
-            )
-            for run in page:
-                number = run.data.tags.get(TRIAL_TAG)
-                if number is not None:
-                    found[int(number)] = run
-            token = page.token
-            if not token:
-                return found
+        for tag in (PARENT_RUN_TAG, STUDY_RUN_TAG):
+            token = None
+            while True:
+                page = self._client.search_runs(
+                    [self._study.experiment_id],
+                    filter_string=f"tags.`{tag}` = '{self._study.parent_run_id}'",
+                    max_results=1000,
+                    page_token=token,
+                )
+                for run in page:
+                    number = run.data.tags.get(TRIAL_TAG)
+                    if number is not None:
+                        found[int(number)] = run
+                token = page.token
+                if not token:
+                    break
+        return found
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,10 @@ LABEL_TAG_PREFIX = "paretotune."  # + "attempt", "retry_of": a retried trial's r
 PARETO_TAG = "pareto"  # "true" / "false"
 PARETO_RANK_TAG = "pareto_rank"
 PARENT_RUN_TAG = "mlflow.parentRunId"  # MLflow's own nesting tag
+# A compression variant's run is nested under its trial's run; this tag names the study's
+# parent run on it, so the study's trial runs are its children and the runs tagged so.
+STUDY_RUN_TAG = "paretotune.study_run_id"
+FORKED_FROM_LABEL = "forked_from"  # a variant's `start_trial` label: the trial it forks
 DESCRIPTIVE_PARAMS = ("architecture", "optimizer", "compression")  # also set as tags
 MAX_TAG_CHARS = 5000
 # params of the parent run: ``objective.<metric>`` = maximize | minimize
