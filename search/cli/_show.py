@@ -92,8 +92,12 @@ def _state_detail(view: StudyView, record: TrialRecord) -> dict[str, Any]:
     stopped_at = detail["stopped_at_epoch"]
     if record.state == "PRUNED" and stopped_at is not None:
         words += f" (stopped early after epoch {stopped_at})"
+    if detail["forked_from"] is not None:
+        compression = record.params.get("compression")
+        words += f", a {compression} variant of trial {detail['forked_from']}'s model"
     return {
         "state_words": words,
         "interrupted": detail["interrupted"],
         "fail_reason": detail["fail_reason"],
+        "forked_from": detail["forked_from"],
     }

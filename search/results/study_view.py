@@ -216,13 +216,15 @@ class StudyView:
         return compute_of(self.trials, int(spec.get("budget", {}).get("epochs", 0)))
 
     def detail(self, number: int) -> dict[str, Any]:
-        """What Optuna's state leaves out of one trial: the reason it failed and the epoch
-        it was stopped after (None where it has none)."""
+        """What Optuna's state leaves out of one trial: the reason it failed, the epoch
+        it was stopped after, the trial a compression variant was forked from (None where
+        it has none)."""
         trial = self.trial(number)
         attrs = trial.user_attrs if trial is not None else {}
         return {
             "fail_reason": attrs.get(FAIL_REASON_ATTR),
             "stopped_at_epoch": attrs.get(STOPPED_AT_ATTR),
+            "forked_from": attrs.get(FORKED_FROM_ATTR),
             "interrupted": trial is not None and self.state_of(trial) == "INTERRUPTED",
             "retried": number in self.retried,
         }
