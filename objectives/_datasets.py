@@ -244,6 +244,7 @@ def _read_csv(path: str, name: str, target: Any) -> tuple[np.ndarray, np.ndarray
         frame = pd.read_csv(path)
     except (ValueError, OSError) as err:  # pandas' parser errors are ValueErrors
         raise DatasetError(f"dataset.path: {name} cannot be read as csv ({err})") from err
+    _check_header(path, name)
     if target not in frame.columns:
         columns = ", ".join(map(str, frame.columns))
         raise DatasetError(f"dataset.target: column {target!r} not in {name} (columns: {columns})")
@@ -254,7 +255,12 @@ def _read_csv(path: str, name: str, target: Any) -> tuple[np.ndarray, np.ndarray
         if not pd.api.types.is_numeric_dtype(features[column]):
             raise DatasetError(f"dataset.path: column {column!r} of {name} is not numeric")
     _check_nan(frame.isna().to_numpy(), [str(c) for c in frame.columns], name)
-    return features.to_numpy(dtype=np.float64), frame[target].to_numpy()
+    X = features.to_numpy(dtype=np.float64)
+    _check_infinite(np.isinf(X), [str(c) for c in features.columns], name)
+    y = frame[target].to_numpy()
+    if np.issubdtype(y.dtype, np.floating):
+        _check_infinite(np.isinf(y)[:, None], [target], name)
+    return X, y
 
 
 def _read_npz(path: str, name: str) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int] | None]:
@@ -280,8 +286,35 @@ def _read_npz(path: str, name: str) -> tuple[np.ndarray, np.ndarray, tuple[int, 
         )
     image = (1, *X.shape[1:]) if X.ndim == 3 else tuple(X.shape[1:]) if X.ndim == 4 else None
     flat = X.reshape(len(X), -1).astype(np.float64)
-    _check_nan(np.isnan(flat), [f"X[..., {i}]" for i in range(flat.shape[1])], name)
+    columns = [f"X[..., {i}]" for i in range(flat.shape[1])]
+    _check_nan(np.isnan(flat), columns, name)
+    _check_infinite(np.isinf(flat), columns, name)
     return flat, y, image  # type: ignore[return-value]
+
+
+def _check_header(path: str, name: str) -> None:
+    """Refuse a header that names a column twice: pandas would rename the second
+    (``label.1``), and a repeated target would then be a feature (a silent leak)."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+        header = next(csv.reader(handle), [])
+    seen: set[str] = set()
+    repeated = [c for c in header if c in seen or seen.add(c)]  # type: ignore[func-returns-value]
+    if repeated:
+        listed = ", ".join(repr(c) for c in dict.fromkeys(repeated))
+        raise DatasetError(f"dataset.path: the header of {name} repeats the column {listed}")
+
+
+def _check_infinite(mask: np.ndarray, columns: list[str], name: str) -> None:
+    if mask.size and mask.any():
+        bad = [columns[i] for i in np.flatnonzero(mask.any(axis=0))]
+        listed = ", ".join(repr(c) for c in bad[:5]) + (", ..." if len(bad) > 5 else "")
+        word = "column" if len(bad) == 1 else "columns"
+        raise DatasetError(
+            f"dataset.path: {name} has {int(mask.sum())} infinite values ({word} {listed}; "
+            "inf, -inf, or a number beyond float range such as 1e400)"
+        )
 
 
 def _check_nan(mask: np.ndarray, columns: list[str], name: str) -> None:

@@ -53,6 +53,51 @@ def task_metrics(task: Task) -> frozenset[str]:
     return frozenset(name for name, m in METRICS.items() if m.task in (task, None))
 
 
+# The task's scores a trial reports beside its `METRICS` (each also as ``test_<score>``).
+TASK_SCORES: dict[Task, frozenset[str]] = {
+    "classification": frozenset({"accuracy", "f1_macro", "roc_auc"}) | OTHER_SCORES,
+    "regression": frozenset({"mse", "mae", "rmse", "r2"}),
+}
+PRIMARY: dict[Task, str] = {"classification": "accuracy", "regression": "mse"}
+# Every other metric a built-in trial may report (tests/objectives hold the objective to
+# this list): latency's details, memory, times, compression's and k-fold's figures.
+OTHER_REPORTED = frozenset(
+    {
+        "latency_ms_p90",
+        "latency_cv",
+        "latency_wall_ms",
+        "latency_precise",
+        "latency_retries",
+        "latency_rounds",
+        "serve_mem_mb",
+        "train_wall_s",
+        "val_time_s",
+        "n_params",
+        "n_params_nonzero",
+        "size_bytes_dense",
+        "sparsity",
+        "teacher_train_time_s",
+        "n_folds",
+    }
+)
+
+
+def reported_metrics(task: Task) -> frozenset[str]:
+    """Every metric name a built-in trial of ``task`` may report: what conditions over a
+    study's metrics (``constraints``, ``stop_when``) may name."""
+    scores = TASK_SCORES[task]
+    primary = PRIMARY[task]
+    before = {f"{name}_before_compression" for name in (primary, "latency_ms", "size_bytes")}
+    return (
+        task_metrics(task)
+        | scores
+        | {f"test_{score}" for score in scores}
+        | before
+        | {"n_params_before_compression", f"{primary}_std"}
+        | OTHER_REPORTED
+    )
+
+
 def metric_direction(name: str) -> Direction:
     """Which way ``name`` is better; ``test_`` and ``_before_compression`` keep the base's."""
     base = name.removeprefix("test_").removesuffix("_before_compression")

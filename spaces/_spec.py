@@ -124,6 +124,18 @@ class ResourcesSpec(_Strict):
     # params, up to this many times; a trial's own error is never retried.
     retries: int = Field(0, ge=0, le=10)
 
+    @model_validator(mode="after")
+    def _check_device(self) -> ResourcesSpec:
+        """Ray hides every GPU from a worker that reserved none: ``cuda`` with no GPU per
+        trial would fail every trial (and a machine or cluster without GPUs refuses a
+        study that reserves them before it starts)."""
+        if self.device == "cuda" and self.gpus_per_trial == 0:
+            raise ValueError(
+                "device: 'cuda' needs resources.gpus_per_trial > 0 (Ray shows a worker only "
+                "the GPUs it reserved; 'auto' takes a GPU where one is reserved)"
+            )
+        return self
+
 
 class LatencyTargetSpec(_Strict):
     """The deployment target the models are timed on: a Ray node offering ``resources``

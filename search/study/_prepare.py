@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
+import math
 from typing import Any
 
 from paretotune.errors import DatasetError, SpecError
-from paretotune.spaces import Overrides, StudySpec, format_validation_error
+from paretotune.spaces import Overrides, StudySpec, format_validation_error, parse_expression
 from pydantic import ValidationError
 
 
@@ -60,6 +62,8 @@ def prepare(spec: StudySpec, custom_objective: bool) -> tuple[dict[str, str], An
         for metric in chosen
         if metric not in produced
     ]
+    problems += condition_problems(spec, info.task)
+    problems += _split_problems(spec, info)
     if problems:
         raise SpecError(problems)
     context = builtin.TrialContext(
@@ -79,6 +83,60 @@ def prepare(spec: StudySpec, custom_objective: bool) -> tuple[dict[str, str], An
         variants=tuple(spec.space.variants),
     )
     return chosen, context
+
+
+def condition_problems(spec: StudySpec, task: str | None) -> list[str]:
+    """One line per name in ``constraints`` and ``budget.stop_when`` that a built-in
+    trial of ``task`` (None: not known yet, either task) never reports (a typo would
+    mean nothing, silently), and per comparison of a number with text or of text with a
+    number."""
+    from paretotune.objectives._metric_names import reported_metrics
+    from paretotune.objectives._params import DEFAULTS
+
+    tasks = [task] if task else ["classification", "regression"]
+    metrics = frozenset().union(*(reported_metrics(t) for t in tasks))  # type: ignore[arg-type]
+    known = sorted(metrics | set(DEFAULTS))
+    fields = [(f"constraints[{i}]", text) for i, text in enumerate(spec.constraints or [])]
+    if spec.budget.stop_when:
+        fields.append(("budget.stop_when", spec.budget.stop_when))
+    problems = []
+    for field, text in fields:
+        for comparison in parse_expression(text).comparisons:
+            name, value = comparison.name, comparison.value
+            if name not in metrics and name not in DEFAULTS:
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                problems.append(
+                    f"{field}: {name!r} in {text!r} is no metric or param of this study{hint}"
+                )
+                continue
+            numeric = name in metrics or not isinstance(DEFAULTS[name], str)
+            if numeric and isinstance(value, str):
+                problems.append(f"{field}: {name} is a number, compared with the text {value!r}")
+            elif not numeric and not isinstance(value, str):
+                problems.append(f"{field}: {name} is text, compared with {value!r}")
+    return problems
+
+
+MIN_TRAIN_ROWS = 10  # and 2 a class
+
+
+def _split_problems(spec: StudySpec, info: Any) -> list[str]:
+    """A line when ``validation`` leaves (almost) no rows to train or validate on (the
+    sizes scikit-learn's splits give: the held-out share rounded up)."""
+    v, rows = spec.validation, info.n_rows
+    rest = rows - math.ceil(rows * v.test)
+    val = math.ceil(rest / v.kfold) if v.kfold else math.ceil(rest * v.holdout)
+    train = rest - val
+    needed = max(MIN_TRAIN_ROWS, 2 * (info.n_classes or 0))
+    if train >= needed and val >= 1:
+        return []
+    split = f"test {v.test} then " + (f"kfold {v.kfold}" if v.kfold else f"holdout {v.holdout}")
+    return [
+        f"validation: {split} leave {max(train, 0)} of the {rows} rows of dataset "
+        f"{_dataset_name(spec)} to train on and {max(val, 0)} to validate on "
+        f"(at least {needed} and 1 needed)"
+    ]
 
 
 def _dataset_name(spec: StudySpec) -> str:

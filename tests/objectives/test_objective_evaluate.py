@@ -30,6 +30,25 @@ def test_metric_names():
     assert task_metrics("regression") == METRIC_NAMES - {"accuracy", "f1_macro", "roc_auc"}
 
 
+@pytest.mark.parametrize(
+    ("dataset", "params", "context"),
+    [
+        (DIGITS, {"compression": "prune_unstructured"}, {"kfold": 2}),
+        (DIGITS, {"compression": "distill", "distill.temperature": 2.0}, {}),
+        ({"source": "diabetes"}, {"compression": "prune_structured"}, {"kfold": 2}),
+        ({"source": "diabetes"}, {}, {"test_fraction": 0.0}),
+    ],
+)
+def test_every_reported_metric_is_declared(run, fast_mlp, dataset, params, context):
+    """What conditions over a study may name (`reported_metrics`) covers everything a
+    trial reports: a spec naming anything else is refused before the study runs."""
+    from paretotune.objectives._metric_names import reported_metrics
+
+    metrics = run({**fast_mlp, **params}, dataset=dataset, epochs=2, **context).metrics
+    task = "regression" if dataset["source"] == "diabetes" else "classification"
+    assert set(metrics) <= reported_metrics(task), set(metrics) - reported_metrics(task)
+
+
 def test_mlp_on_digits_learns_and_measures(digits_mlp):
     m = digits_mlp.metrics
     assert m["accuracy"] > 0.8 and m["test_accuracy"] > 0.8

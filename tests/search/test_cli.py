@@ -52,6 +52,68 @@ def test_bad_spec_exits_2_with_one_line_per_problem_and_creates_nothing(tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"], "nothing half-written"
 
 
+CSV_ROWS = "".join(f"{i % 7},{i % 5},{i % 2}\n" for i in range(60))
+
+
+@pytest.mark.parametrize(
+    ("spec", "files", "said"),
+    [
+        (
+            'constraints: ["acuracy >= 0.9"]',
+            {},
+            "error: constraints[0]: 'acuracy' in 'acuracy >= 0.9' is no metric or param of "
+            "this study (did you mean 'accuracy'?)",
+        ),
+        (
+            "constraints: [\"accuracy >= 'high'\"]",
+            {},
+            "error: constraints[0]: accuracy is a number, compared with the text 'high'",
+        ),
+        (
+            'budget: {trials: 2, stop_when: "optimizer == 3"}',
+            {},
+            "error: budget.stop_when: optimizer is text, compared with 3.0",
+        ),
+        (
+            "resources: {device: cuda}",
+            {},
+            "error: resources.device: 'cuda' needs resources.gpus_per_trial > 0",
+        ),
+        (
+            "validation: {test: 0.99, holdout: 0.99}",
+            {},
+            "error: validation: test 0.99 then holdout 0.99 leave 0 of the 1797 rows of "
+            "dataset 'digits' to train on and 17 to validate on (at least 20 and 1 needed)",
+        ),
+        (
+            "dataset: {source: csv, path: d.csv, target: y}",
+            {"d.csv": "a,b,y\n" + CSV_ROWS + "1e400,1,0\n-inf,2,1\n"},
+            "error: dataset.path: d.csv has 2 infinite values (column 'a'; inf, -inf, or a "
+            "number beyond float range such as 1e400)",
+        ),
+        (
+            "dataset: {source: csv, path: d.csv, target: y}",
+            {"d.csv": "a,y,y\n" + CSV_ROWS},
+            "error: dataset.path: the header of d.csv repeats the column 'y'",
+        ),
+    ],
+)
+def test_a_spec_that_could_only_mislead_is_refused_before_anything_starts(
+    tmp_path: Path, paretotune, spec: str, files: dict[str, str], said: str
+):
+    """Each once ran Ray, created MLflow's and Optuna's files and exited 0 (a typo's
+    constraint meaning nothing, every trial failing on a missing GPU, a leaked target)."""
+    (tmp_path / "spec.yaml").write_text(f"name: misleads\n{spec}\n")
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    done = paretotune("run", "spec.yaml", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(said), line
+    assert "Traceback" not in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["spec.yaml", *files])
+
+
 def test_a_storage_server_that_refuses_is_one_line(tmp_path: Path, paretotune):
     from tests.conftest import free_port
 
@@ -77,13 +139,13 @@ def test_bad_override_and_missing_file_exit_2(tmp_path: Path, paretotune):
 
 @pytest.mark.usefixtures("joins_session_ray")
 def test_family_that_cannot_apply_is_a_spec_error(tmp_path: Path):
-    """Found by the dataset check, while Ray was already starting: Ray is still stopped."""
+    """Found by the dataset check, before Ray starts."""
     spec = tmp_path / "wine.yaml"
     spec.write_text("name: wine-cnn\ndataset: {source: wine}\nspace: {architecture: [mlp, cnn]}\n")
     done = _cli("run", str(spec), cwd=tmp_path)
     assert done.returncode == 2, done.stderr
-    *_, last = done.stderr.strip().splitlines()  # after the line saying Ray is starting
-    assert last.startswith("error: space.architecture: 'cnn' cannot apply to dataset 'wine'")
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("error: space.architecture: 'cnn' cannot apply to dataset 'wine'")
     assert "Traceback" not in done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["wine.yaml"]
     _assert_nothing_left(str(tmp_path))
