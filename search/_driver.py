@@ -48,7 +48,7 @@ from paretotune.study._attrs import (
 )
 from paretotune.study._constraints import is_feasible, trial_namespace, violations
 from paretotune.study._open import close_interrupted, queued_reruns, running_trials
-from paretotune.study._writer import Fork, StudyWriter, TrialEnd
+from paretotune.study._writer import Fork, StudyWriter, TrialEnd, constraint_values
 from paretotune.tracking import FinishedTrial, StudyRef, Tracker, TrackerNews
 
 POLL_S = 0.2
@@ -410,6 +410,11 @@ class Driver:
         )
         written = self.writer.trial_ended(trial, end)
         self._compute += trial_compute(written, self.spec.budget.epochs)
+        if error is None and self.constraints:  # the samplers steer by these (a complete
+            namespace = {**item.params, **report.metrics}  # trial's or a stopped one's)
+            found = constraint_values(violations(self.constraints, namespace)) or {}
+            for key, value in found.items():
+                trial.set_constraint(key, value)
         if error is None and report.stopped_at is not None:  # stopped early: never a value
             self.study.tell(trial, state=TrialState.PRUNED)
             state, keys = "PRUNED", ["pruned"]

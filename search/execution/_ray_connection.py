@@ -6,10 +6,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import signal
 import sys
 import threading
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
 
 from paretotune.errors import Terminated
@@ -124,6 +126,32 @@ def _local_cpus(min_cpus: float) -> int:
     return max(os.cpu_count() or 1, int(min_cpus + 0.999))
 
 
+RAY_TOKEN_FILE = Path.home() / ".ray" / "auth_token"  # where Ray looks for its token
+# The logger of Ray's line saying that token authentication is on (it is, by default)
+RAY_TOKEN_LOGGER = "ray._private.authentication.authentication_token_setup"
+
+
+def _private_token_auth() -> None:
+    """Token authentication for a local Ray, Ray's default, minus its two surprises: it
+    writes the token readable by every local user (mode 0644), and says on the terminal
+    that it is on. Unless the user chose a mode (``RAY_AUTH_MODE``), the token file is
+    made here first, only its owner can read it (Ray then uses it), and that line goes
+    unsaid."""
+    if os.environ.get("RAY_AUTH_MODE") is not None:
+        return  # the user's choice (tests and `make demo`: disabled)
+    logging.getLogger(RAY_TOKEN_LOGGER).setLevel(logging.ERROR)
+    RAY_TOKEN_FILE.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        handle = os.open(RAY_TOKEN_FILE, flags, 0o600)
+    except FileExistsError:
+        if not RAY_TOKEN_FILE.is_symlink() and RAY_TOKEN_FILE.stat().st_mode & 0o077:
+            RAY_TOKEN_FILE.chmod(0o600)  # Ray's own, made readable by all
+        return
+    with os.fdopen(handle, "w") as token:
+        token.write(secrets.token_hex(32))  # as Ray's generator: 256 bits
+
+
 def _join_background_start() -> None:
     """Wait for a start begun by `start_ray_in_background`, once; raise what it raised."""
     global _background_start
@@ -155,6 +183,7 @@ def _connect(
             return
         _started_here = True
         cpus = num_cpus or _local_cpus(min_cpus)
+        _private_token_auth()
         with keep_loopback(LOOPBACK):
             ray.init(
                 address="local",

@@ -1,10 +1,11 @@
-"""A spec's ``constraints`` as Optuna's ``constraints_func``: they steer the sampler
-(TPE and NSGA-II) away from infeasible regions during the search."""
+"""A spec's ``constraints``: feasibility, and the violations Optuna's samplers (TPE and
+NSGA-II) steer away from, set on each trial before it is told (`Trial.set_constraint`,
+one value per constraint, keyed by its position)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from optuna.trial import FrozenTrial
@@ -52,17 +53,3 @@ def trial_namespace(trial: FrozenTrial) -> dict[str, Any]:
     """A told trial's params (the full flat ones where kept) and final metrics, by name."""
     params = trial.user_attrs.get(PARAMS_ATTR) or trial.params
     return {**params, **trial_metrics(trial)}
-
-
-def constraints_func(
-    constraints: Sequence[Expression],
-) -> Callable[[FrozenTrial], list[float]] | None:
-    """Optuna's ``constraints_func`` over a trial's final metrics and params (the driver
-    stores both before it tells the trial), or None without constraints."""
-    if not constraints:
-        return None
-
-    def evaluate(trial: FrozenTrial) -> list[float]:
-        return violations(constraints, trial_namespace(trial))
-
-    return evaluate

@@ -16,24 +16,21 @@ import optuna
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial
-from paretotune.study._constraints import constraints_func, parse_constraints
 
 if TYPE_CHECKING:
     from paretotune.spaces import StudySpec
 
 
 def build_sampler(spec: StudySpec) -> BaseSampler:
-    """The sampler the spec names, seeded with the study's seed; TPE and NSGA-II get the
-    spec's constraints as their ``constraints_func`` (random search ignores them)."""
+    """The sampler the spec names, seeded with the study's seed. TPE and NSGA-II steer
+    by the spec's constraints through each trial's constraint values, which the driver
+    sets before it tells the trial (`Trial.set_constraint`; random search ignores them)."""
     settings = spec.sampler
     if settings.name == "random":
         return optuna.samplers.RandomSampler(seed=spec.seed)
-    constraints = constraints_func(parse_constraints(spec.constraints))
-    with warnings.catch_warnings():  # constraints_func is "experimental" in Optuna
+    with warnings.catch_warnings():  # `group` is "experimental" in Optuna
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        nsga2 = RememberingNSGAIISampler(
-            population_size=settings.population_size, seed=spec.seed, constraints_func=constraints
-        )
+        nsga2 = RememberingNSGAIISampler(population_size=settings.population_size, seed=spec.seed)
         if settings.name == "nsga2":
             return nsga2
         tpe = optuna.samplers.TPESampler(
@@ -42,7 +39,6 @@ def build_sampler(spec: StudySpec) -> BaseSampler:
             group=True,  # the space is conditional: each family/optimizer its own group
             constant_liar=True,  # concurrent workers: don't sample the same point twice
             seed=spec.seed,
-            constraints_func=constraints,  # steer away from infeasible regions
         )
     if settings.name == "tpe":
         return tpe

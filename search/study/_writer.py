@@ -126,13 +126,12 @@ class StudyWriter:
             FORKED_FROM_ATTR: base.number,
             VARIANT_ATTR: fork.compression,
         }
-        system = {} if fork.constraints is None else {_constraints_key(): fork.constraints}
         frozen = optuna.trial.create_trial(
             params={**base.params, "compression": fork.compression},
             distributions={**base.distributions, "compression": fork.distribution},
             values=fork.values,
             user_attrs=attrs,
-            system_attrs=system,
+            constraints=constraint_values(fork.constraints),
         )
         return _add_numbered(self.study, frozen), attrs
 
@@ -183,14 +182,10 @@ def _add_numbered(study: optuna.Study, frozen: FrozenTrial) -> int:
     )
 
 
-def _constraints_key() -> str:
-    """Where Optuna's samplers keep a trial's constraint values (its ``after_trial``
-    stores them for asked trials; an added trial must carry them itself)."""
-    try:
-        from optuna.samplers._base import _CONSTRAINTS_KEY
-    except ImportError:  # pinned by tests/search/test_variants.py
-        return "constraints"
-    return str(_CONSTRAINTS_KEY)
+def constraint_values(violations: list[float] | None) -> dict[str, float] | None:
+    """Violations (one per constraint, 0 where it holds) as Optuna's constraint values,
+    keyed by position: studies that kept them as one list read back the same keys."""
+    return None if violations is None else {str(i): v for i, v in enumerate(violations)}
 
 
-__all__ = ["Fork", "StudyWriter", "TrialEnd"]
+__all__ = ["Fork", "StudyWriter", "TrialEnd", "constraint_values"]
