@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -246,8 +247,13 @@ def _read_csv(path: str, name: str, target: Any) -> tuple[np.ndarray, np.ndarray
         raise DatasetError(f"dataset.path: {name} cannot be read as csv ({err})") from err
     _check_header(path, name)
     if target not in frame.columns:
-        columns = ", ".join(map(str, frame.columns))
-        raise DatasetError(f"dataset.target: column {target!r} not in {name} (columns: {columns})")
+        header = [str(c) for c in frame.columns]
+        listed = (
+            f"columns: {', '.join(header)}"
+            if _plain_header(header)
+            else "its first line is no header of plain column names: is it a CSV file?"
+        )
+        raise DatasetError(f"dataset.target: column {target!r} not in {name} ({listed})")
     features = frame.drop(columns=[target])
     if features.shape[1] == 0:
         raise DatasetError(f"dataset.path: {name} has no feature columns besides {target!r}")
@@ -290,6 +296,16 @@ def _read_npz(path: str, name: str) -> tuple[np.ndarray, np.ndarray, tuple[int, 
     _check_nan(np.isnan(flat), columns, name)
     _check_infinite(np.isinf(flat), columns, name)
     return flat, y, image  # type: ignore[return-value]
+
+
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_ .()\[\]-]{0,63}")
+
+
+def _plain_header(header: list[str]) -> bool:
+    """Whether a first line reads as a CSV header (two or more short plain names), so an
+    error may list it: a dataset path naming any other file (a system file, a secret)
+    never has its first line echoed back."""
+    return len(header) >= 2 and all(_PLAIN_NAME.fullmatch(name) for name in header)
 
 
 def _check_header(path: str, name: str) -> None:

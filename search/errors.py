@@ -50,6 +50,11 @@ class StudyBusyError(ParetotuneError, RuntimeError):
     holder: object = None
 
 
+class UnsafeFileError(ParetotuneError, PermissionError):
+    """A file paretotune would write through is not a plain file of this user's (a
+    symbolic or hard link another local user could have planted): it is left alone."""
+
+
 class TrialNotFoundError(ParetotuneError, LookupError):
     """No trial of that number in the study, or a record that names no study."""
 

@@ -19,17 +19,19 @@ that does not exist is not created); a server's lock is taken and let go at once
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
 import socket
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from paretotune.errors import StudyBusyError
+from paretotune.errors import StudyBusyError, UnsafeFileError
 from paretotune.study._storage import (
     journal_path,
     resolve_storage_url,
@@ -148,7 +150,7 @@ def _lock_file(beside: Path, study_name: str) -> Path:
 def _file_lock(beside: Path, study_name: str, where: str) -> Iterator[None]:
     path = _lock_file(beside, study_name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = _open_own(path)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -166,12 +168,45 @@ def _file_lock(beside: Path, study_name: str, where: str) -> Iterator[None]:
         os.close(fd)
 
 
-def _probe_file(path: Path) -> Holder | None:
-    """Who holds the lock file ``path``: a non-blocking shared ``flock``, let go at once."""
+def _open_own(path: Path) -> int:
+    """The lock file ``path`` opened for writing, made if absent, never through a link:
+    it is emptied and written, so a link another local user planted there (to a file of
+    yours) would have this run empty that file.
+
+    Raises:
+        UnsafeFileError: ``path`` is a symbolic link, or not a plain file of this user's
+            with one name (a hard link).
+    """
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError as err:
+        if err.errno != errno.ELOOP:
+            raise
+        raise UnsafeFileError(
+            f"{path}: the study's lock file is a symbolic link; paretotune writes through "
+            "none (another local user may have planted it: remove it if it is not yours)"
+        ) from None
+    found = os.fstat(fd)
+    if not stat.S_ISREG(found.st_mode) or found.st_uid != os.getuid() or found.st_nlink != 1:
+        os.close(fd)
+        raise UnsafeFileError(
+            f"{path}: the study's lock file is not a plain file of this user's with one "
+            "name (a hard link, or another user's); paretotune writes to none such"
+        )
+    return fd
+
+
+def _probe_file(path: Path) -> Holder | None:
+    """Who holds the lock file ``path``: a non-blocking shared ``flock``, let go at once
+    (a link there is no lock: nobody holds it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return None
+        raise
     try:
         for _ in range(10):  # a driver that just took the lock writes its name right after
             try:

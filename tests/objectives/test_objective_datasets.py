@@ -123,6 +123,20 @@ def test_error_missing_target_lists_columns(tmp_path):
         dataset_info({"source": "csv", "path": path, "target": "label"})
 
 
+def test_an_error_never_echoes_a_file_that_is_no_csv(tmp_path):
+    """A dataset path naming a system file (its first line a secret): the error names
+    the file and the problem, never the line."""
+    secret = tmp_path / "shadow"
+    secret.write_text("root:$6$s3cr3tHash:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n")
+    with pytest.raises(DatasetError) as refused:
+        dataset_info({"source": "csv", "path": str(secret), "target": "label"})
+    assert "s3cr3t" not in str(refused.value) and "root" not in str(refused.value)
+    assert str(refused.value) == (
+        "dataset.target: column 'label' not in shadow (its first line is no header of plain "
+        "column names: is it a CSV file?)"
+    )
+
+
 def test_error_non_numeric_feature(tmp_path):
     path = _csv(tmp_path, "a,b,y\n1,x,0\n2,y,1\n3,z,0\n4,w,1\n")
     with pytest.raises(DatasetError, match=r"dataset\.path: column 'b' of x\.csv is not numeric"):
