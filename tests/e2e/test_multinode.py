@@ -370,7 +370,7 @@ def test_a_csv_study_submitted_from_another_folder_completes_spreads_and_stops_c
 
     # The edge's worker is ready seconds after the head's (the shipped folder unpacked
     # there): a study long enough that it trains there, stopped once it did.
-    longer = ("--name", "cluster-long", "--trials", "200", "--epochs", "100")
+    longer = ("--name", "cluster-long", "--trials", "200", "--epochs", "30")
     started = _submit(spec, *on_cluster, *tracking, *longer, cwd=elsewhere)
     assert started.returncode == 0, started.stderr[-3000:]
     storage = JournalStorage(JournalFileBackend(str(journal)))
