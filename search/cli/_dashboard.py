@@ -3,12 +3,14 @@
 metric is its own trial attribute (``metric.<name>``), so its charts and tables read
 as paretotune's. optuna-dashboard is an optional extra: ``pip install
 'paretotune[dashboard]'``. It only reads the storage: a missing store is reported, not
-made."""
+made, and its server refuses every request that would write (and any addressed to
+another host name: DNS rebinding)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from paretotune.cli._options import Subparsers, add_storage, port
 from paretotune.errors import ParetotuneError
@@ -52,11 +54,63 @@ def run(args: argparse.Namespace) -> int:
         "(Ctrl-C stops it)",
         flush=True,
     )
+    app = ReadOnlyLoopback(optuna_dashboard.wsgi(client.optuna_storage), args.port)
     try:
-        optuna_dashboard.run_server(client.optuna_storage, host=HOST, port=args.port)
+        _serve(app, args.port)
     except KeyboardInterrupt:  # how it is stopped: nothing to resume
         print("optuna-dashboard stopped", file=sys.stderr)
     return 0
+
+
+class ReadOnlyLoopback:
+    """WSGI middleware in front of optuna-dashboard, which has no login and can delete a
+    study or rewrite a trial: only reads (GET, HEAD), and only for a request addressed to
+    this server by its loopback name (the Host header), so a web page the user opens
+    cannot reach it through a name of its own that resolves to 127.0.0.1 (DNS
+    rebinding)."""
+
+    READS = frozenset({"GET", "HEAD"})
+
+    def __init__(self, app: Any, port: int):
+        self.app = app
+        self.hosts = {f"{name}:{port}" for name in (HOST, "localhost")}
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("HTTP_HOST", "") not in self.hosts:
+            return _refuse(
+                start_response,
+                "403 Forbidden",
+                f"unknown Host: this dashboard answers {' or '.join(sorted(self.hosts))} only",
+            )
+        if environ.get("REQUEST_METHOD", "GET") not in self.READS:
+            return _refuse(
+                start_response,
+                "405 Method Not Allowed",
+                "paretotune dashboard only reads the storage",
+            )
+        return self.app(environ, start_response)
+
+
+def _refuse(start_response: Any, status: str, why: str) -> list[bytes]:
+    body = why.encode()
+    start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def _serve(app: Any, port: int) -> None:
+    """``app`` on 127.0.0.1:``port`` until interrupted, a thread a request, no access log."""
+    from socketserver import ThreadingMixIn
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+    class Server(ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            return None
+
+    with make_server(HOST, port, app, server_class=Server, handler_class=QuietHandler) as server:
+        server.serve_forever()
 
 
 def _require_free(port: int) -> None:

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,6 +102,46 @@ def test_the_dashboard_shows_the_study_with_named_objectives_and_metrics(journal
     line = process.stdout.read() if process.stdout else ""
     assert f"/dashboard/studies/{study_id} (Ctrl-C stops it)" in line
     assert "http://127.0.0.1:" in line
+
+
+def _ask(url: str, method: str = "GET", host: str | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(url, method=method)
+    if host is not None:
+        request.add_header("Host", host)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return answer.status, answer.read().decode(errors="replace")
+    except urllib.error.HTTPError as refused:
+        return refused.code, refused.read().decode(errors="replace")
+
+
+def test_the_dashboard_writes_nothing_and_answers_only_its_loopback_name(
+    journal: Path, tmp_path: Path
+):
+    """Once, through it, a study was deleted and a trial rewritten; and a web page could
+    reach it by DNS rebinding (a name of the page's own resolving to 127.0.0.1)."""
+    import shutil
+
+    copy = tmp_path / "study.journal"
+    shutil.copy(journal, copy)
+    before = copy.read_bytes()
+    with _dashboard("--storage", str(copy)) as (_, url):
+        study_id = _get(f"{url}/api/studies")["study_summaries"][0]["study_id"]
+        trial_id = _get(f"{url}/api/studies/{study_id}")["trials"][0]["trial_id"]
+        for method, path in (
+            ("DELETE", f"/api/studies/{study_id}"),
+            ("POST", f"/api/trials/{trial_id}/tell"),
+            ("PUT", f"/api/studies/{study_id}/note"),
+            ("POST", "/api/studies"),
+        ):
+            status, body = _ask(url + path, method)
+            assert (status, body) == (405, "paretotune dashboard only reads the storage")
+        port = url.rsplit(":", 1)[1]
+        status, body = _ask(f"{url}/api/studies", host=f"rebound.example:{port}")
+        assert status == 403 and body.startswith("unknown Host"), body
+        assert _ask(f"{url}/api/studies", host=f"localhost:{port}")[0] == 200
+        assert [s["study_name"] for s in _get(f"{url}/api/studies")["study_summaries"]] == ["seen"]
+    assert copy.read_bytes() == before, "the storage is as it was"
 
 
 def test_a_missing_store_is_one_line_and_nothing_is_created(tmp_path: Path, paretotune):
