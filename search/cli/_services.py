@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -23,7 +25,7 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from paretotune.errors import ClusterError
+from paretotune.errors import ClusterError, UnsafeFileError
 from paretotune.execution._loopback import LOOPBACK
 
 STATE_FILE = Path(".paretotune") / "services.json"
@@ -34,26 +36,83 @@ SEARCH_EXPERIMENTS = "api/2.0/mlflow/experiments/search?max_results=1"
 
 @dataclass(frozen=True)
 class Services:
-    """What `up` started: where to reach it and the process groups to stop."""
+    """What `up` started: where to reach it, the process groups to stop, Ray's temporary
+    folder (its daemons' command lines name it), and when the MLflow server, the leader
+    of its group, started (clock ticks since boot: a recycled process id is not it)."""
 
     ray_address: str
     tracking_uri: str
     ray_group: int
     mlflow_group: int
     ray_temp_dir: str
+    mlflow_started: int = -1
 
     def alive(self) -> bool:
         return all(_group_alive(g) for g in (self.ray_group, self.mlflow_group))
 
+    def distrust(self) -> str | None:
+        """Why this record is not what this user's `up` wrote (None: it is): addresses
+        off loopback, process groups that are not the processes `up` started (another
+        user's, or a recycled id), a temporary folder outside `up`'s own."""
+        if not re.fullmatch(r"127\.0\.0\.1:\d{1,5}", self.ray_address):
+            return f"its Ray address {self.ray_address!r} is not on 127.0.0.1"
+        if not re.fullmatch(r"http://127\.0\.0\.1:\d{1,5}", self.tracking_uri):
+            return f"its MLflow URI {self.tracking_uri!r} is not on 127.0.0.1"
+        temp = Path(self.ray_temp_dir)
+        if temp.parent != Path("/tmp") or not temp.name.startswith("ptup."):
+            return f"its Ray folder {self.ray_temp_dir!r} is not one `up` makes"
+        if min(self.ray_group, self.mlflow_group) <= 1:
+            return "it names no process group `up` starts"
+        members = _group_members(self.ray_group)  # `ray start` itself has exited
+        ours = all(owner == os.getuid() for owner, _ in members.values())
+        if members and not (ours and any(self.ray_temp_dir in c for _, c in members.values())):
+            return f"its Ray process group {self.ray_group} is not the one `up` started"
+        leader = _process_start(self.mlflow_group)  # the server itself leads its group
+        if leader is not None and leader != (os.getuid(), self.mlflow_started):
+            return f"its MLflow process group {self.mlflow_group} is not the one `up` started"
+        return None
+
 
 def running_services(folder: Path | None = None) -> Services | None:
-    """The services `up` started for ``folder`` (default: here), if they still run."""
-    state = (folder or Path.cwd()) / STATE_FILE
+    """The services `up` started for ``folder`` (default: here), if they still run; a
+    record this user's `up` did not write is ignored (`read_services`)."""
+    try:
+        services = read_services(folder or Path.cwd())
+    except UnsafeFileError:
+        return None
+    return services if services is not None and services.alive() else None
+
+
+def read_services(folder: Path) -> Services | None:
+    """The record `up` wrote in ``folder`` (None: there is none, or it is unreadable).
+
+    Raises:
+        UnsafeFileError: the record is not one this user's `up` wrote: the file or its
+            folder is a link, another user's, or writable by others, or what it names
+            fails `Services.distrust`. Nothing it names is joined, stopped or deleted.
+    """
+    state = folder / STATE_FILE
+    for path in (state.parent, state):
+        try:
+            found = path.lstat()
+        except FileNotFoundError:
+            return None
+        if stat.S_ISLNK(found.st_mode) or found.st_uid != os.getuid() or found.st_mode & 0o022:
+            raise UnsafeFileError(
+                f"{path}: not written by this user's `paretotune up` (a link, another "
+                "user's, or writable by others): nothing it names is joined, stopped or "
+                "deleted; remove it"
+            )
     try:
         services = Services(**json.loads(state.read_text()))
     except (OSError, ValueError, TypeError):
         return None
-    return services if services.alive() else None
+    why = services.distrust()
+    if why is not None:
+        raise UnsafeFileError(
+            f"{state}: {why}: nothing it names is joined, stopped or deleted; remove it"
+        )
+    return services
 
 
 def start_services(folder: Path, cpus: int | None = None) -> Services:
@@ -69,7 +128,7 @@ def start_services(folder: Path, cpus: int | None = None) -> Services:
     if running is not None:
         return running
     logs = folder / STATE_FILE.parent
-    logs.mkdir(parents=True, exist_ok=True)
+    logs.mkdir(mode=0o700, parents=True, exist_ok=True)
     bin_dir = Path(sys.executable).parent
     temp = tempfile.mkdtemp(prefix="ptup.", dir="/tmp")  # short: Ray's socket paths
     ray_port, mlflow_port, agents = free_port(), free_port(), free_port_block(4)
@@ -89,22 +148,33 @@ def start_services(folder: Path, cpus: int | None = None) -> Services:
             stop_group(group)
         shutil.rmtree(temp, ignore_errors=True)
         raise
-    services = Services(f"127.0.0.1:{ray_port}", tracking, groups[0], groups[1], temp)
-    (folder / STATE_FILE).write_text(json.dumps(asdict(services), indent=1))
+    started = (_process_start(groups[1]) or (0, -1))[1]
+    services = Services(f"127.0.0.1:{ray_port}", tracking, groups[0], groups[1], temp, started)
+    _write_private(folder / STATE_FILE, json.dumps(asdict(services), indent=1))
     return services
 
 
+def _write_private(path: Path, text: str) -> None:
+    """``text`` in ``path``, readable and writable by this user only, swapped in whole."""
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as handle:  # (mkstemp: mode 0600)
+        handle.write(text)
+    os.replace(temporary, path)
+
+
 def stop_services(folder: Path) -> Services | None:
-    """Stop what `up` started for ``folder`` and forget it; None when nothing was."""
-    state = folder / STATE_FILE
-    try:
-        services = Services(**json.loads(state.read_text()))
-    except (OSError, ValueError, TypeError):
+    """Stop what `up` started for ``folder`` and forget it; None when nothing was.
+
+    Raises:
+        UnsafeFileError: the record is not one this user's `up` wrote (`read_services`).
+    """
+    services = read_services(folder)
+    if services is None:
         return None
     for group in (services.ray_group, services.mlflow_group):
         stop_group(group)
     shutil.rmtree(services.ray_temp_dir, ignore_errors=True)
-    state.unlink(missing_ok=True)
+    (folder / STATE_FILE).unlink(missing_ok=True)
     return services
 
 
@@ -184,6 +254,34 @@ def stop_group(group: int) -> None:
         os.killpg(group, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def _process_start(pid: int) -> tuple[int, int] | None:
+    """The owner and start time (clock ticks since boot) of process ``pid``; None when
+    there is no such process."""
+    try:
+        owner = Path(f"/proc/{pid}").stat().st_uid
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return owner, int(fields[19])  # the 22nd field of stat: starttime
+
+
+def _group_members(group: int) -> dict[int, tuple[int, str]]:
+    """The live processes of a process group: pid -> (owner, command line)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) != group or fields[0] == "Z":
+                continue
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+            found[int(entry.name)] = (entry.stat().st_uid, command.decode(errors="replace"))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
 
 
 def _group_alive(group: int) -> bool:
