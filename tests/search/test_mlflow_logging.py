@@ -343,7 +343,7 @@ def test_a_server_that_stays_down_holds_the_trials_and_sync_records_them(workdir
     assert errors[-1].startswith("MLflow: ") and "skipped" in errors[-1], errors
     assert "`paretotune sync server-died`" in errors[-1], errors
     held = workdir / "study.journal.server-died.unlogged"
-    assert len(list(held.glob("trial-*.pkl"))) >= 4, "the trials after the outage are held"
+    assert len(list(held.glob("trial-*.json"))) >= 4, "the trials after the outage are held"
 
     with mlflow_server(store, log, port) as server:
         synced = paretotune(
