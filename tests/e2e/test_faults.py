@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -263,3 +264,67 @@ def _trial_runs(tracking: str) -> list:
     assert experiment is not None
     runs = mlflow.search_runs([experiment.experiment_id])
     return [run for run in runs if TRIAL_TAG in run.data.tags]
+
+
+def _logging_process(driver: int) -> int | None:
+    """The MLflow logging process `paretotune run` (pid ``driver``) started."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == driver and b"paretotune.tracking.mlflow.process" in command:
+            return int(entry.name)
+    return None
+
+
+def test_a_killed_logging_process_loses_no_model(tmp_path: Path, paretotune):
+    """MLflow's logging process is killed mid-study (SIGKILL): the study goes on, the
+    trials it did not record are held with their models, the run says how to record
+    them, and after `paretotune sync` every model of the front loads."""
+    (tmp_path / "spec.yaml").write_text(SPEC.format(trials=8, epochs=20))
+    journal = tmp_path / "paretotune.journal"
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "paretotune.cli", "run", "spec.yaml", "--no-progress"],
+        cwd=tmp_path,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not (journal.exists() and len(_complete_or_none(journal)) >= 2):
+            assert driver.poll() is None and time.monotonic() < deadline, driver.communicate()
+            time.sleep(0.2)
+        logging_process = _logging_process(driver.pid)
+        assert logging_process is not None
+        os.kill(logging_process, signal.SIGKILL)
+        out, err = driver.communicate(timeout=240)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == 0, err[-3000:]
+    assert "the MLflow logging process ended early" in err, err[-3000:]
+    assert "`paretotune sync faults` to record them" in err, err[-3000:]
+    held = tmp_path / "paretotune.journal.faults.unlogged"
+    assert list(held.glob("trial-*.model")), "the unrecorded trials are held with their models"
+
+    synced = paretotune("sync", "faults", cwd=tmp_path)
+    assert synced.returncode == 0, synced.stderr[-3000:]
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = Client(storage=str(journal), tracking_uri=tracking)
+    assert len(_trial_runs(tracking)) == 8
+    rows = torch.from_numpy(load_digits().data[:5].astype("float32"))
+    for record in client.pareto_front("faults"):
+        assert tuple(client.load_model(record)(rows).shape) == (5, 10)
+
+
+def _complete_or_none(journal: Path) -> list[int]:
+    try:
+        return _trials(journal, TrialState.COMPLETE)
+    except KeyError:
+        return []

@@ -9,6 +9,7 @@ driver's interpreter lock.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import queue
 import subprocess
@@ -47,6 +48,11 @@ class MlflowTracker(Tracker):
         self._numbers: set[int] = set()  # trials started by this tracker
         self._closing = False
         self._reported_end = False
+        self._study_name = "STUDY"
+        self._params: dict[int, dict[str, Any]] = {}  # the trials started, until recorded
+        # finished trials sent, not yet recorded: held on disk if the process dies
+        self._unrecorded: dict[int, protocol.FinishTrial] = {}
+        self._held = 0  # trials held because the logging process died
         jobs_read, jobs_write = Pipe(duplex=False)
         news_read, news_write = Pipe(duplex=False)
         self._process = subprocess.Popen(
@@ -94,17 +100,43 @@ class MlflowTracker(Tracker):
         return len(self._numbers) - self._recorded
 
     def open_study(self, study: StudyRef) -> None:
+        self._study_name = study.name
         self._outbox.put(protocol.OpenStudy(study))
 
     def start_trial(
         self, number: int, params: dict[str, Any], labels: Mapping[str, str] | None = None
     ) -> None:
         self._numbers.add(number)
+        self._params[number] = dict(params)
         job = protocol.StartTrial(number, params, dict(labels or {}), time.time())
         self._outbox.put(job)
 
     def finish_trial(self, number: int, state: str, report: TrialReport) -> None:
-        self._outbox.put(protocol.FinishTrial(number, state, report, time.time()))
+        job = protocol.FinishTrial(number, state, report, time.time())
+        self._unrecorded[number] = job
+        if self._died():
+            self._hold_unrecorded()
+        else:
+            self._outbox.put(job)
+
+    def _died(self) -> bool:
+        """Whether the logging process ended while the study runs (killed, crashed)."""
+        return not self._closing and self._process.poll() is not None
+
+    def _hold_unrecorded(self) -> None:
+        """The logging process is gone: hold on disk every finished trial it did not
+        record (its model too), as during an MLflow outage, for the next run or `sync`."""
+        from paretotune.tracking.mlflow.unlogged import HeldTrial, UnloggedTrials
+
+        held = UnloggedTrials(self.unlogged_dir)
+        for number, job in list(self._unrecorded.items()):
+            report = job.report
+            if report.variants:  # (each variant is a trial of its own, held as one)
+                report = dataclasses.replace(report, variants=[])
+            params = self._params.get(number, {})
+            if held.keep(HeldTrial(number, job.state, report, params)):
+                del self._unrecorded[number]
+                self._held += 1
 
     def mark_interrupted(self, numbers: Sequence[int]) -> None:
         if numbers:
@@ -127,10 +159,16 @@ class MlflowTracker(Tracker):
     def poll(self, timeout: float = 0.0) -> TrackerNews:
         news = TrackerNews()
         if not self._closing and not self._reader.is_alive() and self._inbox.empty():
+            self._hold_unrecorded()
             if not self._reported_end:  # the process ended before close: say so once
                 self._reported_end = True
                 news.errors.append(
-                    "the MLflow logging process ended early: trials are no longer recorded"
+                    "the MLflow logging process ended early: the trials it did not record "
+                    + (
+                        f"are held in {self.unlogged_dir}, with their models"
+                        if self.unlogged_dir
+                        else "are not recorded"
+                    )
                 )
             return news
         try:
@@ -151,8 +189,10 @@ class MlflowTracker(Tracker):
                 self.experiment_id = experiment_id or self.experiment_id
             case protocol.RunMade(number, run_id):
                 news.run_ids[number] = run_id
-            case protocol.TrialRecorded():
+            case protocol.TrialRecorded(number):
                 self._recorded += 1
+                self._unrecorded.pop(number, None)
+                self._params.pop(number, None)
             case protocol.TrackingFailed(line):
                 news.errors.append(line)
             case protocol.RecordsRepaired(numbers):
@@ -170,6 +210,12 @@ class MlflowTracker(Tracker):
         news = self.poll()
         if code != 0:
             news.errors.append(f"the MLflow logging process exited with code {code}")
+            self._hold_unrecorded()
+        if self._held:
+            news.errors.append(
+                f"MLflow: {self._held} trials' records (with their models) are kept in "
+                f"{self.unlogged_dir}: run `paretotune sync {self._study_name}` to record them"
+            )
         return news
 
 
