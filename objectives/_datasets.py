@@ -323,23 +323,27 @@ def _check_header(path: str, name: str) -> None:
 
 
 def _check_infinite(mask: np.ndarray, columns: list[str], name: str) -> None:
-    if mask.size and mask.any():
-        bad = [columns[i] for i in np.flatnonzero(mask.any(axis=0))]
-        listed = ", ".join(repr(c) for c in bad[:5]) + (", ..." if len(bad) > 5 else "")
-        word = "column" if len(bad) == 1 else "columns"
-        raise DatasetError(
-            f"dataset.path: {name} has {int(mask.sum())} infinite values ({word} {listed}; "
-            "inf, -inf, or a number beyond float range such as 1e400)"
-        )
+    _check_cells(
+        mask,
+        columns,
+        name,
+        "infinite values",
+        "; inf, -inf, or a number beyond float range such as 1e400",
+    )
 
 
 def _check_nan(mask: np.ndarray, columns: list[str], name: str) -> None:
+    _check_cells(mask, columns, name, "NaN values")
+
+
+def _check_cells(mask: np.ndarray, columns: list[str], name: str, what: str, why: str = "") -> None:
+    """Refuse the cells ``mask`` marks, naming their columns (at most five)."""
     if mask.size and mask.any():
         bad = [columns[i] for i in np.flatnonzero(mask.any(axis=0))]
         listed = ", ".join(repr(c) for c in bad[:5]) + (", ..." if len(bad) > 5 else "")
         word = "column" if len(bad) == 1 else "columns"
         raise DatasetError(
-            f"dataset.path: {name} has {int(mask.sum())} NaN values ({word} {listed})"
+            f"dataset.path: {name} has {int(mask.sum())} {what} ({word} {listed}{why})"
         )
 
 
