@@ -67,8 +67,9 @@ class Services:
         ours = all(owner == os.getuid() for owner, _ in members.values())
         if members and not (ours and any(self.ray_temp_dir in c for _, c in members.values())):
             return f"its Ray process group {self.ray_group} is not the one `up` started"
-        leader = _process_start(self.mlflow_group)  # the server itself leads its group
-        if leader is not None and leader != (os.getuid(), self.mlflow_started):
+        leader = _process_start(self.mlflow_group)  # the server itself leads its group:
+        alive = leader is not None or _group_alive(self.mlflow_group)  # (a group whose
+        if alive and leader != (os.getuid(), self.mlflow_started):  # leader is gone is not)
             return f"its MLflow process group {self.mlflow_group} is not the one `up` started"
         return None
 
