@@ -329,8 +329,8 @@ class StudySpec(_Strict):
 
     ``constraints`` (optional) are conditions over a trial's final metrics and params, such
     as ``"latency_ms <= 0.5"``; a complete trial meeting all of them is *feasible*. They
-    steer the sampler (Optuna's ``constraints_func``, for TPE and NSGA-II) and the Client's
-    ``feasible_only`` queries filter by them.
+    steer the sampler (each trial's constraint values, for TPE and NSGA-II) and the
+    Client's ``feasible_only`` queries filter by them.
     """
 
     name: str = Field(min_length=1, max_length=200)
