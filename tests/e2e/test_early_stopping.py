@@ -67,9 +67,12 @@ def test_mo_asha_on_ray_stops_trials_and_keeps_them_off_the_front(ray_cluster, w
     parent = MlflowClient(tracking).get_run(result.parent_run_id)
     assert parent.data.metrics["epochs_saved"] == result.compute.epochs_saved
 
-    # the front's latencies, measured again once no trial ran, are kept beside the first
+    # the front's latencies, measured again once no trial ran, are kept beside the first:
+    # the exact front's (with the members beaten within latency noise, ranked 1 after)
     isolated = study.user_attrs["isolated_measurements"]
-    assert {int(n) for n in isolated} == {r.number for r in result.pareto}
+    ranked = Client(storage=storage, tracking_uri=tracking).front("digits-asha").records
+    exact = {r.number for r in ranked if r.pareto_rank == 0 or r.within_noise_of is not None}
+    assert {int(n) for n in isolated} == exact >= {r.number for r in result.pareto}
     for record in front:
         assert (
             record.metrics["latency_ms_isolated"]
