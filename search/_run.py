@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -100,6 +101,7 @@ def run_study(
     spec = apply_overrides(load_spec(spec_or_path), Overrides.of(overrides, **keywords))
     storage_url = resolve_storage_url(storage)
     refuse_if_held(storage_url, spec.name)  # a refused second driver starts no Ray
+    _refuse_beyond_this_machine(spec, executor)
     if objective is not None and executor is None and spec.space.variants:
         raise SpecError(
             [
@@ -297,6 +299,20 @@ def _front_hints(spec: StudySpec, *, custom_objective: bool) -> bool:
     only, and not with constraints, whose verdicts must come from precise figures (and
     whose feasible front the driver does not keep apart)."""
     return not custom_objective and spec.measure.precise == "candidates" and not spec.constraints
+
+
+def _refuse_beyond_this_machine(spec: StudySpec, executor: Executor | None) -> None:
+    """A trial asking more CPUs than this machine has, on a Ray started here: one line
+    (a local Ray would pretend to have them, and each trial pin as many threads)."""
+    joined = os.environ.get("RAY_ADDRESS", "") not in ("", "local")
+    cores = os.cpu_count() or 1
+    if executor is None and not joined and spec.resources.cpus_per_trial > cores:
+        raise SpecError(
+            [
+                f"resources.cpus_per_trial: {spec.resources.cpus_per_trial:g} is more than "
+                f"this machine's {cores} cores (a cluster joined with RAY_ADDRESS may have them)"
+            ]
+        )
 
 
 def _budget_spent(spec: StudySpec, storage_url: str) -> bool:

@@ -27,8 +27,15 @@ def load_spec(source: str | Path | dict[str, Any] | StudySpec) -> StudySpec:
     if isinstance(source, dict):
         return validate_spec(source)
     path = Path(source)
+    if path.is_dir():
+        raise SpecError([f"spec: {str(path)!r} is a folder; give the spec's YAML file"])
     if not path.is_file():
         raise SpecError([f"spec: file {str(path)!r} does not exist"])
+    size = path.stat().st_size
+    if size > MAX_SPEC_BYTES:
+        raise SpecError(
+            [f"spec: {path} holds {size:,} bytes; a spec is at most {MAX_SPEC_BYTES:,}"]
+        )
     try:
         data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as err:
@@ -64,6 +71,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
+            if key_node.tag == MERGE_TAG:  # `<<: *defaults`: its keys may be overridden
+                continue
             key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
             if key in seen:
                 raise yaml.constructor.ConstructorError(
@@ -73,6 +82,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                     key_node.start_mark,
                 )
             seen.add(key)
+        self.flatten_mapping(node)  # (merge keys: SafeLoader's own handling)
         return super().construct_mapping(node, deep=deep)
 
 
@@ -102,12 +112,25 @@ def format_validation_error(err: ValidationError) -> list[str]:
         elif kind == "missing":
             message = "required key is missing"
         elif kind not in ("value_error", "assertion_error"):
-            message = f"{message} (got {problem['input']!r})"
+            message = f"{message} (got {_shown(problem['input'])})"
         sub = _SUBFIELD.match(message)
         if sub and loc:
             loc, message = f"{loc}.{sub.group(1)}", sub.group(2)
         lines.append(f"{loc}: {message}" if loc else message)
     return list(dict.fromkeys(lines))
+
+
+MAX_SPEC_BYTES = 1 << 20  # a spec is a page of YAML; more is a mistake (or an attack)
+MERGE_TAG = "tag:yaml.org,2002:merge"
+MAX_SHOWN_CHARS = 120  # of a value echoed in an error line
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)``, cut to `MAX_SHOWN_CHARS` (an error is one readable line)."""
+    text = repr(value)
+    if len(text) <= MAX_SHOWN_CHARS:
+        return text
+    return f"{text[:MAX_SHOWN_CHARS]}… ({len(text):,} characters)"
 
 
 def _is_union_tag(part: Any) -> bool:

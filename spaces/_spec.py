@@ -117,7 +117,7 @@ class ResourcesSpec(_Strict):
     """Where trials run: concurrent workers and what each one reserves on Ray."""
 
     workers: int = Field(2, ge=1, le=1024)
-    cpus_per_trial: float = Field(1.0, gt=0)
+    cpus_per_trial: float = Field(1.0, ge=0.01)  # (Ray counts CPUs in 1e-4 steps)
     gpus_per_trial: float = Field(0.0, ge=0)
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     # A trial whose worker was lost (its process or node died) is run again, with the same

@@ -75,6 +75,16 @@ CSV_ROWS = "".join(f"{i % 7},{i % 5},{i % 2}\n" for i in range(60))
             "error: budget.stop_when: optimizer is text, compared with 3.0",
         ),
         (
+            "resources: {cpus_per_trial: 1000000}",
+            {},
+            "error: resources.cpus_per_trial: 1e+06 is more than this machine's",
+        ),
+        (
+            "resources: {cpus_per_trial: 0.00001}",
+            {},
+            "error: resources.cpus_per_trial: Input should be greater than or equal to 0.01",
+        ),
+        (
             "resources: {device: cuda}",
             {},
             "error: resources.device: 'cuda' needs resources.gpus_per_trial > 0",

@@ -294,3 +294,34 @@ def test_a_broken_condition_raises_only_the_expression_error(text: str):
         parse_expression(text)
     except ExpressionError:
         pass
+
+
+def test_yaml_merge_keys_merge_and_their_keys_may_be_overridden(tmp_path: Path):
+    spec = tmp_path / "merge.yaml"
+    spec.write_text(
+        "name: x\nspace:\n  optimizer: [sgd, rmsprop]\n"
+        "  sgd: &shared {momentum: 0.5}\n  rmsprop:\n    <<: *shared\n    momentum: 0.1\n"
+    )
+    space = load_spec(spec).space
+    assert space.sgd == {"momentum": 0.5} and space.rmsprop == {"momentum": 0.1}
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("name: x\nsgd: &s {momentum: 0.5}\nspace:\n  sgd: {<<: *s, a: 1, a: 2}\n")
+    with pytest.raises(SpecError, match="the key 'a' is given twice"):
+        load_spec(twice)
+
+
+def test_a_folder_a_huge_file_and_a_huge_value_are_one_short_line(tmp_path: Path):
+    with pytest.raises(SpecError, match=r"is a folder; give the spec's YAML file"):
+        load_spec(tmp_path)
+    huge = tmp_path / "huge.yaml"
+    huge.write_text("name: x\nbudget: {trials: '" + "a" * 2_000_000 + "'}\n")
+    with pytest.raises(SpecError, match=r"holds 2,000,\d+ bytes; a spec is at most 1,048,576"):
+        load_spec(huge)
+    long = tmp_path / "long.yaml"
+    long.write_text("name: x\nbudget: {trials: '" + "a" * 50_000 + "'}\n")
+    with pytest.raises(SpecError) as refused:
+        load_spec(long)
+    [line] = (
+        refused.value.args[0] if isinstance(refused.value.args[0], list) else [str(refused.value)]
+    )
+    assert len(str(line)) < 400 and "(50,002 characters)" in str(line)
