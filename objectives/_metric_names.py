@@ -98,6 +98,23 @@ def reported_metrics(task: Task) -> frozenset[str]:
     )
 
 
+# What an objective's value can be: a cost is never negative, a score of a share lies in
+# [0, 1]. A value outside (a latency of -1e308) is no measurement: its trial fails.
+NON_NEGATIVE = frozenset(
+    {"train_time_s", "latency_ms", "size_bytes", "peak_mem_mb", "throughput_sps", "mse", "mae"}
+)
+UNIT_INTERVAL = frozenset({"accuracy", "f1_macro", "roc_auc"})
+
+
+def out_of_range(name: str, value: float) -> str | None:
+    """Why ``value`` cannot be metric ``name`` (None: it can)."""
+    if name in NON_NEGATIVE and value < 0:
+        return f"a negative {name} ({value:g})"
+    if name in UNIT_INTERVAL and not 0.0 <= value <= 1.0:
+        return f"{name} {value:g}, outside [0, 1]"
+    return None
+
+
 def metric_direction(name: str) -> Direction:
     """Which way ``name`` is better; ``test_`` and ``_before_compression`` keep the base's."""
     base = name.removeprefix("test_").removesuffix("_before_compression")

@@ -25,6 +25,7 @@ from paretotune._progress import StudyProgress
 from paretotune._timeline import mark
 from paretotune.execution import Executor, TrialReport, TrialTask
 from paretotune.objectives._candidates import FrontHint
+from paretotune.objectives._metric_names import out_of_range
 from paretotune.results.records import Compute, FrontSummary, compute_of, trial_compute
 from paretotune.results.study_view import StudyView
 from paretotune.spaces import Expression, StudySpec, sample_params
@@ -562,6 +563,9 @@ class Driver:
         bad = [m for m in self.objectives if not math.isfinite(metrics[m])]
         if bad:
             return f"the objective returned a non-finite {', '.join(bad)}"
+        absurd = [why for m in self.objectives if (why := out_of_range(m, metrics[m]))]
+        if absurd:
+            return f"the objective returned {', '.join(absurd)}"
         return None
 
     def abandon_in_flight(self) -> int:

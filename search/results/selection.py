@@ -81,13 +81,12 @@ def candidates(
     (differences within measurement noise as ties, `noise.rank_within_noise`).
 
     With ``feasible_only`` the infeasible trials are dropped before ranking, so rank 0 is
-    the front of the feasible trials (Optuna's convention for constrained studies).
-
-    Raises:
-        UnknownMetricError: a constraint names a metric no trial has.
+    the front of the feasible trials (Optuna's convention for constrained studies). A
+    constraint naming a metric no trial has (a study stored before such specs were
+    refused) holds for none: every trial is infeasible, as the samplers saw it, and
+    reading the study (or any other in its storage) never fails for it.
     """
     complete = [r for r in records if r.state == "COMPLETE" and r.values]
-    check_names((n for c in constraints for n in c.names), complete, study)
     marked = [replace(r, feasible=is_feasible(constraints, namespace(r))) for r in complete]
     kept = [r for r in marked if r.feasible or not feasible_only]
     if not kept:

@@ -113,6 +113,33 @@ def test_failures_are_recorded_with_their_reason_and_count_toward_the_budget(tmp
         assert tracker.finished[trial.number] == "FAIL"
 
 
+def test_an_absurd_objective_value_fails_its_trial_and_never_reaches_the_front(tmp_path: Path):
+    """A finite but impossible value (a training time of -1e308, an accuracy of 7) is no
+    measurement: the trial fails with the reason, and the front holds only real ones."""
+
+    def script(task: TrialTask) -> Outcome:
+        outcome = _seconds(task)
+        if task.params["mlp.width"] == 16:
+            outcome.metrics["train_time_s"] = -1e308
+        elif task.params["mlp.width"] == 32:
+            outcome.metrics["accuracy"] = 7.0
+        return outcome
+
+    result, _, _, _ = _run(tmp_path, script)
+    study = _study(tmp_path)
+    reasons = {
+        t.params["mlp.width"]: t.user_attrs[FAIL_REASON_ATTR]
+        for t in study.trials
+        if t.state == TrialState.FAIL
+    }
+    assert reasons, "the random sampler drew the absurd widths"
+    assert all(width in (16, 32) for width in reasons)
+    for width, reason in reasons.items():
+        said = "a negative train_time_s (-1e+308)" if width == 16 else "accuracy 7, outside [0, 1]"
+        assert reason == f"the objective returned {said}"
+    assert all(r.values["train_time_s"] >= 0 for r in result.pareto)
+
+
 def test_a_lost_worker_s_trial_is_retried_even_as_the_last_one_and_retries_run_out(
     tmp_path: Path,
 ):
