@@ -411,10 +411,10 @@ class Driver:
         )
         written = self.writer.trial_ended(trial, end)
         self._compute += trial_compute(written, self.spec.budget.epochs)
+        namespace = {**item.params, **report.metrics}  # what conditions name
         if error is None and self.constraints:  # the samplers steer by these (a complete
-            namespace = {**item.params, **report.metrics}  # trial's or a stopped one's)
-            found = constraint_values(violations(self.constraints, namespace)) or {}
-            for key, value in found.items():
+            found = constraint_values(violations(self.constraints, namespace))  # trial's or
+            for key, value in found.items():  # a stopped one's, as Optuna's own did)
                 trial.set_constraint(key, value)
         if error is None and report.stopped_at is not None:  # stopped early: never a value
             self.study.tell(trial, state=TrialState.PRUNED)
@@ -425,9 +425,9 @@ class Driver:
             joined = self.front.add(trial.number, values, item.params, report.model_bytes)
             report.pareto_rank, report.told = (0 if joined else None), True
             state, keys = "COMPLETE", ["complete"]
-            if is_feasible(self.constraints, {**item.params, **report.metrics}):
+            if is_feasible(self.constraints, namespace):
                 keys.append("feasible")
-                self._check_goal(trial.number, {**item.params, **report.metrics})
+                self._check_goal(trial.number, namespace)
         else:
             report.error = error
             self.study.tell(trial, state=TrialState.FAIL)

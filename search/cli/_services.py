@@ -271,22 +271,23 @@ def _process_start(pid: int) -> tuple[int, int] | None:
 def _group_members(group: int) -> dict[int, tuple[int, str]]:
     """The live processes of a process group: pid -> (owner, command line)."""
     found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for pid in _group_pids(group):
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            if int(fields[2]) != group or fields[0] == "Z":
-                continue
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
-            found[int(entry.name)] = (entry.stat().st_uid, command.decode(errors="replace"))
-        except (OSError, IndexError, ValueError):
-            continue
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+            found[pid] = (Path(f"/proc/{pid}").stat().st_uid, command.decode(errors="replace"))
+        except OSError:
+            continue  # (ended meanwhile)
     return found
 
 
 def _group_alive(group: int) -> bool:
     """Whether a process of the group still runs (zombies do not count)."""
+    return bool(_group_pids(group))
+
+
+def _group_pids(group: int) -> list[int]:
+    """The processes of a process group that still run (zombies do not count)."""
+    pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -295,8 +296,8 @@ def _group_alive(group: int) -> bool:
         except OSError:
             continue
         if int(fields[2]) == group and fields[0] != "Z":
-            return True
-    return False
+            pids.append(int(entry.name))
+    return pids
 
 
 def free_port() -> int:

@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from paretotune.errors import DatasetError, SpecError
+from paretotune.objectives._metric_names import Task
 from paretotune.spaces import Overrides, StudySpec, format_validation_error, parse_expression
 from pydantic import ValidationError
 
@@ -85,16 +86,14 @@ def prepare(spec: StudySpec, custom_objective: bool) -> tuple[dict[str, str], An
     return chosen, context
 
 
-def condition_problems(spec: StudySpec, task: str | None) -> list[str]:
+def condition_problems(spec: StudySpec, task: Task) -> list[str]:
     """One line per name in ``constraints`` and ``budget.stop_when`` that a built-in
-    trial of ``task`` (None: not known yet, either task) never reports (a typo would
-    mean nothing, silently), and per comparison of a number with text or of text with a
-    number."""
+    trial of ``task`` never reports (a typo would mean nothing, silently), and per
+    comparison of a number with text or of text with a number."""
     from paretotune.objectives._metric_names import reported_metrics
     from paretotune.objectives._params import DEFAULTS
 
-    tasks = [task] if task else ["classification", "regression"]
-    metrics = frozenset().union(*(reported_metrics(t) for t in tasks))  # type: ignore[arg-type]
+    metrics = reported_metrics(task)
     known = sorted(metrics | set(DEFAULTS))
     fields = [(f"constraints[{i}]", text) for i, text in enumerate(spec.constraints or [])]
     if spec.budget.stop_when:

@@ -131,7 +131,7 @@ class StudyWriter:
             distributions={**base.distributions, "compression": fork.distribution},
             values=fork.values,
             user_attrs=attrs,
-            constraints=constraint_values(fork.constraints),
+            constraints=None if fork.constraints is None else constraint_values(fork.constraints),
         )
         return _add_numbered(self.study, frozen), attrs
 
@@ -182,10 +182,10 @@ def _add_numbered(study: optuna.Study, frozen: FrozenTrial) -> int:
     )
 
 
-def constraint_values(violations: list[float] | None) -> dict[str, float] | None:
+def constraint_values(violations: list[float]) -> dict[str, float]:
     """Violations (one per constraint, 0 where it holds) as Optuna's constraint values,
     keyed by position: studies that kept them as one list read back the same keys."""
-    return None if violations is None else {str(i): v for i, v in enumerate(violations)}
+    return {str(i): v for i, v in enumerate(violations)}
 
 
 __all__ = ["Fork", "StudyWriter", "TrialEnd", "constraint_values"]
