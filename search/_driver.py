@@ -45,6 +45,7 @@ from paretotune.study._attrs import (
     STUDY_UID_ATTR,
     TRIAL_SECONDS_ATTR,
     VARIANT_ATTR,
+    is_variant,
     trial_metrics,
 )
 from paretotune.study._constraints import is_feasible, trial_namespace, violations
@@ -100,7 +101,7 @@ class Counts:
         for trial in view.trials:
             state = view.state_of(trial)
             if state == "COMPLETE":
-                if FORKED_FROM_ATTR in trial.user_attrs:
+                if is_variant(trial):
                     counts.variants += 1
                 else:
                     counts.complete += 1
@@ -198,7 +199,7 @@ class Driver:
         self._forked = {
             (int(t.user_attrs[FORKED_FROM_ATTR]), str(t.user_attrs[VARIANT_ATTR]))
             for t in view.trials
-            if FORKED_FROM_ATTR in t.user_attrs
+            if is_variant(t)
         }
         self.front.load(view)
 

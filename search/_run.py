@@ -304,9 +304,10 @@ def _front_hints(spec: StudySpec, *, custom_objective: bool) -> bool:
 def _refuse_beyond_this_machine(spec: StudySpec, executor: Executor | None) -> None:
     """A trial asking more CPUs than this machine has, on a Ray started here: one line
     (a local Ray would pretend to have them, and each trial pin as many threads)."""
-    joined = os.environ.get("RAY_ADDRESS", "") not in ("", "local")
+    from paretotune.execution import joined_address
+
     cores = os.cpu_count() or 1
-    if executor is None and not joined and spec.resources.cpus_per_trial > cores:
+    if executor is None and not joined_address(None) and spec.resources.cpus_per_trial > cores:
         raise SpecError(
             [
                 f"resources.cpus_per_trial: {spec.resources.cpus_per_trial:g} is more than "

@@ -8,6 +8,7 @@ from paretotune.execution._placement import WorkerAsk, require_placeable
 from paretotune.execution._ray import RayExecutor, require_offered
 from paretotune.execution._ray_connection import (
     ensure_ray,
+    joined_address,
     start_ray_in_background,
     start_words,
     stop_ray,
@@ -31,6 +32,7 @@ __all__ = [
     "UserObjective",
     "WorkerAsk",
     "ensure_ray",
+    "joined_address",
     "require_offered",
     "require_placeable",
     "start_ray_in_background",

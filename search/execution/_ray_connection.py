@@ -109,13 +109,13 @@ def ensure_ray(
 def start_words(address: str | None = None, *, min_cpus: float = 1.0) -> str:
     """What `ensure_ray` does for ``address`` (default ``$RAY_ADDRESS``), in words: for
     a line shown while it does."""
-    joined = _joined_address(address)
+    joined = joined_address(address)
     if joined:
         return f"joining Ray at {joined}"
     return f"starting a local Ray ({_local_cpus(min_cpus)} CPUs)"
 
 
-def _joined_address(address: str | None) -> str | None:
+def joined_address(address: str | None) -> str | None:
     """The cluster to join, or None for a local Ray started here."""
     address = address or os.environ.get("RAY_ADDRESS")
     return address if address and address != "local" else None
@@ -175,7 +175,7 @@ def _connect(
 
     if ray.is_initialized():
         return
-    address = _joined_address(address)
+    address = joined_address(address)
     try:
         if address:
             with keep_loopback(address):

@@ -77,12 +77,6 @@ def beaten_within_noise(
     return beaten
 
 
-def beyond_noise(front: Sequence[TrialRecord], objectives: Mapping[str, str]) -> list[TrialRecord]:
-    """The members of ``front`` no other member beats (`beaten_within_noise`), in order."""
-    beaten = beaten_within_noise(front, objectives)
-    return [r for r in front if r.number not in beaten]
-
-
 def rank_within_noise(
     records: Sequence[TrialRecord], objectives: Mapping[str, str]
 ) -> list[TrialRecord]:

@@ -40,6 +40,7 @@ from paretotune.study._attrs import (
     SPEC_ATTR,
     STOP_REASON_ATTR,
     STOPPED_AT_ATTR,
+    is_variant,
     late_run_ids,
     state_name,
     study_objectives,
@@ -131,7 +132,7 @@ class StudyView:
     def trainings(self) -> list[FrozenTrial]:
         """The `finished` trials but the compression variants (forks of a trained model,
         `FORKED_FROM_ATTR`): what the budget counts."""
-        return [t for t in self.finished if FORKED_FROM_ATTR not in t.user_attrs]
+        return [t for t in self.finished if not is_variant(t)]
 
     def trial(self, number: int) -> FrozenTrial | None:
         """The frozen trial numbered ``number`` (trial numbers are list positions in

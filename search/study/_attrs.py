@@ -59,6 +59,13 @@ HAS_MODEL_ATTR = "has_model"
 FORKED_FROM_ATTR = "forked_from"
 VARIANT_ATTR = "variant"
 
+
+def is_variant(trial: FrozenTrial) -> bool:
+    """Whether ``trial`` is a compression variant (a fork of a trained model), which the
+    budget does not count."""
+    return FORKED_FROM_ATTR in trial.user_attrs
+
+
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 

@@ -9,7 +9,7 @@ from types import MappingProxyType
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from paretotune.results.noise import beyond_noise
+from paretotune.results.noise import beaten_within_noise
 from paretotune.results.records import TrialRecord, TrialSet
 from paretotune.results.selection import (
     NoTrialMatchesError,
@@ -255,7 +255,7 @@ def test_a_latency_difference_within_its_noise_is_a_tie_for_the_front_and_the_kn
     faster = _record(0, 0.847, 0.0080, latency_cv=0.035)
     ranked = candidates([faster, accurate], OBJECTIVES, [], "hand", feasible_only=False)
     assert [r.pareto_rank for r in ranked] == [0, 0]
-    assert beyond_noise([faster, accurate], OBJECTIVES) == [faster, accurate]
+    assert beaten_within_noise([faster, accurate], OBJECTIVES) == {}
 
 
 def test_a_dense_front_keeps_members_spaced_beyond_the_noise_not_only_its_ends():
@@ -279,6 +279,7 @@ def test_a_dense_front_keeps_members_spaced_beyond_the_noise_not_only_its_ends()
                 pareto_rank=0,
             )
         )
-    kept = [r.values["latency_ms"] for r in beyond_noise(front, objectives)]
+    beaten = beaten_within_noise(front, objectives)
+    kept = [r.values["latency_ms"] for r in front if r.number not in beaten]
     assert kept[0] == 1.0 and len(kept) >= 15
     assert all(slower > faster * 1.03 for slower, faster in zip(kept, kept[1:], strict=False))
