@@ -33,6 +33,12 @@ if TYPE_CHECKING:
     )
     from paretotune.objectives._evaluate import evaluate
     from paretotune.objectives._metric_names import METRIC_NAMES, task_metrics
+    from paretotune.objectives._model_file import (
+        describe_model,
+        load_model_file,
+        model_from_bytes,
+        model_to_bytes,
+    )
     from paretotune.objectives._models import Predictor
     from paretotune.objectives._params import (
         COMPRESSIONS,
@@ -62,6 +68,10 @@ _HOMES = {
     "evaluate": "paretotune.objectives._evaluate",
     "METRIC_NAMES": "paretotune.objectives._metric_names",
     "task_metrics": "paretotune.objectives._metric_names",
+    "describe_model": "paretotune.objectives._model_file",
+    "load_model_file": "paretotune.objectives._model_file",
+    "model_from_bytes": "paretotune.objectives._model_file",
+    "model_to_bytes": "paretotune.objectives._model_file",
     "Predictor": "paretotune.objectives._models",
     "COMPRESSIONS": "paretotune.objectives._params",
     "DEFAULTS": "paretotune.objectives._params",
@@ -93,8 +103,12 @@ __all__ = [
     "VariantOutcome",
     "could_join",
     "dataset_info",
+    "describe_model",
     "evaluate",
     "load_dataset",
+    "load_model_file",
+    "model_from_bytes",
+    "model_to_bytes",
     "resolve_params",
     "task_metrics",
     "warm_up",

@@ -56,7 +56,9 @@ def get_teacher(
     path = _disk_path(key)
     seconds = 0.0
     if path is not None and os.path.isfile(path):
-        teacher.load_state_dict(torch.load(path, map_location=data.X_train.device))
+        teacher.load_state_dict(
+            torch.load(path, map_location=data.X_train.device, weights_only=True)
+        )
     else:
         trainer = Trainer(teacher, data, params, epochs=epochs, seed=seed)
         for _ in range(epochs):

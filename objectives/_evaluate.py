@@ -53,6 +53,7 @@ from paretotune.objectives._metrics import (
     predict,
     regression_scores,
 )
+from paretotune.objectives._model_file import describe_model
 from paretotune.objectives._models import Predictor, build_predictor, transformer_width
 from paretotune.objectives._params import resolve_params
 from paretotune.objectives._slot import NO_SLOT, machine_slot
@@ -206,8 +207,16 @@ class _Trial:
             variant = self._fork(kind, runs, history, peak_mb, keep_model)
             if variant is not None:
                 outcome.variants.append(variant)
-        outcome.model = models[-1].cpu().eval() if keep_model else None
+        outcome.model = self._kept(models[-1], last) if keep_model else None
         return outcome
+
+    def _kept(self, model: torch.nn.Module, run: _FoldRun) -> torch.nn.Module:
+        """The final model as a trial returns it: on CPU, in eval mode, labelled with the
+        recipe that rebuilds it from its weights alone (`describe_model`; an int8 model's
+        float source is ``run``'s trained model)."""
+        assert isinstance(model, Predictor)
+        source = run.trainer.model if self.compression == "int8_dynamic" else None
+        return describe_model(model.cpu().eval(), self.p, self.info, source)
 
     def _measure(
         self,
@@ -250,7 +259,7 @@ class _Trial:
             self.notes.append(f"variant {kind} skipped: {str(err).splitlines()[0]}")
             return None
         fork.metrics |= {k: v for k, v in self.metrics.items() if k.endswith(_BEFORE)}
-        model = models[-1].cpu().eval() if keep_model else None
+        model = fork._kept(models[-1], copies[-1]) if keep_model else None
         seconds = time.perf_counter() - started
         return VariantOutcome(kind, fork.metrics, model, fork.artifacts, seconds)
 

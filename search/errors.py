@@ -63,6 +63,11 @@ class NoModelError(ParetotuneError, LookupError):
     """The trial kept no model in MLflow (a custom objective, an untracked study)."""
 
 
+class ModelFileError(ParetotuneError, ValueError):
+    """A model file paretotune would load is not one of its own (tampered, truncated, or
+    a pickle from an older version): refused with one line, nothing in it is run."""
+
+
 class UnknownMetricError(ParetotuneError, LookupError):
     """A query names a metric the study's trials do not have; the message lists the real ones."""
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import io
+import copy
 import sys
 import time
 from collections.abc import Mapping
@@ -220,12 +220,14 @@ class RemoteServingMeter:
 
     def __call__(self, model: Any, rows: Any, repeats: int) -> dict[str, float]:
         import ray
-        import torch
 
-        buffer = io.BytesIO()
-        torch.save(model, buffer)
-        job = self.probe.measure.remote(buffer.getvalue(), rows.cpu().numpy(), repeats)
+        on_cpu = copy.deepcopy(model).cpu() if _on_accelerator(model) else model
+        job = self.probe.measure.remote(on_cpu, rows.cpu().numpy(), repeats)
         return dict(ray.get(job))
+
+
+def _on_accelerator(model: Any) -> bool:
+    return any(t.device.type != "cpu" for t in model.state_dict().values() if hasattr(t, "device"))
 
 
 def require_offered(resources: Mapping[str, float], address: str | None = None) -> None:

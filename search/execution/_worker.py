@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import io
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -167,26 +166,26 @@ class TrialRunner:
             report.variants.append((variant.compression, fork))
 
     def _keep_model(self, report: TrialReport, model: Any) -> None:
+        """The model as its weights and recipe (`objectives.model_to_bytes`), never a pickle."""
         if model is not None:
-            import torch
+            from paretotune import objectives
 
-            buffer = io.BytesIO()
-            torch.save(model, buffer)
-            report.model_bytes = buffer.getvalue()
+            report.model_bytes = objectives.model_to_bytes(model)
             report.input_example = self._input_example()
 
     def remeasure(self, models: Mapping[int, bytes]) -> dict[int, dict[str, float]]:
-        """Serving costs of each trial's model (its pickled bytes), measured again as a
+        """Serving costs of each trial's model (its model file's bytes), measured again as a
         trial measures them (here at 1 thread on CPU, or by the study's serving meter). The
         driver calls this when no trial is running, so the figures are taken in isolation."""
         import torch
+        from paretotune import objectives
         from paretotune.objectives._measure import pinned_threads
 
         rows = torch.as_tensor(self._input_example())
         meter, found = self._meter(), {}
         with pinned_threads(1):
             for number, model_bytes in models.items():
-                model = torch.load(io.BytesIO(model_bytes), weights_only=False).eval()
+                model = objectives.model_from_bytes(model_bytes, f"trial {number}'s model")
                 measured = meter(model, rows, self.context.latency_repeats)
                 found[number] = {f"{k}_isolated": v for k, v in measured.items()}
         return found
@@ -219,11 +218,12 @@ class ServingProbe:
     """The measuring end of ``measure.latency_on``: a process on the deployment target that
     times the models trials send it, one at a time (1 thread on CPU)."""
 
-    def measure(self, model_bytes: bytes, rows: Any, repeats: int) -> dict[str, float]:
+    def measure(self, model: Any, rows: Any, repeats: int) -> dict[str, float]:
+        """``model`` comes as a Ray argument, on CPU: the cluster's own transport, which
+        paretotune trusts as it trusts every trial's params and report."""
         import torch
         from paretotune.objectives._measure import pinned_threads, serving_costs
 
-        model = torch.load(io.BytesIO(model_bytes), map_location="cpu", weights_only=False)
         with pinned_threads(1):
             return serving_costs(model.eval(), torch.tensor(rows), repeats)
 

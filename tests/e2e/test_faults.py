@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import shutil
 import signal
 import subprocess
@@ -19,7 +20,7 @@ import pytest
 import torch
 from mlflow import MlflowClient
 from optuna.trial import TrialState
-from paretotune import Client, NoModelError, open_storage
+from paretotune import Client, ModelFileError, NoModelError, open_storage
 from paretotune.study._attrs import finished_trials, interrupted_numbers
 from paretotune.tracking.mlflow.schema import MODEL_URI_TAG, STATE_TAG, TRIAL_TAG
 from sklearn.datasets import load_digits
@@ -239,14 +240,24 @@ def test_an_unwritable_artifact_store_costs_no_metric_and_sync_logs_the_models(
         with pytest.raises(NoModelError, match="`paretotune sync faults` logs it"):
             client.load_model(best)
 
+        # one held model replaced by a pickle that would create a file: sync uploads it
+        # as it is but never loads it as code, and loading it is one line
+        held = tmp_path / "paretotune.journal.faults.unlogged"
+        victim = min(r.number for r in client.trials("faults") if r.number != best.number)
+        marker = tmp_path / "planted-ran"
+        (held / f"trial-{victim}.model").write_bytes(pickle.dumps(_Planted(marker)))
         _remount(artifacts, "rw")
         synced = paretotune("sync", "faults", cwd=tmp_path)
         assert synced.returncode == 0, synced.stderr[-3000:]
         assert "4 trial records written again" in synced.stdout, synced.stdout
+        assert "Traceback" not in synced.stderr
         model = client.load_model(client.pareto_front("faults")[0])
         rows = load_digits().data[:5].astype("float32")
         assert tuple(model(torch.from_numpy(rows)).shape) == (5, 10)
-        assert not (tmp_path / "paretotune.journal.faults.unlogged").exists()
+        with pytest.raises(ModelFileError, match="not a paretotune model file"):
+            client.load_model(client.trial("faults", victim))
+        assert not marker.exists(), "the planted pickle ran"
+        assert not held.exists()
 
         broken = runs[0].info.run_id  # what an unrepaired outage used to leave
         MlflowClient(tracking).set_terminated(broken, "FAILED")
@@ -256,6 +267,14 @@ def test_an_unwritable_artifact_store_costs_no_metric_and_sync_logs_the_models(
         repaired = MlflowClient(tracking).get_run(broken)
         assert repaired.info.status == "FINISHED"
         assert repaired.data.tags[STATE_TAG] == "COMPLETE"
+
+
+class _Planted:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
 
 
 def _trial_runs(tracking: str) -> list:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import io
-
 import pytest
 import torch
-from paretotune.objectives import COMPRESSIONS
+from paretotune.objectives import COMPRESSIONS, model_from_bytes, model_to_bytes
 from paretotune.objectives._distill import CACHE_ENV
 from torch import nn
 
@@ -14,7 +12,6 @@ BEFORE = ("accuracy_before_compression", "size_bytes_before_compression",
           "latency_ms_before_compression")  # fmt: skip
 
 
-@pytest.mark.filterwarnings("ignore:TypedStorage is deprecated")  # torch.load of int8 tensors
 @pytest.mark.parametrize("compression", COMPRESSIONS)
 def test_each_compression_runs_and_reports_before_and_after(compression, run, fast_mlp):
     outcome = run({**fast_mlp, "compression": compression}, keep_model=True)
@@ -25,10 +22,7 @@ def test_each_compression_runs_and_reports_before_and_after(compression, run, fa
     assert outcome.model is not None
     with torch.no_grad():
         assert outcome.model(torch.zeros(3, 64)).shape == (3, 10)
-    buffer = io.BytesIO()
-    torch.save(outcome.model, buffer)  # what a worker ships back
-    buffer.seek(0)
-    restored = torch.load(buffer, weights_only=False)
+    restored = model_from_bytes(model_to_bytes(outcome.model), "test")  # what a worker ships
     with torch.no_grad():
         torch.testing.assert_close(restored(torch.ones(2, 64)), outcome.model(torch.ones(2, 64)))
 

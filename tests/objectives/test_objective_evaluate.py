@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
-
 import numpy as np
 import pytest
 import torch
@@ -15,6 +13,8 @@ from paretotune.objectives import (
     TrivialModel,
     evaluate,
     load_dataset,
+    load_model_file,
+    model_to_bytes,
     task_metrics,
 )
 
@@ -166,8 +166,8 @@ def test_kept_model_reproduces_validation_metrics(tmp_path, fast_mlp):
         logits = model(torch.from_numpy(np.array(fold.X_val)))
     accuracy = (logits.argmax(1).numpy() == fold.y_val).mean()
     assert accuracy == pytest.approx(outcome.metrics["accuracy"])
-    torch.save(model, tmp_path / "m.pt")
-    restored = pickle.loads(pickle.dumps(model))
+    (tmp_path / "m.pt").write_bytes(model_to_bytes(model))
+    restored = load_model_file(tmp_path / "m.pt")
     torch.testing.assert_close(restored(torch.from_numpy(np.array(fold.X_val))), logits)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -160,18 +161,83 @@ def test_pareto_models_carry_a_signature_and_an_input_example(client: Client, tm
 
 
 def test_a_front_model_uri_loads_with_mlflow_itself(client: Client):
-    """The README hands `record.model_uri` to `mlflow.pytorch.load_model`: MLflow resolves
-    `runs:/<run>/model` to the trial's logged model."""
-    import mlflow
+    """The docs hand `record.model_uri` to `mlflow.pyfunc.load_model`: MLflow resolves
+    `runs:/<run>/model` to the trial's logged model, a python_function model whose loader
+    is paretotune's and whose data is the model file (weights and recipe, no pickle)."""
+    import mlflow.pyfunc
 
-    record = client.pareto_front(STUDY, feasible_only=False)[0]
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(client.tracking_uri)
+    for record in client.pareto_front(STUDY, feasible_only=False):
+        previous = mlflow.get_tracking_uri()
+        mlflow.set_tracking_uri(client.tracking_uri)
+        try:
+            served = mlflow.pyfunc.load_model(record.model_uri)
+        finally:
+            mlflow.set_tracking_uri(previous)
+        fold = objectives.load_dataset({"source": "digits"}, seed=0).folds[0]
+        logits = served.predict(np.asarray(fold.X_val, dtype=np.float32))
+        accuracy = float(np.mean(logits.argmax(1) == fold.y_val))
+        assert accuracy == pytest.approx(record.metrics["accuracy"], abs=1e-6)
+        assert served.metadata.flavors["python_function"]["loader_module"] == (
+            "paretotune.tracking.mlflow.pyfunc_model"
+        )
+
+
+class _Planted:
+    """Unpickling it would create ``marker``: what an attacker with write access to the
+    artifact store plants as a model."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def _artifact_path(tracking_uri: str, run_id: str, path: str) -> Path:
+    uri = MlflowClient(tracking_uri).get_run(run_id).info.artifact_uri
+    return Path(uri.removeprefix("file://")) / path
+
+
+def test_a_tampered_model_file_runs_no_code_and_is_one_line(client: Client, tmp_path: Path):
+    """The raw model of a dominated trial and the logged model of a front one, each
+    replaced by a pickle that would create a file: `Client.load_model` refuses each with
+    one line, MLflow's own loader (paretotune's pyfunc loader) refuses it too, and the
+    marker is never created."""
+    import mlflow.pyfunc
+    from paretotune.errors import ModelFileError
+
+    marker = tmp_path / "ran"
+    records = client.trials(STUDY)
+    number = next(r.number for r in records if r.pareto_rank != 0 and r.state == "COMPLETE")
+    dominated = client.trial(STUDY, number)
+    front = client.pareto_front(STUDY, feasible_only=False)[0]
+    logged = MlflowClient(client.tracking_uri).get_logged_model(
+        _exact_uri(MlflowClient(client.tracking_uri), front).removeprefix("models:/")
+    )
+    targets = [
+        _artifact_path(client.tracking_uri, dominated.mlflow_run_id, "model/model.pt"),
+        Path(logged.artifact_location.removeprefix("file://")) / "data" / "model.pt",
+    ]
+    originals = [target.read_bytes() for target in targets]
     try:
-        model = mlflow.pytorch.load_model(record.model_uri)
+        for target in targets:
+            target.write_bytes(pickle.dumps(_Planted(marker)))
+        for record in (dominated, front):
+            with pytest.raises(ModelFileError, match="not a paretotune model file") as err:
+                client.load_model(record)
+            assert "\n" not in str(err.value)
+        previous = mlflow.get_tracking_uri()
+        mlflow.set_tracking_uri(client.tracking_uri)
+        try:
+            with pytest.raises(ModelFileError):
+                mlflow.pyfunc.load_model(front.model_uri)
+        finally:
+            mlflow.set_tracking_uri(previous)
     finally:
-        mlflow.set_tracking_uri(previous)
-    assert _validation_accuracy(model) == pytest.approx(record.metrics["accuracy"], abs=1e-6)
+        for target, original in zip(targets, originals, strict=True):
+            target.write_bytes(original)
+    assert not marker.exists(), "the planted pickle ran"
+    assert client.load_model(front) is not None  # restored: it loads again
 
 
 def test_register_puts_the_model_in_the_registry_with_its_alias(client: Client):

@@ -1,23 +1,26 @@
-"""A trial's model in MLflow: log it as an MLflow PyTorch model, load it, register it.
+"""A trial's model in MLflow: log it as an MLflow model, load it, register it.
 
-Every child run of a built-in-objective trial carries its pickled predictor as the artifact
-``model/model.pt`` (with ``model/input_example.npy``, a few raw validation rows) and the
-tag ``paretotune.model_uri``. Pareto-optimal trials are also logged as MLflow 3 *logged
-models* (signature, input example, pinned torch requirement), and the tag then reads
-``models:/<model id>``. Everything goes through an explicit `MlflowClient`, never the
-process-wide fluent tracking URI.
+Every child run of a built-in-objective trial carries its model file as the artifact
+``model/model.pt`` (weights and the recipe that rebuilds the architecture, never a pickle:
+`paretotune.objectives.model_from_bytes`), with ``model/input_example.npy`` (a few raw
+validation rows), and the tag ``paretotune.model_uri``. Pareto-optimal trials are also
+logged as MLflow 3 *logged models*: ``python_function`` models whose loader is
+`paretotune.tracking.mlflow.pyfunc_model` and whose data is that same file (signature,
+input example, pinned torch requirement); the tag then reads ``models:/<model id>``.
+Everything goes through an explicit `MlflowClient`, never the process-wide fluent
+tracking URI.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from paretotune.tracking.mlflow.pyfunc_model import DATA_FILE
 from paretotune.tracking.mlflow.schema import (
     EXAMPLE_FILE,
     LOGGED_MODEL_NAME,
@@ -32,27 +35,36 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
+LOADER_MODULE = "paretotune.tracking.mlflow.pyfunc_model"
+
 
 def log_trial_model(client: MlflowClient, run_id: str) -> str:
-    """Log a run's raw model as an MLflow PyTorch model; return its ``models:/`` URI.
+    """Log a run's model file as an MLflow ``python_function`` model; return its
+    ``models:/`` URI.
 
     The logged model gets an input signature and example (from ``input_example.npy``
     when the run has it), is linked to the run as its output, and the run's
     ``paretotune.model_uri`` tag is pointed at it.
+
+    Raises:
+        ModelFileError: the run's model file is not one paretotune wrote.
     """
-    import mlflow.pytorch
+    import mlflow.pyfunc
     import numpy as np
     import torch
     from mlflow.entities import LoggedModelOutput
     from mlflow.models import Model, infer_signature
+    from paretotune import objectives
 
     run = client.get_run(run_id)
     with tempfile.TemporaryDirectory() as folder:
         local = Path(client.download_artifacts(run_id, MODEL_DIR, folder))
-        model = torch.load(local / RAW_MODEL_FILE, weights_only=False).eval()
+        model_file = local / RAW_MODEL_FILE
+        source = f"run {run_id}'s {MODEL_DIR}/{RAW_MODEL_FILE}"
+        model = objectives.model_from_bytes(model_file.read_bytes(), source)  # before logging
         example, signature = None, None
         if (local / EXAMPLE_FILE).is_file():
-            example = np.load(local / EXAMPLE_FILE)
+            example = np.load(local / EXAMPLE_FILE, allow_pickle=False)
             with torch.no_grad():
                 output = model(torch.as_tensor(example)).float().numpy()
             signature = infer_signature(example, output)
@@ -62,14 +74,17 @@ def log_trial_model(client: MlflowClient, run_id: str) -> str:
             source_run_id=run_id,
             tags={k: v for k, v in run.data.tags.items() if k.startswith("paretotune.")},
         )
+        data = Path(folder) / "data"
+        data.mkdir()
+        model_file.replace(data / DATA_FILE)
         saved = Path(folder) / "mlflow_model"
-        mlflow.pytorch.save_model(
-            model,
+        mlflow.pyfunc.save_model(
             str(saved),
+            loader_module=LOADER_MODULE,
+            data_path=str(data / DATA_FILE),
             mlflow_model=Model(run_id=run_id, model_id=logged.model_id),
             signature=signature,
             input_example=example,
-            serialization_format="pickle",  # int8 packed params do not torch.export
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
         )
         client.log_model_artifacts(logged.model_id, str(saved))
@@ -83,11 +98,11 @@ def log_trial_model(client: MlflowClient, run_id: str) -> str:
 def load_model(tracking_uri: str, model_uri: str) -> torch.nn.Module:
     """The predictor at ``model_uri`` (a trial's ``runs:/<run>/model``, ``models:/<id>``
     or a raw ``runs:/`` artifact), in eval mode: raw rows in, logits (classification) or
-    target-unit predictions out."""
-    import mlflow.pytorch
-    import torch
+    target-unit predictions out. Only a paretotune model file is read (weights and
+    recipe); anything else is refused with `ModelFileError`, never run."""
     from mlflow import MlflowClient
     from mlflow.artifacts import download_artifacts
+    from paretotune import objectives
 
     client = MlflowClient(tracking_uri)
     model_uri = exact_model_uri(client, model_uri)
@@ -99,12 +114,33 @@ def load_model(tracking_uri: str, model_uri: str) -> torch.nn.Module:
                 dst_path=folder,
                 tracking_uri=tracking_uri,
             )
-            model = mlflow.pytorch.load_model(local)
-        else:
-            run_id, _, path = model_uri.removeprefix("runs:/").partition("/")
-            local = client.download_artifacts(run_id, path, folder)
-            model = torch.load(local, weights_only=False)
-    return model.eval()
+            data = _pyfunc_data(Path(local), model_uri)
+            return objectives.model_from_bytes(data.read_bytes(), model_uri)
+        run_id, _, path = model_uri.removeprefix("runs:/").partition("/")
+        local = client.download_artifacts(run_id, path, folder)
+        return objectives.model_from_bytes(Path(local).read_bytes(), model_uri)
+
+
+def _pyfunc_data(local: Path, model_uri: str) -> Path:
+    """The model file of a logged model paretotune wrote (its pyfunc flavour's data).
+
+    Raises:
+        ModelFileError: the logged model is not one of paretotune's (another flavour or
+            loader, as an older paretotune's pickled PyTorch models are).
+    """
+    from mlflow.models import Model
+    from paretotune.errors import ModelFileError
+
+    flavor = Model.load(str(local)).flavors.get("python_function", {})
+    if flavor.get("loader_module") != LOADER_MODULE or not flavor.get("data"):
+        raise ModelFileError(
+            f"{model_uri}: not a model paretotune logged as weights (an older pickled "
+            "model is never loaded; run the trial again or retrain it)"
+        )
+    data = (local / flavor["data"]).resolve()
+    if not data.is_relative_to(local.resolve()):
+        raise ModelFileError(f"{model_uri}: its data path leaves the model's folder")
+    return data
 
 
 def exact_model_uri(client: MlflowClient, model_uri: str) -> str:
@@ -154,14 +190,7 @@ def register_model(
 
 @contextlib.contextmanager
 def quiet_model_io() -> Iterator[None]:
-    """No download progress bars (MLflow draws one per file, tqdm lines when piped) or
-    pickle-format warnings on the user's terminal: the pickle format is a deliberate
-    choice (int8 models do not export to pt2)."""
-    logger = logging.getLogger("mlflow.pytorch")
-    previous = logger.level
-    logger.setLevel(logging.ERROR)
+    """No download progress bars on the user's terminal (MLflow draws one per file, tqdm
+    lines when piped)."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    try:
-        yield
-    finally:
-        logger.setLevel(previous)
+    yield

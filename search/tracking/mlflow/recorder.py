@@ -330,10 +330,10 @@ class MlflowRecorder:
 
             self._warm["plots"] = True
         elif self.study.raw_models and not self._warm["models"]:
-            import mlflow.pytorch  # noqa: F401
+            import mlflow.pyfunc  # noqa: F401
 
-            # unpickling a built-in predictor needs it
-            import paretotune.objectives._models  # noqa: F401
+            # rebuilding a built-in predictor from its model file needs it
+            import paretotune.objectives._model_file  # noqa: F401
 
             self._warm["models"] = True
 

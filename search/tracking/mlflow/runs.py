@@ -208,14 +208,18 @@ class TrialRuns:
             self._client.log_batch(run_id, metrics=metrics[start : start + MLFLOW_BATCH])
 
     def _log_raw_model(self, run_id: str, report: TrialReport) -> None:
-        """``model/model.pt`` (the pickled predictor) and ``model/input_example.npy``."""
+        """``model/model.pt`` (the model file: weights, recipe) and ``model/input_example.npy``."""
         import numpy as np
 
         with tempfile.TemporaryDirectory() as folder:
             assert report.model_bytes is not None  # checked by the caller
             (Path(folder) / RAW_MODEL_FILE).write_bytes(report.model_bytes)
             if report.input_example is not None:
-                np.save(Path(folder) / EXAMPLE_FILE, np.asarray(report.input_example))
+                np.save(
+                    Path(folder) / EXAMPLE_FILE,
+                    np.asarray(report.input_example),
+                    allow_pickle=False,
+                )
             self._client.log_artifacts(run_id, folder, MODEL_DIR)
 
     def mark_interrupted(self, numbers: list[int], at: float = 0.0) -> None:

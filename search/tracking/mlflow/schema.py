@@ -62,5 +62,5 @@ def trial_model_uri(run_id: str) -> str:
 
 
 def raw_model_uri(run_id: str) -> str:
-    """Where the raw pickled predictor of a run is."""
+    """Where a run's model file (weights and recipe) is."""
     return f"runs:/{run_id}/{MODEL_DIR}/{RAW_MODEL_FILE}"
