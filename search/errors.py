@@ -55,6 +55,11 @@ class UnsafeFileError(ParetotuneError, PermissionError):
     symbolic or hard link another local user could have planted): it is left alone."""
 
 
+class CorruptJournalError(ParetotuneError, ValueError):
+    """A journal file holds a line that is no record; the message names the file, the line
+    and the repair (`paretotune repair`) that keeps every intact record."""
+
+
 class TrialNotFoundError(ParetotuneError, LookupError):
     """No trial of that number in the study, or a record that names no study."""
 
@@ -95,4 +100,7 @@ class StopTimeoutError(ParetotuneError, RuntimeError):
 class Terminated(KeyboardInterrupt):
     """SIGTERM (``paretotune stop``, a Ray job stopped, a pod evicted): the study stops
     as on Ctrl-C (running trials closed as interrupted, the records closed in order);
-    the command exits 143."""
+    the command exits 143. ``received`` stays True once the signal came: a blocking Ray
+    call turns the raised error into a plain ``KeyboardInterrupt``."""
+
+    received = False

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import logging
 import os
 import sys
 import traceback
@@ -23,6 +24,7 @@ from paretotune.cli import (
     _knee,
     _logs,
     _pareto,
+    _repair,
     _retrain,
     _run,
     _show,
@@ -75,6 +77,7 @@ COMMANDS: dict[str, Command] = {
     "best": _best,
     "knee": _knee,
     "sync": _sync,
+    "repair": _repair,
     "export": _export,
     "up": _up,
     "down": _down,
@@ -93,8 +96,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _WarningLine(logging.Handler):
+    """paretotune's own logged warnings (a journal's torn tail or corrupt record, a lost
+    lease) as ``warning: …`` lines on the stderr of the moment."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"warning: {record.getMessage()}", file=sys.stderr)
+
+
+def _show_warnings() -> None:
+    logger = logging.getLogger("paretotune")
+    if not any(isinstance(handler, _WarningLine) for handler in logger.handlers):
+        logger.addHandler(_WarningLine(logging.WARNING))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     mark("main")
+    _show_warnings()
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.command].run(args)
@@ -113,7 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt as stop:
         print("interrupted: run the same command again to resume the study", file=sys.stderr)
-        return EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED
+        terminated = isinstance(stop, Terminated) or Terminated.received
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     except Exception as err:
         if not _storage_unreachable(err):
             raise

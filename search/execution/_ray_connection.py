@@ -17,6 +17,10 @@ from typing import Any
 from paretotune.errors import Terminated
 from paretotune.execution._loopback import LOOPBACK, LoopbackNotKept, keep_loopback
 
+# No screen of C++ stack addresses on the user's terminal when the driver is stopped with
+# SIGTERM (Ray's failure-signal handler, read when ray is imported: so before that, here,
+# where paretotune first imports it); Python's own tracebacks stay.
+os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
 _background_start: Future[None] | None = None  # a `start_ray_in_background` not yet joined
 _started_here = False  # the connected Ray is a local one this process started
 
@@ -31,11 +35,7 @@ def start_ray_in_background(address: str | None = None, *, min_cpus: float = 1.0
 
     if _background_start is not None or ray.is_initialized():
         return False
-    if threading.current_thread() is threading.main_thread():
-        # ray.init on the main thread makes SIGTERM exit through ``finally`` blocks (so the
-        # study closes in order); on a helper thread it cannot, so do it here.
-        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    _stop_in_order_on_sigterm()  # (a helper thread cannot set a handler)
     logging.getLogger("ray._private.worker").addFilter(_NoSigtermWarning())
     started: Future[None] = Future()
 
@@ -75,7 +75,18 @@ def started_here() -> bool:
     return _started_here
 
 
+def _stop_in_order_on_sigterm() -> None:
+    """SIGTERM raises `Terminated` in the main thread, so the study closes in order
+    (running trials interrupted, records closed) and the command exits 143. It replaces
+    Ray's own handler (``sys.exit(15)``, which skips the interrupted study's closing)."""
+    if threading.current_thread() is threading.main_thread():
+        handler = signal.getsignal(signal.SIGTERM)
+        if handler is signal.SIG_DFL or getattr(handler, "__module__", "").startswith("ray"):
+            signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+
 def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    Terminated.received = True  # (Ray's blocking calls turn it into a KeyboardInterrupt)
     raise Terminated()
 
 
@@ -179,7 +190,8 @@ def _connect(
     try:
         if address:
             with keep_loopback(address):
-                ray.init(address=address, log_to_driver=log_to_driver)
+                # configure_logging=False: no "Connecting to existing Ray cluster" lines
+                ray.init(address=address, log_to_driver=log_to_driver, configure_logging=False)
             return
         _started_here = True
         cpus = num_cpus or _local_cpus(min_cpus)
@@ -196,3 +208,5 @@ def _connect(
     except LoopbackNotKept:  # what started may be listening on every interface: stop it
         ray.shutdown()
         raise
+    finally:
+        _stop_in_order_on_sigterm()  # (ray.init on the main thread sets its own)

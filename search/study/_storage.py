@@ -8,10 +8,11 @@ from pathlib import Path
 
 import optuna
 from optuna.storages import BaseStorage, RDBStorage
-from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.storages.journal import JournalStorage
 from paretotune.errors import SpecError, StudyNotFoundError
 from paretotune.study._indexed_journal import IndexedJournalStorage
 from paretotune.study._journal import repair_torn_tail
+from paretotune.study._journal_records import CheckedJournalFileBackend
 
 DEFAULT_STORAGE = "paretotune.journal"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -35,8 +36,9 @@ def open_storage(url: str | None = None, *, create: bool = True) -> BaseStorage:
     default, safe across driver restarts), ``sqlite:///…``, ``postgresql://…``,
     ``mysql://…`` (SQLAlchemy URLs), or ``redis://…`` (a journal in Redis).
 
-    With ``create=False`` (every reader) nothing is created: no journal or SQLite file,
-    no Optuna tables in a database.
+    With ``create=False`` (every reader) nothing is created or repaired: no journal or
+    SQLite file, no Optuna tables in a database; a journal is read up to a corrupt record
+    with a warning, where a driver (``create=True``) is refused with `CorruptJournalError`.
 
     Raises:
         StudyNotFoundError: ``create=False`` and the storage holds no Optuna store yet
@@ -55,9 +57,10 @@ def open_storage(url: str | None = None, *, create: bool = True) -> BaseStorage:
         return JournalStorage(JournalRedisBackend(url))
     path = journal_path(url)
     assert path is not None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    repair_torn_tail(path)
-    return IndexedJournalStorage(JournalFileBackend(str(path)))
+    if create:  # a reader writes nothing: a torn tail does not stop a read (read-only media)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        repair_torn_tail(path)
+    return IndexedJournalStorage(CheckedJournalFileBackend(str(path), strict=create))
 
 
 def with_installed_driver(url: str) -> str:

@@ -21,7 +21,9 @@ import torch
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 from paretotune import Client, ModelFileError, NoModelError, open_storage
+from paretotune.execution import TrialTask
 from paretotune.study._attrs import finished_trials, interrupted_numbers
+from paretotune.testing import Outcome, simulate_study
 from paretotune.tracking.mlflow.schema import MODEL_URI_TAG, STATE_TAG, TRIAL_TAG
 from sklearn.datasets import load_digits
 
@@ -151,6 +153,45 @@ def test_a_torn_journal_tail_is_cut_and_the_study_goes_on(tmp_path: Path):
     assert len(_trials(journal, TrialState.COMPLETE)) == 4
 
 
+def test_a_torn_journal_on_read_only_media_is_read_not_repaired(tmp_path: Path, paretotune):
+    """Readers never write: a journal with a torn last record on a read-only disk (a
+    backup, a mounted snapshot) is read as it is by every read command."""
+    with _tmpfs(tmp_path / "ro", "4m") as disk:
+        journal = disk / "study.journal"
+        simulate_study(NOOP_SPEC, _noop_trial, storage=str(journal))
+        journal.write_bytes(journal.read_bytes() + b'{"op_code": 6, "worker_id": "x", "stu')
+        _remount(disk, "ro")
+        for command in (["studies"], ["status", "noop"], ["pareto", "noop"], ["show", "noop", "0"]):
+            done = paretotune(*command, "--storage", str(journal), cwd=tmp_path)
+            assert done.returncode == 0, (command, done.stderr[-2000:])
+            assert "Traceback" not in done.stderr and "error:" not in done.stderr, command
+        assert Client(storage=str(journal)).studies()[0].name == "noop"
+
+
+def test_a_full_disk_while_mlflow_creates_its_store_leaves_no_broken_store(
+    tmp_path: Path, paretotune
+):
+    """MLflow's database is created on a disk too small to hold its tables: the study
+    runs, its trials are held, no half-made ``mlflow.db`` is left behind, and once there
+    is room `paretotune sync` creates the store and records every trial."""
+    (tmp_path / "spec.yaml").write_text(SPEC.format(trials=2, epochs=1))
+    gate = Gate(tmp_path / "gate")
+    gate.open()
+    with _tmpfs(tmp_path / "tracking", "256k") as disk:
+        tracking = f"sqlite:///{disk / 'mlflow.db'}"
+        ran = _gated(
+            tmp_path, gate, "run", "spec.yaml", "--no-progress", "--tracking-uri", tracking
+        )
+        assert ran.returncode == 0, ran.stderr[-3000:]
+        assert "`paretotune sync faults`" in ran.stderr, ran.stderr[-3000:]
+        assert not (disk / "mlflow.db").exists(), "a half-made store was left"
+        assert [p.name for p in disk.iterdir() if "creat" in p.name] == [], "a temporary was left"
+        _remount(disk, "size=64m")
+        synced = paretotune("sync", "faults", "--tracking-uri", tracking, cwd=tmp_path)
+        assert synced.returncode == 0, synced.stderr[-3000:]
+        assert len(_trial_runs(tracking)) == 2
+
+
 def test_a_second_driver_is_refused_and_a_killed_ones_lock_is_no_obstacle(
     tmp_path: Path, paretotune
 ):
@@ -275,6 +316,20 @@ class _Planted:
 
     def __reduce__(self):
         return (Path.touch, (self.marker,))
+
+
+NOOP_SPEC = {
+    "name": "noop",
+    "objectives": {"accuracy": "maximize", "train_time_s": "minimize"},
+    "space": {"architecture": "mlp", "mlp": {"width": [16, 32, 64]}},
+    "budget": {"trials": 3},
+    "sampler": {"name": "random"},
+}
+
+
+def _noop_trial(task: TrialTask) -> Outcome:
+    width = task.params["mlp.width"]
+    return Outcome(metrics={"accuracy": width / 64, "train_time_s": width / 8})
 
 
 def _trial_runs(tracking: str) -> list:

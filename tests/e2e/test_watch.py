@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -219,6 +220,39 @@ def test_stop_closes_a_running_study_in_order_and_a_rerun_resumes(tmp_path: Path
     assert len(finished_trials(study)) == 4, "the budget, met"
     assert set(complete) <= set(_trials(journal, TrialState.COMPLETE)), "kept work was lost"
     assert _trials(journal, TrialState.RUNNING) == []
+
+
+@pytest.mark.usefixtures("joins_session_ray")
+def test_sigterm_closes_the_study_in_order_and_exits_143(tmp_path: Path):
+    """SIGTERM (a pod evicted, a job stopped) mid-trial: the study closes as on Ctrl-C,
+    the command exits 143 (128 + SIGTERM) as documented, and the terminal shows only
+    paretotune's own line: no screen of C++ stack addresses from Ray's signal handler."""
+    (tmp_path / "spec.yaml").write_text(SPEC.format(trials=3, epochs=1))
+    journal = tmp_path / "paretotune.journal"
+    gate = Gate(tmp_path / "gate", free=1)
+    driver = subprocess.Popen(
+        gate.command("run", "spec.yaml", "--no-progress"),
+        cwd=tmp_path,
+        env=cli_env("RAY_API_SERVER_ADDRESS"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while not (_started(journal, TrialState.COMPLETE) and gate.calls() == 3):
+            assert time.monotonic() < deadline and driver.poll() is None, "it never ran"
+            time.sleep(0.2)
+        driver.send_signal(signal.SIGTERM)
+        _, driver_err = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+    assert driver.returncode == 143, driver_err[-3000:]
+    assert "SIGTERM received" not in driver_err and "logging.cc" not in driver_err, driver_err
+    assert "interrupted: run the same command again to resume" in driver_err
+    assert _trials(journal, TrialState.RUNNING) == [], "a trial was left RUNNING"
 
 
 @pytest.mark.cluster

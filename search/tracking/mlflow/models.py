@@ -14,6 +14,7 @@ tracking URI.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tempfile
 from collections.abc import Iterator
@@ -78,15 +79,16 @@ def log_trial_model(client: MlflowClient, run_id: str) -> str:
         data.mkdir()
         model_file.replace(data / DATA_FILE)
         saved = Path(folder) / "mlflow_model"
-        mlflow.pyfunc.save_model(
-            str(saved),
-            loader_module=LOADER_MODULE,
-            data_path=str(data / DATA_FILE),
-            mlflow_model=Model(run_id=run_id, model_id=logged.model_id),
-            signature=signature,
-            input_example=example,
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-        )
+        with quiet_model_io():  # (it validates the example through the loader: INFO lines)
+            mlflow.pyfunc.save_model(
+                str(saved),
+                loader_module=LOADER_MODULE,
+                data_path=str(data / DATA_FILE),
+                mlflow_model=Model(run_id=run_id, model_id=logged.model_id),
+                signature=signature,
+                input_example=example,
+                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+            )
         client.log_model_artifacts(logged.model_id, str(saved))
     client.finalize_logged_model(logged.model_id, "READY")
     client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
@@ -190,7 +192,15 @@ def register_model(
 
 @contextlib.contextmanager
 def quiet_model_io() -> Iterator[None]:
-    """No download progress bars on the user's terminal (MLflow draws one per file, tqdm
-    lines when piped)."""
+    """No download progress bars (MLflow draws one per file, tqdm lines when piped) or
+    MLflow's INFO lines about validating a model's input example on the user's terminal."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    yield
+    loggers = [logging.getLogger(name) for name in ("mlflow.pyfunc", "mlflow.models")]
+    previous = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, previous, strict=True):
+            logger.setLevel(level)

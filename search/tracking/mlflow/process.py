@@ -122,7 +122,8 @@ def serve(
     try:
         recorder = MlflowRecorder(tracking_uri, unlogged_dir)
     except Exception as err:  # no store: say so, and end (the driver goes on without)
-        _send(news, TrackingFailed(f"MLflow at {tracking_uri}: {type(err).__name__}: {err}"))
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        _send(news, TrackingFailed(f"MLflow at {tracking_uri}: {type(err).__name__}: {first}"))
         news.close()
         return
     backlog = Backlog()

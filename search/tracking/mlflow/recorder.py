@@ -63,6 +63,7 @@ class MlflowRecorder:
         logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
         self.tracking_uri = tracking_uri
         with sqlite.schema_lock(tracking_uri):  # one process at a time creates the tables
+            sqlite.create_whole(tracking_uri)
             sqlite.prefer_wal(tracking_uri)
             self._client = MlflowClient(tracking_uri=tracking_uri)
         self.study = StudyRecord()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,36 @@ def schema_lock(tracking_uri: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def create_whole(tracking_uri: str) -> None:
+    """Create a local SQLite store that does not exist yet in a temporary file beside it,
+    and move that into place only once MLflow has made all its tables: a disk that fills
+    up while MLflow runs its dozens of migrations leaves no half-made database (which
+    every later open, `paretotune sync` included, would fail on), only nothing. Call it
+    holding `schema_lock`.
+
+    Raises:
+        OSError, sqlalchemy.exc.OperationalError: the store could not be made (say, a
+            full disk); the temporary file is gone.
+    """
+    path = sqlite_path(tracking_uri)
+    if path is None or path.exists():
+        return
+    from mlflow.store.tracking import DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.creating-{os.getpid()}")
+    try:
+        # the rollback journal, not WAL, while it is made: no -wal file named after the
+        # temporary may hold pages when it is renamed
+        store = SqlAlchemyStore(f"sqlite:///{temporary}", DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH)
+        store.engine.dispose()
+        os.replace(temporary, path)
+    finally:
+        for leftover in (temporary, temporary.with_name(f"{temporary.name}-journal")):
+            leftover.unlink(missing_ok=True)
 
 
 def prefer_wal(tracking_uri: str) -> None:
