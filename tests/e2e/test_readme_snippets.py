@@ -74,4 +74,6 @@ def test_the_docs_pages_hold_python_snippets():
 
 @pytest.mark.parametrize("page", PAGES_WITH_PYTHON, ids=lambda page: page.name)
 def test_each_docs_page_python_snippets_run_as_one_script(page: Path, example_study: Path):
-    _run("\n\n".join(_python_blocks(page)), example_study, cli_env(), f"{page.stem}.py")
+    # not named after the page: a script `mlflow.py` would shadow the package it imports
+    script = f"docs_page_{page.stem.replace('-', '_')}.py"
+    _run("\n\n".join(_python_blocks(page)), example_study, cli_env(), script)
