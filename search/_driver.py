@@ -589,6 +589,15 @@ class Driver:
         self.in_flight.clear()
         return closed
 
+    def leave_in_flight(self) -> None:
+        """On a lost lease: the running trials are the new driver's to close and run again
+        (it found them RUNNING); only their MLflow runs, this driver's, are ended, and
+        nothing is written to the study."""
+        self._absorb(self.tracker.poll())
+        self.tracker.mark_interrupted(list(self.in_flight))
+        self.in_flight.clear()
+        self.finished_untold.clear()
+
     # -- the front ---------------------------------------------------------------------
     def _study_metrics(self) -> dict[str, float]:
         metrics = self._compute.as_metrics()

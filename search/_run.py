@@ -13,7 +13,7 @@ from paretotune._clock import Clock, SystemClock
 from paretotune._driver import Driver
 from paretotune._progress import print_front
 from paretotune._timeline import mark
-from paretotune.errors import SpecError, StudyNotFoundError
+from paretotune.errors import LeaseLostError, SpecError, StudyNotFoundError
 from paretotune.execution import Executor, InProcessExecutor, UserObjective
 from paretotune.results.records import Compute, FrontSummary, TrialRecord
 from paretotune.spaces import Overrides, StudySpec, load_spec, parse_expression
@@ -122,8 +122,8 @@ def run_study(
         latency_on = spec.measure.latency_on.resources if spec.measure.latency_on else None
         if executor is None:  # before the study exists: a study that could never run
             _require_placeable(spec, latency_on)
-        lock.enter_context(driver_lock(storage_url, spec.name))  # before touching trials
-        study = open_study(spec, objectives, storage_url)
+        fence = lock.enter_context(driver_lock(storage_url, spec.name))  # before any trial
+        study = open_study(spec, objectives, storage_url, fence)
         mark("study_open")
     except BaseException:
         lock.close()
@@ -154,6 +154,7 @@ def run_study(
         )
         status, reason = "FAILED", "failed"
         stopped: KeyboardInterrupt | None = None
+        lost: LeaseLostError | None = None  # the study is another driver's now
         closed = 0  # running trials closed as interrupted
         try:
             if executor is None:  # actors start in the background while MLflow opens
@@ -182,9 +183,14 @@ def run_study(
             mark("remeasured")
         except KeyboardInterrupt as stop:
             status, reason, stopped = "KILLED", "interrupted", stop
+        except LeaseLostError as err:  # nothing more is written to the study: it is not ours
+            status, reason, lost = "RUNNING", "lease lost", err  # (its record: the other's)
         finally:
             try:
-                closed = driver.abandon_in_flight()
+                if lost is None:
+                    closed = driver.abandon_in_flight()
+                else:
+                    driver.leave_in_flight()
                 if own_executor and executor is not None:
                     executor.shutdown()
                     mark("workers_stopped")
@@ -192,13 +198,17 @@ def run_study(
                     if not own_executor and executor is not None:
                         executor.use_epoch_gate(None)  # the caller's executor, as it was given
                     driver.stopping.close()
-                driver.repair_records()
-                driver.writer.stopped(reason, driver.goal_met_by)
-                front = driver.publish_final_front()
+                if lost is None:
+                    driver.repair_records()
+                    driver.writer.stopped(reason, driver.goal_met_by)
+                    front = driver.publish_final_front()
             finally:
                 driver.close_tracker(status)
                 mark("tracker_closed")
-                write_snapshot(storage_url, study)  # readers skip the journal's replay
+                if lost is None:
+                    write_snapshot(storage_url, study)  # readers skip the journal's replay
+        if lost is not None:
+            raise lost
         try:
             result = _result(driver, storage_url, front, reason)
             if progress and stopped is not None:

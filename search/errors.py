@@ -93,6 +93,11 @@ class JobNotFoundError(ParetotuneError, LookupError):
     """No Ray job of that id (nor any job of a study of that name) at the address."""
 
 
+class LeaseLostError(ParetotuneError, RuntimeError):
+    """The driver's lease on its study (a Redis storage's) ran out, and another driver may
+    have taken the study: this one stopped before writing anything more to it."""
+
+
 class StopTimeoutError(ParetotuneError, RuntimeError):
     """The driver did not let go of its study in time (exit 1: it may still be closing)."""
 

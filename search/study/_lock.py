@@ -55,8 +55,10 @@ class Holder:
         return {"pid": self.pid, "host": self.host, "since": self.since, "holder": self.text}
 
 
-def driver_lock(storage_url: str, study_name: str) -> contextlib.AbstractContextManager[None]:
-    """The study's driver lock, to hold for the whole run (``with driver_lock(…):``).
+def driver_lock(storage_url: str, study_name: str) -> contextlib.AbstractContextManager[Any]:
+    """The study's driver lock, to hold for the whole run (``with driver_lock(…) as
+    fence:``). It yields the `Fence` the driver's writes must pass (a Redis lease's,
+    handed to `open_storage`), or None where the lock needs none.
 
     Raises (on entering):
         StudyBusyError: another live driver holds it; the message names the holder.
@@ -73,7 +75,7 @@ def driver_lock(storage_url: str, study_name: str) -> contextlib.AbstractContext
         from paretotune.study._lock_servers import server_lock
 
         return server_lock(url, study_name)
-    return contextlib.nullcontext()  # an in-memory SQLite database: one process only
+    return contextlib.nullcontext(None)  # an in-memory SQLite database: one process only
 
 
 def lock_holder(storage_url: str | None, study_name: str) -> Holder | None:
@@ -160,7 +162,7 @@ def _file_lock(beside: Path, study_name: str, where: str) -> Iterator[None]:
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(holder).encode(), 0)
         try:
-            yield
+            yield None  # (the kernel's lock lasts as long as the driver: no fence needed)
         finally:
             os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)

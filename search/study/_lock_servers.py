@@ -15,6 +15,8 @@ a dead driver cannot keep:
 - Redis: a lease, ``SET key holder NX PX ttl`` (redis-py's `Lock`) whose value is the
   holder, renewed every third of `LEASE_TTL_S` by a daemon thread only while the value is
   still ours, deleted at the end. A killed driver's lease runs out within `LEASE_TTL_S`.
+  A driver that only paused (a stopped process, a long GC) may find its lease taken when
+  it wakes: every write it makes to the storage is fenced (`Fence`), so it stops instead.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -40,8 +43,10 @@ LEASE_TTL_S = 15.0  # a Redis lease's life without renewal; renewed every third 
 MYSQL_WAIT_TIMEOUT_S = 31_536_000  # the most MySQL allows: a year
 
 
-def server_lock(url: str, study_name: str) -> contextlib.AbstractContextManager[None]:
-    """The driver lock for a ``postgresql…``, ``mysql…`` or ``redis://`` storage URL."""
+def server_lock(url: str, study_name: str) -> contextlib.AbstractContextManager[Fence | None]:
+    """The driver lock for a ``postgresql…``, ``mysql…`` or ``redis://`` storage URL; it
+    yields the `Fence` a Redis lease gives its writes (None for the others: their lock
+    lives as long as the driver's connection does)."""
     if url.startswith("redis://"):
         return _redis_lease(url, study_name)
     return _sql_lock(url, study_name)
@@ -58,7 +63,7 @@ def _digest(study_name: str) -> bytes:
 
 
 @contextlib.contextmanager
-def _sql_lock(url: str, study_name: str) -> Iterator[None]:
+def _sql_lock(url: str, study_name: str) -> Iterator[Fence | None]:
     postgres = url.startswith("postgresql")
     me = f"paretotune {os.getpid()} {int(time.time())} {socket.gethostname()}"
     engine = sa.create_engine(
@@ -80,7 +85,7 @@ def _sql_lock(url: str, study_name: str) -> Iterator[None]:
                 holder = _mysql_holder(conn, name) if not taken else None
             if not taken:
                 raise busy(study_name, _shown(url), holder)
-            yield
+            yield None
     finally:
         engine.dispose()
 
@@ -116,8 +121,17 @@ def _mysql_holder(conn: sa.Connection, name: str) -> Holder | None:
     return Holder(f"connection {row.ID} from {row.HOST}, since {since}")  # no pid to signal
 
 
+@dataclass(frozen=True)
+class Fence:
+    """What a write to a Redis storage checks first, atomically with the write: the lease
+    ``key`` still holds this driver's ``token`` (see `FencedRedisBackend`)."""
+
+    key: str
+    token: str
+
+
 @contextlib.contextmanager
-def _redis_lease(url: str, study_name: str) -> Iterator[None]:
+def _redis_lease(url: str, study_name: str) -> Iterator[Fence]:
     _require("redis", "redis", url)
     import redis
 
@@ -136,7 +150,7 @@ def _redis_lease(url: str, study_name: str) -> Iterator[None]:
         )
         heartbeat.start()
         try:
-            yield
+            yield Fence(key, json.dumps(holder))
         finally:
             stop.set()
             heartbeat.join()

@@ -29,7 +29,9 @@ from paretotune.study._storage import open_storage
 RESUME_FIXED = ("dataset", "space", "validation", "budget.epochs", "constraints", "seed")
 
 
-def open_study(spec: StudySpec, objectives: dict[str, str], storage_url: str) -> optuna.Study:
+def open_study(
+    spec: StudySpec, objectives: dict[str, str], storage_url: str, fence: Any = None
+) -> optuna.Study:
     """Create the study, or load it to resume; refuse a resume with other objectives or
     another of the settings `RESUME_FIXED` names.
 
@@ -39,7 +41,7 @@ def open_study(spec: StudySpec, objectives: dict[str, str], storage_url: str) ->
     Raises:
         SpecError: a study of that name exists with other objectives or settings.
     """
-    storage = open_storage(storage_url)
+    storage = open_storage(storage_url, fence=fence)  # (a Redis lease's fence, see driver_lock)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if spec.name in optuna.get_all_study_names(storage):
         study = optuna.load_study(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import optuna
 from optuna.storages import BaseStorage, RDBStorage
@@ -13,6 +15,9 @@ from paretotune.errors import SpecError, StudyNotFoundError
 from paretotune.study._indexed_journal import IndexedJournalStorage
 from paretotune.study._journal import repair_torn_tail
 from paretotune.study._journal_records import CheckedJournalFileBackend
+
+if TYPE_CHECKING:
+    from paretotune.study._lock_servers import Fence
 
 DEFAULT_STORAGE = "paretotune.journal"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -29,7 +34,9 @@ def resolve_tracking_uri(uri: str | None) -> str:
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
-def open_storage(url: str | None = None, *, create: bool = True) -> BaseStorage:
+def open_storage(
+    url: str | None = None, *, create: bool = True, fence: Fence | None = None
+) -> BaseStorage:
     """Open an Optuna storage.
 
     ``url`` forms: a file path or ``journal:///abs/path`` (an Optuna JournalFile, the
@@ -39,6 +46,9 @@ def open_storage(url: str | None = None, *, create: bool = True) -> BaseStorage:
     With ``create=False`` (every reader) nothing is created or repaired: no journal or
     SQLite file, no Optuna tables in a database; a journal is read up to a corrupt record
     with a warning, where a driver (``create=True``) is refused with `CorruptJournalError`.
+
+    ``fence``: the driver's Redis lease (`driver_lock` yields it); every write to a Redis
+    storage then first checks that the lease is still this driver's (`LeaseLostError`).
 
     Raises:
         StudyNotFoundError: ``create=False`` and the storage holds no Optuna store yet
@@ -54,7 +64,13 @@ def open_storage(url: str | None = None, *, create: bool = True) -> BaseStorage:
         from optuna.storages.journal import JournalRedisBackend
 
         _require("redis", "redis", url)
-        return JournalStorage(JournalRedisBackend(url))
+        with warnings.catch_warnings():  # "JournalRedisBackend is experimental": not news
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            if fence is not None:
+                from paretotune.study._fenced_redis import FencedRedisBackend
+
+                return JournalStorage(FencedRedisBackend(url, fence))
+            return JournalStorage(JournalRedisBackend(url))
     path = journal_path(url)
     assert path is not None
     if create:  # a reader writes nothing: a torn tail does not stop a read (read-only media)

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -290,3 +291,106 @@ def test_a_missing_redis_client_is_the_storages_one_line(monkeypatch: pytest.Mon
         "storage: redis:// needs the redis driver, which is not installed: "
         "pip install 'paretotune[redis]'"
     ]
+
+
+PAUSED_DRIVER = """\
+import sys, time
+from paretotune import run_study
+from paretotune.errors import ParetotuneError
+from paretotune.execution import InProcessExecutor
+from paretotune.study import _lock_servers
+
+_lock_servers.LEASE_TTL_S = 1.5
+storage, name, tracking = sys.argv[1:4]
+
+
+def objective(params):
+    time.sleep(0.25)
+    return {"accuracy": params["mlp.width"] / 64, "train_time_s": params["mlp.width"] / 8}
+
+
+spec = {**SPEC, "name": name, "budget": {"trials": 24}}
+try:
+    run_study(spec, objective, storage=storage, tracking_uri=tracking,
+              executor=InProcessExecutor(None, objective), progress=False)
+except ParetotuneError as err:
+    print(f"error: {err}", file=sys.stderr)
+    sys.exit(2)
+"""
+
+
+def _sleepy(params: dict) -> dict:
+    time.sleep(0.25)
+    return {"accuracy": params["mlp.width"] / 64, "train_time_s": params["mlp.width"] / 8}
+
+
+def test_a_driver_paused_past_its_redis_lease_stops_without_writing(
+    redis_url: str, study: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Issue 26 item 8. The first driver is stopped (SIGSTOP) past its lease; a second
+    takes the study and runs it on; the first, let go again, writes not one record more
+    (its appends are fenced by the lease, atomically in Redis): it stops with one line,
+    no traceback, and leaves no MLflow run RUNNING; the second finishes the budget."""
+    import optuna
+    import redis
+    from mlflow import MlflowClient
+    from paretotune import run_study
+    from paretotune.execution import InProcessExecutor
+
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    script = PAUSED_DRIVER.replace("**SPEC", f"**{SPEC!r}")
+    first = subprocess.Popen(
+        [sys.executable, "-c", script, redis_url, study, tracking],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lease_key = f"paretotune:driver-lock:{study}"
+    server = redis.Redis.from_url(redis_url)
+
+    def complete() -> int:
+        loaded = optuna.load_study(study_name=study, storage=open_storage(redis_url, create=False))
+        return len(loaded.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE]))
+
+    try:
+        _wait_for(lambda: complete() >= 3, 60, "the first driver's trials")
+        first.send_signal(signal.SIGSTOP)
+        _wait_for(lambda: server.get(lease_key) is None, 30, "the paused driver's lease to run out")
+        monkeypatch.setattr(_lock_servers, "LEASE_TTL_S", 1.5)
+        spec = {**SPEC, "name": study, "budget": {"trials": 24}}
+        second: dict = {}
+
+        def run_second() -> None:
+            second["result"] = run_study(
+                spec,
+                _sleepy,
+                storage=redis_url,
+                tracking_uri=tracking,
+                executor=InProcessExecutor(None, _sleepy),
+                progress=False,
+            )
+
+        thread = threading.Thread(target=run_second)
+        thread.start()
+        _wait_for(
+            lambda: str(os.getpid()).encode() in (server.get(lease_key) or b""), 30, "a new lease"
+        )
+        first.send_signal(signal.SIGCONT)
+        _, first_err = first.communicate(timeout=60)
+        thread.join(timeout=120)
+    finally:
+        if first.poll() is None:
+            first.send_signal(signal.SIGCONT)
+            first.kill()
+            first.wait()
+    assert first.returncode == 2, first_err[-3000:]
+    assert "Traceback" not in first_err, first_err[-3000:]
+    errors = [line for line in first_err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"the driver lease {lease_key} ran out" in errors[0], first_err
+    assert second["result"].n_complete == 24
+    loaded = optuna.load_study(study_name=study, storage=open_storage(redis_url, create=False))
+    assert loaded.get_trials(states=[optuna.trial.TrialState.RUNNING]) == []
+    mlflow = MlflowClient(tracking)
+    experiment = mlflow.get_experiment_by_name(study)
+    runs = mlflow.search_runs([experiment.experiment_id], max_results=1000)
+    assert [r.data.tags.get("paretotune.trial") for r in runs if r.info.status == "RUNNING"] == []

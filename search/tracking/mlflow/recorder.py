@@ -346,7 +346,8 @@ class MlflowRecorder:
         made = self.reconnect(now=True) or {}
         if len(self.unlogged) and self.study.parent_run_id and not self._guard.unavailable_because:
             made |= self.repair([], held_only=True)
-        if self.study.parent_run_id is not None:
+        if self.study.parent_run_id is not None and status != "RUNNING":  # (RUNNING: a
+            # driver that lost its lease leaves the study's record to the one that took it)
             self._guard.call(self._client.set_terminated, self.study.parent_run_id, status)
         self._guard.close(len(self.unlogged), str(self.unlogged.folder), self.study.name)
         sqlite.fold_wal(self.tracking_uri)
