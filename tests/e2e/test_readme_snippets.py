@@ -22,7 +22,7 @@ PREAMBLE = """
 from paretotune import run_study
 from paretotune.spaces import EXAMPLES_DIR
 
-run_study(EXAMPLES_DIR / "digits.yaml", trials=10, epochs=5, progress=False)
+run_study(EXAMPLES_DIR / "digits.yaml", trials=6, epochs=3, progress=False)
 """
 
 
