@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -154,17 +155,19 @@ def test_status_of_a_missing_storage_is_one_line_and_creates_nothing(tmp_path: P
     assert list(tmp_path.iterdir()) == [], "a read created something"
 
 
-@pytest.mark.usefixtures("joins_session_ray")
-def test_stop_closes_a_running_study_in_order_and_a_rerun_resumes(tmp_path: Path, paretotune):
-    """`stop` reaches the driver once a trial finished and the next ones are in flight
-    (they wait on a `Gate` instead of training for a while). The driver is a process of
-    its own (it gets the signal); `stop` and `status` run in process."""
-    (tmp_path / "spec.yaml").write_text(SPEC.format(trials=4, epochs=1))
-    journal = tmp_path / "paretotune.journal"
-    gate = Gate(tmp_path / "gate", free=1)
+def _interrupted_mid_study(
+    folder: Path, trials: int, interrupt: Callable[[int], Any]
+) -> tuple[Any, str, int, Gate]:
+    """`paretotune run` of ``trials`` in ``folder`` as a process of its own, interrupted by
+    ``interrupt(pid)`` once one trial finished and two are in flight (they wait on a
+    `Gate` instead of training for a while). Returns what ``interrupt`` returned, the
+    driver's stderr, its exit code and the gate."""
+    (folder / "spec.yaml").write_text(SPEC.format(trials=trials, epochs=1))
+    journal = folder / "paretotune.journal"
+    gate = Gate(folder / "gate", free=1)
     driver = subprocess.Popen(
         gate.command("run", "spec.yaml", "--no-progress"),
-        cwd=tmp_path,
+        cwd=folder,
         env=cli_env("RAY_API_SERVER_ADDRESS"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -172,19 +175,35 @@ def test_stop_closes_a_running_study_in_order_and_a_rerun_resumes(tmp_path: Path
     )
     try:
         deadline = time.monotonic() + 180
-        # one complete, two in flight: then 3 trials are left to run
         while not (_started(journal, TrialState.COMPLETE) and gate.calls() == 3):
             assert time.monotonic() < deadline and driver.poll() is None, "it never ran"
             time.sleep(0.2)
-        stopped = paretotune("stop", "faults", cwd=tmp_path)
+        answer = interrupt(driver.pid)
         _, driver_err = driver.communicate(timeout=120)
     finally:
         if driver.poll() is None:
             driver.kill()
             driver.wait()
+    return answer, driver_err, driver.returncode, gate
+
+
+@pytest.mark.usefixtures("joins_session_ray")
+def test_stop_closes_a_running_study_in_order_and_a_rerun_resumes(tmp_path: Path, paretotune):
+    """`stop` reaches the driver once a trial finished and the next ones are in flight
+    (they wait on a `Gate` instead of training for a while). The driver is a process of
+    its own (it gets the signal); `stop` and `status` run in process."""
+    journal = tmp_path / "paretotune.journal"
+    pids: list[int] = []
+
+    def stop(pid: int) -> Any:
+        pids.append(pid)
+        return paretotune("stop", "faults", cwd=tmp_path)
+
+    # one complete, two in flight: then 3 trials are left to run
+    stopped, driver_err, code, gate = _interrupted_mid_study(tmp_path, 4, stop)
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr[-3000:]
-    assert f"stopping faults: sent SIGINT to pid {driver.pid}" in stopped.stderr
-    assert driver.returncode == 130, driver_err[-3000:]
+    assert f"stopping faults: sent SIGINT to pid {pids[0]}" in stopped.stderr
+    assert code == 130, driver_err[-3000:]
     assert "interrupted: run the same command again to resume" in driver_err
 
     study = optuna.load_study(study_name="faults", storage=open_storage(str(journal)))
@@ -227,29 +246,11 @@ def test_sigterm_closes_the_study_in_order_and_exits_143(tmp_path: Path):
     """SIGTERM (a pod evicted, a job stopped) mid-trial: the study closes as on Ctrl-C,
     the command exits 143 (128 + SIGTERM) as documented, and the terminal shows only
     paretotune's own line: no screen of C++ stack addresses from Ray's signal handler."""
-    (tmp_path / "spec.yaml").write_text(SPEC.format(trials=3, epochs=1))
     journal = tmp_path / "paretotune.journal"
-    gate = Gate(tmp_path / "gate", free=1)
-    driver = subprocess.Popen(
-        gate.command("run", "spec.yaml", "--no-progress"),
-        cwd=tmp_path,
-        env=cli_env("RAY_API_SERVER_ADDRESS"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    _, driver_err, code, _ = _interrupted_mid_study(
+        tmp_path, 3, lambda pid: os.kill(pid, signal.SIGTERM)
     )
-    try:
-        deadline = time.monotonic() + 180
-        while not (_started(journal, TrialState.COMPLETE) and gate.calls() == 3):
-            assert time.monotonic() < deadline and driver.poll() is None, "it never ran"
-            time.sleep(0.2)
-        driver.send_signal(signal.SIGTERM)
-        _, driver_err = driver.communicate(timeout=120)
-    finally:
-        if driver.poll() is None:
-            driver.kill()
-            driver.wait()
-    assert driver.returncode == 143, driver_err[-3000:]
+    assert code == 143, driver_err[-3000:]
     assert "SIGTERM received" not in driver_err and "logging.cc" not in driver_err, driver_err
     assert "interrupted: run the same command again to resume" in driver_err
     assert _trials(journal, TrialState.RUNNING) == [], "a trial was left RUNNING"
