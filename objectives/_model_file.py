@@ -16,6 +16,7 @@ import dataclasses
 import io
 import json
 import pickle
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -51,8 +52,11 @@ def describe_model(
         raise ValueError("an int8 model is described with the float model it came from")
     recipe = {"params": dict(params), "info": dataclasses.asdict(info)}
     setattr(model, RECIPE_ATTRIBUTE, recipe)
-    if float_source is not None:
-        setattr(model, _FLOAT_STATE_ATTRIBUTE, float_source.state_dict())
+    if float_source is not None:  # a copy: what the file keeps cannot change later
+        state = float_source.state_dict()
+        copied = OrderedDict((k, v.detach().cpu().clone()) for k, v in state.items())
+        copied._metadata = getattr(state, "_metadata", None)  # type: ignore[attr-defined]
+        setattr(model, _FLOAT_STATE_ATTRIBUTE, copied)
     return model
 
 
@@ -85,6 +89,7 @@ def model_from_bytes(data: bytes, source: str) -> Predictor:
         raise ModelFileError(f"{source}: not a paretotune model file (no format {FORMAT} header)")
     try:
         recipe = json.loads(saved["recipe"])
+        _check_fits(recipe, saved["state"])  # before anything is allocated for it
         model = rebuild(recipe)
         model.load_state_dict(saved["state"], strict=True)
         if recipe["params"]["compression"] == "int8_dynamic":
@@ -124,6 +129,30 @@ def rebuild(recipe: Mapping[str, Any]) -> Predictor:
         model.net.to(dtype)
         model.compute_dtype = dtype
     return describe_model(model, params, info) if kind != "int8_dynamic" else model
+
+
+def _check_fits(recipe: Mapping[str, Any], state: Mapping[str, Any]) -> None:
+    """That the recipe's architecture has exactly the file's tensors, by name and shape:
+    built on the meta device (nothing allocated, so a tampered recipe claiming a huge
+    model costs nothing), after every architecture knob is bounded by the file's own
+    tensors (no layer wider than its weights, no more layers than tensors).
+
+    Raises:
+        ValueError: they differ, or a knob exceeds what the weights could hold.
+    """
+    tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    limit = max([len(state), *(max(t.shape, default=1) for t in tensors.values())])
+    family = recipe["params"]["architecture"]  # (the other families' knobs build nothing)
+    sizes = {f"params.{k}": v for k, v in recipe["params"].items() if k.startswith(f"{family}.")}
+    sizes |= {f"info.{k}": v for k, v in recipe["info"].items() if k in ("n_features", "n_classes")}
+    for name, value in sizes.items():
+        if isinstance(value, int) and not isinstance(value, bool) and value > limit:
+            raise ValueError(f"{name} {value} is larger than its weights could hold")
+    with torch.device("meta"):
+        skeleton = rebuild(recipe)
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    if expected != {k: tuple(v.shape) for k, v in tensors.items()}:
+        raise ValueError("its weights do not fit the architecture its recipe describes")
 
 
 def _info(recipe: Mapping[str, Any]) -> DatasetInfo:

@@ -143,6 +143,7 @@ class Driver:
     experiment_id: str | None = None
     tracking_errors: list[str] = field(default_factory=list)
     goal_met_by: int | None = None  # the trial that met the goal
+    lease_lost: bool = False  # (a Redis lease's) nothing more is written to the study
     timed_out: bool = False
     requeued: int = 0  # trials a dead driver or a stop left unfinished, run again first
     _finished_steps: int = 0  # the study's finished trials (retried ones too)
@@ -211,8 +212,11 @@ class Driver:
         self.tracker.repair([finished_trial(t) for t in self.view().finished])
 
     def _absorb(self, news: TrackerNews) -> None:
-        """Store what the tracker learned: the study's MLflow ids, the trials' run ids."""
+        """Store what the tracker learned: the study's MLflow ids, the trials' run ids
+        (only what it said, after a lost lease: the study is not this driver's to write)."""
         self.tracking_errors += news.errors
+        if self.lease_lost:
+            return
         if news.parent_run_id and news.parent_run_id != self.parent_run_id:
             self.parent_run_id = news.parent_run_id
             self.writer.tracked_at(news.parent_run_id, self.tracker.location)
@@ -592,7 +596,8 @@ class Driver:
     def leave_in_flight(self) -> None:
         """On a lost lease: the running trials are the new driver's to close and run again
         (it found them RUNNING); only their MLflow runs, this driver's, are ended, and
-        nothing is written to the study."""
+        nothing is written to the study from now on."""
+        self.lease_lost = True
         self._absorb(self.tracker.poll())
         self.tracker.mark_interrupted(list(self.in_flight))
         self.in_flight.clear()
@@ -639,6 +644,8 @@ class Driver:
         self._write_late_run_ids()
 
     def _write_late_run_ids(self) -> None:
+        if self.lease_lost:
+            return
         self.writer.late_run_ids(self._late_run_ids)
         self._late_run_ids = {}
 

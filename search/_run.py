@@ -18,7 +18,7 @@ from paretotune.execution import Executor, InProcessExecutor, UserObjective
 from paretotune.results.records import Compute, FrontSummary, TrialRecord
 from paretotune.spaces import Overrides, StudySpec, load_spec, parse_expression
 from paretotune.stopping import EarlyStopping
-from paretotune.study import resolve_storage_url, resolve_tracking_uri
+from paretotune.study import open_storage, resolve_storage_url, resolve_tracking_uri
 from paretotune.study._attrs import STOP_REASON_ATTR
 from paretotune.study._constraints import parse_constraints
 from paretotune.study._lock import driver_lock, refuse_if_held
@@ -184,31 +184,20 @@ def run_study(
         except KeyboardInterrupt as stop:
             status, reason, stopped = "KILLED", "interrupted", stop
         except LeaseLostError as err:  # nothing more is written to the study: it is not ours
-            status, reason, lost = "RUNNING", "lease lost", err  # (its record: the other's)
+            lost = err
         finally:
             try:
-                if lost is None:
-                    closed = driver.abandon_in_flight()
-                else:
-                    driver.leave_in_flight()
-                if own_executor and executor is not None:
-                    executor.shutdown()
-                    mark("workers_stopped")
-                if driver.stopping is not None:
-                    if not own_executor and executor is not None:
-                        executor.use_epoch_gate(None)  # the caller's executor, as it was given
-                    driver.stopping.close()
-                if lost is None:
-                    driver.repair_records()
-                    driver.writer.stopped(reason, driver.goal_met_by)
-                    front = driver.publish_final_front()
+                closed, front, lost = _wind_up(driver, executor, own_executor, reason, lost)
             finally:
+                if lost is not None:
+                    status = "RUNNING"  # the study's MLflow record: the other driver's now
                 driver.close_tracker(status)
                 mark("tracker_closed")
                 if lost is None:
                     write_snapshot(storage_url, study)  # readers skip the journal's replay
         if lost is not None:
             raise lost
+        assert front is not None  # (published unless the lease was lost)
         try:
             result = _result(driver, storage_url, front, reason)
             if progress and stopped is not None:
@@ -225,6 +214,44 @@ def run_study(
             if stopped is not None:
                 raise stopped  # (what was kept is said; the caller still sees the Ctrl-C)
         return result
+
+
+def _wind_up(
+    driver: Driver,
+    executor: Executor | None,
+    own_executor: bool,
+    reason: str,
+    lost: LeaseLostError | None,
+) -> tuple[int, FrontSummary | None, LeaseLostError | None]:
+    """The end of a run, whatever ended it: the running trials closed as interrupted (or,
+    the lease lost, left to the driver that took the study), the workers stopped, the
+    records repaired, the stop reason written and the final front published. A lease
+    lost meanwhile stops every write to the study from there on. Returns the trials
+    closed, the front (None: the lease was lost) and the lost lease's error."""
+    closed, front = 0, None
+    if lost is None:
+        try:
+            closed = driver.abandon_in_flight()
+        except LeaseLostError as err:
+            lost = err
+    if lost is not None:
+        driver.leave_in_flight()
+    if own_executor and executor is not None:
+        executor.shutdown()
+        mark("workers_stopped")
+    if driver.stopping is not None:
+        if not own_executor and executor is not None:
+            executor.use_epoch_gate(None)  # the caller's executor, as it was given
+        driver.stopping.close()
+    if lost is None:
+        try:
+            driver.repair_records()
+            driver.writer.stopped(reason, driver.goal_met_by)
+            front = driver.publish_final_front()
+        except LeaseLostError as err:
+            lost = err
+            driver.leave_in_flight()
+    return closed, front, lost
 
 
 @dataclass(frozen=True)
@@ -251,6 +278,7 @@ def sync_study(
         StudyNotFoundError: no such study in the storage.
         StudyBusyError: a live driver runs the study.
     """
+    import optuna
     from paretotune.results.client import Client
     from paretotune.study._attrs import SPEC_ATTR, study_objectives
     from paretotune.tracking.mlflow import MlflowTracker
@@ -262,8 +290,10 @@ def sync_study(
     client = Client(storage=storage_url, tracking_uri=tracking_uri)
     held = unlogged_dir(storage_url, name)
     with driver_lock(storage_url, name):
-        study = client.load_study(name)
-        uri = client.tracking_uri_of(study)
+        found = client.load_study(name)  # (a reader's: names a missing study well)
+        # a writer's storage: a corrupt journal refused, not read up to its bad line
+        study = optuna.load_study(study_name=name, storage=open_storage(storage_url))
+        uri = client.tracking_uri_of(found)
         spec = load_spec(dict(study.user_attrs[SPEC_ATTR]))
         tracker = MlflowTracker(uri, held)
         driver = Driver(

@@ -15,6 +15,7 @@ a side file, not guessed at. The original file is always kept as a copy.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -34,8 +35,26 @@ logger = logging.getLogger("paretotune")
 
 CREATE_STUDY, CREATE_TRIAL = 0, 4  # Optuna's JournalOperation codes
 REPAIR_WORKER = "paretotune-repair"
+# The keys Optuna's replay reads of each operation (JournalOperation 0-10): a record
+# that parses but lacks one is as corrupt as one that does not parse.
+REQUIRED_KEYS: dict[int, tuple[str, ...]] = {
+    0: ("study_name", "directions"),
+    1: ("study_id",),
+    2: ("study_id", "user_attr"),
+    3: ("study_id", "system_attr"),
+    4: ("study_id", "datetime_start"),
+    5: ("trial_id", "param_name", "param_value_internal", "distribution"),
+    6: ("trial_id", "state", "values"),
+    7: ("trial_id", "step", "intermediate_value"),
+    8: ("trial_id", "user_attr"),
+    9: ("trial_id", "system_attr"),
+    10: (),
+}
+_TAIL_BYTES = 1 << 20
 _OP_CODE = re.compile(rb'"op_code"\s*:\s*(\d+)')
 _STUDY_ID = re.compile(rb'"study_id"\s*:\s*(\d+)')
+_STUDY_NAME = re.compile(rb'"study_name"\s*:\s*"((?:[^"\\]|\\.)*)"')
+_DIRECTIONS = re.compile(rb'"directions"\s*:\s*\[\s*([12](?:\s*,\s*[12])*)\s*\]')
 
 
 class CheckedJournalFileBackend(JournalFileBackend):
@@ -50,11 +69,20 @@ class CheckedJournalFileBackend(JournalFileBackend):
     def __init__(self, file_path: str, *, strict: bool) -> None:
         super().__init__(file_path)
         self._strict = strict
-        self._warned = False
+        self._stopped_at: CorruptJournalError | None = None  # a reader's, said once
+        if strict:  # Optuna skips an unparsable *last* line; a driver would append after it
+            found = _corrupt_last_line(Path(file_path))
+            if found is not None:
+                raise corrupt_journal(Path(file_path), *found)
 
     def read_logs(self, log_number_from: int) -> Generator[dict[str, Any], None, None]:
+        if self._stopped_at is not None:
+            return  # a reader stays at the corrupt line (no rescan per read)
         try:
-            yield from super().read_logs(log_number_from)
+            for log in super().read_logs(log_number_from):
+                if _missing_keys(log) is not None:
+                    raise ValueError("a record without the keys of its operation")
+                yield log
         except ValueError:  # (json.JSONDecodeError is one) a line before the last is no record
             found = first_corrupt_line(Path(self._file_path))
             if found is None:  # appended to since: the line is whole now
@@ -62,9 +90,8 @@ class CheckedJournalFileBackend(JournalFileBackend):
             error = corrupt_journal(Path(self._file_path), *found)
             if self._strict:
                 raise error from None
-            if not self._warned:
-                self._warned = True
-                logger.warning("%s; reading the records before it", error)
+            self._stopped_at = error
+            logger.warning("%s; reading the records before it", error)
 
 
 def corrupt_journal(path: Path, line: int, why: str) -> CorruptJournalError:
@@ -75,8 +102,9 @@ def corrupt_journal(path: Path, line: int, why: str) -> CorruptJournalError:
 
 
 def first_corrupt_line(path: Path) -> tuple[int, str] | None:
-    """The first complete line (1-based) that is no JSON record, and why; None if all are.
-    A last line without its newline is a torn tail, not corruption (see `_journal`)."""
+    """The first complete line (1-based) that is no journal record, and why; None if all
+    are. Lines end at ``\\n`` only, as Optuna reads them. A last line without its newline
+    is a torn tail, not corruption (see `_journal`)."""
     with path.open("rb") as journal:
         for number, line in enumerate(journal, start=1):
             if not line.endswith(b"\n"):
@@ -87,14 +115,43 @@ def first_corrupt_line(path: Path) -> tuple[int, str] | None:
     return None
 
 
+def _corrupt_last_line(path: Path) -> tuple[int, str] | None:
+    """`first_corrupt_line` for the last complete line alone (Optuna names the others),
+    read from the file's end."""
+    try:
+        with path.open("rb") as journal:
+            size = journal.seek(0, os.SEEK_END)
+            journal.seek(max(0, size - _TAIL_BYTES))
+            tail = journal.read()
+    except FileNotFoundError:
+        return None
+    end = tail.rfind(b"\n")
+    start = tail.rfind(b"\n", 0, end) + 1
+    if end < 0 or (start == 0 and size > len(tail)):  # a last line longer than the tail
+        return first_corrupt_line(path)
+    why = _not_a_record(tail[start : end + 1])
+    if why is None:
+        return None
+    return first_corrupt_line(path) or (0, why)  # (the scan names its line)
+
+
 def _not_a_record(line: bytes) -> str | None:
     try:
         record = json.loads(line)
     except ValueError as err:  # (UnicodeDecodeError, JSONDecodeError)
         return f"{type(err).__name__} at column {getattr(err, 'colno', '?')}"
+    return _missing_keys(record)
+
+
+def _missing_keys(record: Any) -> str | None:
+    """Why a parsed record is none Optuna's replay can apply (None: it is one)."""
     if not isinstance(record, dict) or not isinstance(record.get("op_code"), int):
         return "no op_code"
-    return None
+    required = REQUIRED_KEYS.get(record["op_code"])
+    if required is None:
+        return f"unknown op_code {record['op_code']}"
+    missing = [key for key in ("worker_id", *required) if key not in record]
+    return f"no {', '.join(missing)}" if missing else None
 
 
 @dataclass
@@ -121,7 +178,7 @@ def repair_journal(path: Path) -> JournalRepair:
     lock = JournalFileSymlinkLock(str(path))
     lock.acquire()
     try:
-        lines = path.read_bytes().splitlines(keepends=True)
+        lines = list(io.BytesIO(path.read_bytes()))  # split at b"\n" only, as Optuna does
         kept: list[bytes] = []
         for number, line in enumerate(lines, start=1):
             if not line.endswith(b"\n") or _not_a_record(line) is None:
@@ -156,13 +213,15 @@ def _placeholder(line: bytes, number: int) -> bytes | None:
     """The record standing in for a corrupt creation record (None: not one, or its study
     cannot be read)."""
     op_code = _op_code(line)
-    if op_code == CREATE_STUDY:
+    if op_code == CREATE_STUDY:  # its name and directions where they are still legible
+        name, directions = _STUDY_NAME.search(line), _DIRECTIONS.search(line)
         record = {
             "op_code": CREATE_STUDY,
             "worker_id": REPAIR_WORKER,
-            "study_name": f"corrupt-journal-line-{number}",
-            "directions": [1],
+            "study_name": _legible_name(name.group(1)) if name else None,
+            "directions": [int(d) for d in directions.group(1).split(b",")] if directions else [1],
         }
+        record["study_name"] = record["study_name"] or f"corrupt-journal-line-{number}"
     elif op_code == CREATE_TRIAL:
         study = _STUDY_ID.search(line)
         if study is None:
@@ -178,6 +237,14 @@ def _placeholder(line: bytes, number: int) -> bytes | None:
     else:
         return None
     return json.dumps(record, separators=(",", ":")).encode() + b"\n"
+
+
+def _legible_name(raw: bytes) -> str | None:
+    try:
+        name = json.loads(b'"' + raw + b'"')
+    except ValueError:
+        return None
+    return name if isinstance(name, str) and name.isprintable() else None
 
 
 def _replace(path: Path, content: bytes) -> None:

@@ -93,6 +93,13 @@ def test_a_file_that_is_not_a_model_file_gets_one_line(tmp_path: Path, fast_mlp,
         "a wider model than its weights": _saved(
             {**saved, "recipe": saved["recipe"].replace('"mlp.width": 32', '"mlp.width": 33')}
         ),
+        # a few bytes claiming a 10^7-wide network: refused before anything is allocated
+        "a huge model claimed": _saved(
+            {**saved, "recipe": saved["recipe"].replace('"mlp.width": 32', '"mlp.width": 10000000')}
+        ),
+        "deeper than its weights": _saved(
+            {**saved, "recipe": saved["recipe"].replace('"mlp.depth": 2', '"mlp.depth": 4')}
+        ),
     }
     for case, data in cases.items():
         with pytest.raises(ModelFileError) as err:

@@ -12,6 +12,7 @@ import pytest
 from paretotune.errors import CorruptJournalError
 from paretotune.execution import TrialTask
 from paretotune.study import open_storage
+from paretotune.study._journal_records import first_corrupt_line
 from paretotune.study._lock import driver_lock
 from paretotune.testing import Outcome, simulate_study
 
@@ -132,3 +133,38 @@ def test_repair_is_refused_while_a_driver_runs_a_study_of_the_journal(tmp_path: 
     assert journal.read_bytes() == original
     not_a_journal = paretotune("repair", "--storage", "sqlite:///x.db", cwd=tmp_path)
     assert not_a_journal.returncode == 2 and "is not a journal file" in not_a_journal.stderr
+
+
+def test_what_else_a_flipped_bit_does_is_caught_too(tmp_path: Path, paretotune):
+    """A flip that makes a carriage return (lines end at ``\\n`` only, as Optuna reads
+    them), one that leaves valid JSON with a key misspelt, one in the last complete line
+    (Optuna skips that one silently, so a driver would append after it), and one in the
+    study's own creation (its name and directions are read back from the line)."""
+    journal, before = _study(tmp_path)
+    lines = journal.read_bytes().splitlines(keepends=True)
+    end = _nth_line(journal, SET_TRIAL_STATE_VALUES, 1)
+    lines[end - 1] = lines[end - 1].replace(b"-", b"\r", 1)  # in the worker id
+    renamed = _nth_line(journal, SET_TRIAL_STATE_VALUES, 3)
+    lines[renamed - 1] = lines[renamed - 1].replace(b'"trial_id"', b'"trial_ie"')
+    journal.write_bytes(b"".join(lines))
+    assert first_corrupt_line(journal)[0] == end  # (split at \\n only: one bad line)
+    status = paretotune("status", "flips", "--storage", str(journal), cwd=tmp_path)
+    assert status.returncode == 0 and f"line {end} is not a journal record" in status.stderr
+    repaired = paretotune("repair", "--storage", str(journal), cwd=tmp_path)
+    assert f"dropped 2 corrupt update(s) (line {end}, {renamed})" in repaired.stdout, repaired
+    after = _trials(journal)
+    assert set(after) == set(before) and sum(after[n] != before[n] for n in before) <= 2
+
+    journal.write_bytes(journal.read_bytes()[:-3] + b"#}\n")  # the last complete line
+    with pytest.raises(CorruptJournalError, match="is not a journal record"):
+        open_storage(str(journal))
+    synced = paretotune("sync", "flips", "--storage", str(journal), cwd=tmp_path)
+    assert synced.returncode == 2 and "is not a journal record" in synced.stderr, synced
+    assert "Traceback" not in synced.stderr
+
+    lines = journal.read_bytes().splitlines(keepends=True)
+    lines[0] = lines[0].replace(b'"worker_id"', b'"w\xffrker_id"')  # the study's creation
+    journal.write_bytes(b"".join(lines[:-1]))
+    paretotune("repair", "--storage", str(journal), cwd=tmp_path)
+    study = optuna.load_study(study_name="flips", storage=open_storage(str(journal)))
+    assert len(study.directions) == 2 and len(study.trials) == len(before)

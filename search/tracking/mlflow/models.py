@@ -87,7 +87,8 @@ def log_trial_model(client: MlflowClient, run_id: str) -> str:
                 mlflow_model=Model(run_id=run_id, model_id=logged.model_id),
                 signature=signature,
                 input_example=example,
-                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+                # its loader is paretotune's: serving it needs paretotune installed
+                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", _paretotune()],
             )
         client.log_model_artifacts(logged.model_id, str(saved))
     client.finalize_logged_model(logged.model_id, "READY")
@@ -95,6 +96,16 @@ def log_trial_model(client: MlflowClient, run_id: str) -> str:
     uri = f"models:/{logged.model_id}"
     client.set_tag(run_id, MODEL_URI_TAG, uri)
     return uri
+
+
+def _paretotune() -> str:
+    """paretotune's requirement line, pinned to the version installed here."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"paretotune=={version('paretotune')}"
+    except PackageNotFoundError:
+        return "paretotune"
 
 
 def load_model(tracking_uri: str, model_uri: str) -> torch.nn.Module:

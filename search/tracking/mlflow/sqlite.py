@@ -47,13 +47,18 @@ def create_whole(tracking_uri: str) -> None:
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in (f"{path}-wal", f"{path}-shm"):  # a vanished database's: not for this one
+        Path(stale).unlink(missing_ok=True)
     temporary = path.with_name(f".{path.name}.creating-{os.getpid()}")
     try:
         # the rollback journal, not WAL, while it is made: no -wal file named after the
         # temporary may hold pages when it is renamed
         store = SqlAlchemyStore(f"sqlite:///{temporary}", DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH)
         store.engine.dispose()
-        os.replace(temporary, path)
+        # a link, not a rename: a store another program (an MLflow UI) made meanwhile
+        # is kept, and this one dropped
+        with contextlib.suppress(FileExistsError):
+            os.link(temporary, path)
     finally:
         for leftover in (temporary, temporary.with_name(f"{temporary.name}-journal")):
             leftover.unlink(missing_ok=True)

@@ -210,7 +210,9 @@ class MlflowTracker(Tracker):
         news = self.poll()
         if code != 0:
             news.errors.append(f"the MLflow logging process exited with code {code}")
-            self._hold_unrecorded()
+        # what it never took, whatever ended it (killed, or gone early as when it could
+        # not open its store): held with the models, for `paretotune sync`
+        self._hold_unrecorded()
         if self._held:
             news.errors.append(
                 f"MLflow: {self._held} trials' records (with their models) are kept in "
