@@ -14,6 +14,12 @@ from paretotune.errors import ModelFileError
 from paretotune.objectives import COMPRESSIONS, load_model_file, model_from_bytes, model_to_bytes
 
 ROWS = torch.rand(4, 64) * 16  # digits pixels are 0..16
+QUICK = {"epochs": 1, "latency_repeats": 1, "keep_model": True}  # exactness needs no training
+SMALL = {
+    "mlp": {"mlp.width": 32},
+    "rnn": {"rnn.hidden_size": 16, "rnn.layers": 2, "rnn.bidirectional": True},
+    "transformer": {"transformer.d_model": 16, "transformer.heads": 2, "transformer.ff_width": 32},
+}
 
 
 def _same(model: torch.nn.Module, restored: torch.nn.Module) -> None:
@@ -24,7 +30,7 @@ def _same(model: torch.nn.Module, restored: torch.nn.Module) -> None:
 @pytest.mark.parametrize("compression", COMPRESSIONS)
 def test_every_compression_of_a_cnn_comes_back_exactly(compression, run):
     params = {"architecture": "cnn", "cnn.channels": 4, "cnn.head_width": 16}
-    outcome = run({**params, "compression": compression}, epochs=1, keep_model=True)
+    outcome = run({**params, "compression": compression}, **QUICK)
     _same(outcome.model, model_from_bytes(model_to_bytes(outcome.model), "m"))
 
 
@@ -34,7 +40,7 @@ def test_every_compression_of_a_cnn_comes_back_exactly(compression, run):
      ("transformer", "bf16"), ("mlp", "prune_structured")],
 )  # fmt: skip
 def test_sequence_families_and_pruned_shapes_come_back_exactly(family, compression, run):
-    outcome = run({"architecture": family, "compression": compression}, epochs=1, keep_model=True)
+    outcome = run({"architecture": family, **SMALL[family], "compression": compression}, **QUICK)
     data = model_to_bytes(outcome.model)
     restored = model_from_bytes(data, "m")
     _same(outcome.model, restored)
