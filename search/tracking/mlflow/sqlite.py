@@ -6,7 +6,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shutil
 import sqlite3
+import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,9 +34,11 @@ def schema_lock(tracking_uri: str) -> Iterator[None]:
 
 def create_whole(tracking_uri: str) -> None:
     """Create a local SQLite store that does not exist yet in a temporary file beside it,
-    and move that into place only once MLflow has made all its tables: a disk that fills
-    up while MLflow runs its dozens of migrations leaves no half-made database (which
-    every later open, `paretotune sync` included, would fail on), only nothing. Call it
+    and link that into place only once all MLflow's tables are there: a disk that fills
+    up while they are made leaves no half-made database (which every later open,
+    `paretotune sync` included, would fail on), only nothing. The tables come from a copy
+    of an empty store MLflow made once for this MLflow version (`_template`): its dozens
+    of migrations cost over a second of CPU per store, the copy milliseconds. Call it
     holding `schema_lock`.
 
     Raises:
@@ -43,18 +48,17 @@ def create_whole(tracking_uri: str) -> None:
     path = sqlite_path(tracking_uri)
     if path is None or path.exists():
         return
-    from mlflow.store.tracking import DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-
     path.parent.mkdir(parents=True, exist_ok=True)
     for stale in (f"{path}-wal", f"{path}-shm"):  # a vanished database's: not for this one
         Path(stale).unlink(missing_ok=True)
     temporary = path.with_name(f".{path.name}.creating-{os.getpid()}")
     try:
-        # the rollback journal, not WAL, while it is made: no -wal file named after the
-        # temporary may hold pages when it is renamed
-        store = SqlAlchemyStore(f"sqlite:///{temporary}", DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH)
-        store.engine.dispose()
+        template = _template()
+        if template is None:
+            _made_by_mlflow(temporary)
+        else:
+            shutil.copyfile(template, temporary)
+            _default_experiment_made_here(temporary)
         # a link, not a rename: a store another program (an MLflow UI) made meanwhile
         # is kept, and this one dropped
         with contextlib.suppress(FileExistsError):
@@ -62,6 +66,69 @@ def create_whole(tracking_uri: str) -> None:
     finally:
         for leftover in (temporary, temporary.with_name(f"{temporary.name}-journal")):
             leftover.unlink(missing_ok=True)
+
+
+def template_folder() -> Path:
+    """Where the empty-store templates are kept: ``$XDG_CACHE_HOME/paretotune`` (default
+    ``~/.cache/paretotune``)."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "paretotune"
+
+
+def _template() -> Path | None:
+    """An empty store MLflow made (its tables and its Default experiment), one per MLflow
+    version, made on first use; None where the cache cannot be used (the store is then
+    made directly). Only a plain file of this user's is used."""
+    import mlflow
+
+    template = template_folder() / f"mlflow-{mlflow.__version__}-empty.db"
+    try:
+        if _own_plain_file(template):
+            return template
+        template.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        making = template.with_name(f".{template.name}.{os.getpid()}")
+        try:
+            _made_by_mlflow(making)
+            os.replace(making, template)
+        finally:
+            making.unlink(missing_ok=True)
+        return template if _own_plain_file(template) else None
+    except Exception:  # (OSError, SQLAlchemy's): a cache that cannot serve costs nothing
+        return None
+
+
+def _own_plain_file(path: Path) -> bool:
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return False
+    return stat.S_ISREG(info.st_mode) and info.st_uid == os.getuid()
+
+
+def _made_by_mlflow(path: Path) -> None:
+    """MLflow's own empty store at ``path`` (the rollback journal, not WAL, so that no
+    ``-wal`` file named after ``path`` holds pages when it is copied or linked)."""
+    from mlflow.store.tracking import DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    store = SqlAlchemyStore(f"sqlite:///{path}", DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH)
+    store.engine.dispose()
+
+
+def _default_experiment_made_here(path: Path) -> None:
+    """The copied store's Default experiment as MLflow would have made it here and now:
+    its artifact location resolved from this process's folder, its times now."""
+    from mlflow.store.tracking import DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH
+    from mlflow.utils.uri import append_to_uri_path, resolve_uri_if_local
+
+    location = append_to_uri_path(resolve_uri_if_local(DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH), "0")
+    now = int(time.time() * 1000)
+    with contextlib.closing(sqlite3.connect(path)) as database, database:
+        database.execute(
+            "UPDATE experiments SET artifact_location = ?, creation_time = ?, "
+            "last_update_time = ? WHERE experiment_id = 0",
+            (str(location), now, now),
+        )
 
 
 def prefer_wal(tracking_uri: str) -> None:
