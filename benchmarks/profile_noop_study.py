@@ -1,6 +1,6 @@
 """A no-op study to profile the driver's hot path (py-spy), with MLflow or the journal only.
 
-Usage (the profiles quoted in README.md):
+Usage (the profiles quoted in benchmarks/README.md):
   .venv/bin/py-spy record --idle --threads -r 200 -f raw -o /tmp/mlflow.txt -- \\
       .venv/bin/python benchmarks/profile_noop_study.py --tracker mlflow --executor ray
   .venv/bin/python benchmarks/pyspy_summary.py /tmp/mlflow.txt --thread MainThread \\

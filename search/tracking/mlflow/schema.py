@@ -1,5 +1,5 @@
 """Every name paretotune writes into MLflow, in one place: run tags, artifact paths and
-run states. Readers (the `Client`, the MLflow UI filters in the README) use these."""
+run states. Readers (the `Client`, the MLflow UI filters in docs/mlflow.md) use these."""
 
 from __future__ import annotations
 
