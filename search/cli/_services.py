@@ -116,6 +116,17 @@ def read_services(folder: Path) -> Services | None:
     return services
 
 
+# Ray's settings for `up`'s node: a worker per CPU started with the raylet (and as each
+# run's driver registers), importing the built-in objective before it takes work, so a
+# run's actors land on warm processes: the first trial after `up` starts ~3 s sooner on
+# 2 cores (benchmarks/README.md, session 12). A cold `paretotune run` gains nothing from
+# it (its workers start beside the Ray start, on the same cores), so it is `up`'s only.
+WARM_WORKERS = {
+    "RAY_preload_python_modules": "paretotune.objectives._preload",
+    "RAY_enable_worker_prestart": "1",
+}
+
+
 def start_services(folder: Path, cpus: int | None = None) -> Services:
     """Start a Ray head and an MLflow server for ``folder``, wait until both answer, and
     record them. Returns the running ones instead when `up` already started them.
@@ -137,7 +148,7 @@ def start_services(folder: Path, cpus: int | None = None) -> Services:
     try:
         head = ["--head", "--port", str(ray_port), "--temp-dir", temp]
         head += ["--include-dashboard=false", "--num-cpus", str(cpus or os.cpu_count() or 1)]
-        groups.append(start_ray_node(head, agents, logs / "ray.log"))
+        groups.append(start_ray_node(head, agents, logs / "ray.log", warm=True))
         groups.append(_start_mlflow(bin_dir, folder, mlflow_port, logs / "mlflow.log"))
         tracking = f"http://127.0.0.1:{mlflow_port}"
         _wait_for(f"{tracking}/health", "the MLflow server", logs / "mlflow.log")
@@ -179,12 +190,13 @@ def stop_services(folder: Path) -> Services | None:
     return services
 
 
-def start_ray_node(args: list[str], agents: int, log: Path) -> int:
+def start_ray_node(args: list[str], agents: int, log: Path, *, warm: bool = False) -> int:
     """`ray start ARGS` on 127.0.0.1 in its own session, with the agents on ``agents`` and
     the next three ports (Ray's defaults clash with any other Ray here); returns the
     process group its daemons stay in (see `stop_group`). Every server of the node binds
     127.0.0.1 only (`paretotune.execution._loopback`); a node for other hosts is a plain
-    ``ray start`` (deploy/README.md).
+    ``ray start`` (deploy/README.md). ``warm``: its raylet keeps worker processes started
+    ahead, each with the built-in objective imported (`WARM_WORKERS`).
 
     Raises:
         ClusterError: ``ray start`` failed or did not finish in `START_TIMEOUT_S`.
@@ -198,6 +210,8 @@ def start_ray_node(args: list[str], agents: int, log: Path) -> int:
     command += ["--metrics-export-port", str(agents + 3)]
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env["PATH"] = f"{bin_dir}:{os.environ.get('PATH', '')}"
+    if warm:
+        env |= WARM_WORKERS
     with log.open("wb") as out:
         process = subprocess.Popen(
             command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -54,6 +55,7 @@ def test_up_serves_later_runs_and_down_stops_everything(tmp_path: Path, paretotu
         with urllib.request.urlopen(f"{state['tracking_uri']}/health", timeout=10) as answer:
             assert answer.status == 200
         _assert_loopback_only(state)
+        _assert_warm_workers(state["ray_group"])
         again = paretotune("up", cwd=tmp_path)  # a second `up` finds them running
         assert again.returncode == 0 and json.loads((tmp_path / STATE_FILE).read_text()) == state
 
@@ -80,6 +82,33 @@ def test_up_serves_later_runs_and_down_stops_everything(tmp_path: Path, paretotu
     assert not Path(state["ray_temp_dir"]).exists()
     nothing = paretotune("down", cwd=tmp_path)
     assert nothing.returncode == 0 and "nothing to stop" in nothing.stdout
+
+
+def _assert_warm_workers(group: int) -> None:
+    """`up`'s node keeps worker processes started ahead with torch and the built-in
+    objective imported (`WARM_WORKERS`): a run's actors land on them."""
+    deadline = time.monotonic() + 90
+    while True:
+        node = _in_groups({group})  # the raylet's workers each have a process group
+        if any(_is_warm_worker(pid, node) for pid in _pids()):
+            return
+        assert time.monotonic() < deadline, "no warm Ray worker 90 s after `up`"
+        time.sleep(0.5)
+
+
+def _pids() -> list[int]:
+    return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+
+
+def _is_warm_worker(pid: int, node: set[int]) -> bool:
+    """An idle Ray worker (``ray::IDLE``) of the node, with torch loaded."""
+    try:
+        parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        mapped = Path(f"/proc/{pid}/maps").read_bytes()
+    except (OSError, ValueError, IndexError):
+        return False
+    return parent in node and command.startswith(b"ray::") and b"libtorch" in mapped
 
 
 def _assert_loopback_only(state: dict) -> None:
