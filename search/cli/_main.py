@@ -113,6 +113,7 @@ def _show_warnings() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     mark("main")
     _show_warnings()
+    Terminated.received = False  # (a command run in process after one that was stopped)
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.command].run(args)
