@@ -36,7 +36,7 @@ def repair_torn_tail(path: Path) -> int:
             return 0
         size = path.stat().st_size
         with path.open("rb+") as journal:
-            end = _after_last_newline(journal, size)
+            end = after_last_newline(journal, size)
             journal.truncate(end)
             journal.flush()
             os.fsync(journal.fileno())
@@ -65,7 +65,7 @@ def _ends_complete(path: Path) -> bool:
         return True
 
 
-def _after_last_newline(journal: BinaryIO, size: int) -> int:
+def after_last_newline(journal: BinaryIO, size: int) -> int:
     """The offset just after the last newline before ``size`` (0 when there is none)."""
     end = size
     while end > 0:

@@ -30,6 +30,7 @@ from typing import Any
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 from optuna.trial import TrialState
 from paretotune.errors import CorruptJournalError
+from paretotune.study._journal import after_last_newline
 
 logger = logging.getLogger("paretotune")
 
@@ -50,7 +51,6 @@ REQUIRED_KEYS: dict[int, tuple[str, ...]] = {
     9: ("trial_id", "system_attr"),
     10: (),
 }
-_TAIL_BYTES = 1 << 20
 _OP_CODE = re.compile(rb'"op_code"\s*:\s*(\d+)')
 _STUDY_ID = re.compile(rb'"study_id"\s*:\s*(\d+)')
 _STUDY_NAME = re.compile(rb'"study_name"\s*:\s*"((?:[^"\\]|\\.)*)"')
@@ -120,16 +120,13 @@ def _corrupt_last_line(path: Path) -> tuple[int, str] | None:
     read from the file's end."""
     try:
         with path.open("rb") as journal:
-            size = journal.seek(0, os.SEEK_END)
-            journal.seek(max(0, size - _TAIL_BYTES))
-            tail = journal.read()
+            end = after_last_newline(journal, journal.seek(0, os.SEEK_END))
+            start = after_last_newline(journal, end - 1) if end else 0
+            journal.seek(start)
+            line = journal.read(end - start)
     except FileNotFoundError:
         return None
-    end = tail.rfind(b"\n")
-    start = tail.rfind(b"\n", 0, end) + 1
-    if end < 0 or (start == 0 and size > len(tail)):  # a last line longer than the tail
-        return first_corrupt_line(path)
-    why = _not_a_record(tail[start : end + 1])
+    why = _not_a_record(line) if line else None
     if why is None:
         return None
     return first_corrupt_line(path) or (0, why)  # (the scan names its line)
