@@ -25,7 +25,7 @@ from paretotune.study._lock import driver_lock, refuse_if_held
 from paretotune.study._open import open_study
 from paretotune.study._prepare import apply_overrides, prepare
 from paretotune.study._snapshot import write_snapshot
-from paretotune.study._storage import journal_path
+from paretotune.study._storage import journal_path, load_existing_study
 from paretotune.study._unlogged import unlogged_dir
 from paretotune.tracking import Tracker
 
@@ -278,7 +278,6 @@ def sync_study(
         StudyNotFoundError: no such study in the storage.
         StudyBusyError: a live driver runs the study.
     """
-    import optuna
     from paretotune.results.client import Client
     from paretotune.study._attrs import SPEC_ATTR, study_objectives
     from paretotune.tracking.mlflow import MlflowTracker
@@ -290,10 +289,9 @@ def sync_study(
     client = Client(storage=storage_url, tracking_uri=tracking_uri)
     held = unlogged_dir(storage_url, name)
     with driver_lock(storage_url, name):
-        found = client.load_study(name)  # (a reader's: names a missing study well)
         # a writer's storage: a corrupt journal refused, not read up to its bad line
-        study = optuna.load_study(study_name=name, storage=open_storage(storage_url))
-        uri = client.tracking_uri_of(found)
+        study = load_existing_study(open_storage(storage_url), name, storage_url)
+        uri = client.tracking_uri_of(study)
         spec = load_spec(dict(study.user_attrs[SPEC_ATTR]))
         tracker = MlflowTracker(uri, held)
         driver = Driver(

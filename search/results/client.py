@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import optuna
-from paretotune.errors import NoModelError, StudyNotFoundError, TrialNotFoundError
+from paretotune.errors import NoModelError, TrialNotFoundError
 from paretotune.results import export as _export
 from paretotune.results import selection as _selection
 from paretotune.results.records import FrontSummary, TrialRecord, TrialSet
@@ -27,7 +27,7 @@ from paretotune.study._attrs import (
     TRACKING_URI_ATTR,
 )
 from paretotune.study._snapshot import read_snapshot
-from paretotune.study._storage import missing_storage, storage_exists
+from paretotune.study._storage import load_existing_study, missing_storage, storage_exists
 from paretotune.study._unlogged import unlogged_dir
 from paretotune.tracking.mlflow import models as _models
 from paretotune.tracking.mlflow.schema import (
@@ -103,13 +103,7 @@ class Client:
         return self._study(name)
 
     def _study(self, name: str) -> optuna.Study:
-        names = self.study_names()
-        if name not in names:
-            known = ", ".join(names) or "none"
-            raise StudyNotFoundError(
-                f"study {name!r} not found in {self.storage_url} (studies there: {known})"
-            )
-        return optuna.load_study(study_name=name, storage=self._storage)
+        return load_existing_study(self._storage, name, self.storage_url)
 
     def view(self, name: str | StudyView) -> StudyView:
         """The study ``name`` read once (`StudyView`): ask it as many questions as needed.

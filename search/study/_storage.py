@@ -189,6 +189,20 @@ def _engine_kwargs(url: str) -> dict:
     return {"pool_pre_ping": True}
 
 
+def load_existing_study(storage: BaseStorage, name: str, where: str) -> optuna.Study:
+    """The study called ``name`` in ``storage`` (the URL ``where``, for the message).
+
+    Raises:
+        StudyNotFoundError: the storage holds no such study (the message lists those it
+            holds).
+    """
+    names = sorted(optuna.get_all_study_names(storage))
+    if name not in names:
+        known = ", ".join(names) or "none"
+        raise StudyNotFoundError(f"study {name!r} not found in {where} (studies there: {known})")
+    return optuna.load_study(study_name=name, storage=storage)
+
+
 def find_study(storage: BaseStorage, name: str) -> optuna.study.StudySummary | None:
     """The summary of the study called ``name`` in ``storage``, or None."""
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
