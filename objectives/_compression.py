@@ -28,6 +28,7 @@ from typing import Any, TypeVar, cast
 
 import torch
 import torch.nn.utils.prune as prune
+from paretotune.errors import first_line
 from paretotune.objectives._models import EncoderBlock, Predictor, RNNNet, TransformerNet
 from torch import nn
 
@@ -60,7 +61,7 @@ def cast_precision(model: Predictor, dtype: torch.dtype, sample: torch.Tensor) -
             model(sample)
     except (RuntimeError, NotImplementedError) as err:
         name = str(dtype).removeprefix("torch.")
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        first = first_line(err)
         raise ValueError(
             f"compression: {name} is not supported for this model on {sample.device.type} ({first})"
         ) from err

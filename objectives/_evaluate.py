@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from paretotune.errors import first_line
 from paretotune.objectives._compression import (
     cast_precision,
     prune_structured,
@@ -256,7 +257,7 @@ class _Trial:
             models = [fork._compress(i, run) for i, run in enumerate(copies)]
             fork._measure(copies, models, history, peak_mb)
         except ValueError as err:  # (TrivialModel is one)
-            self.notes.append(f"variant {kind} skipped: {str(err).splitlines()[0]}")
+            self.notes.append(f"variant {kind} skipped: {first_line(err)}")
             return None
         fork.metrics |= {k: v for k, v in self.metrics.items() if k.endswith(_BEFORE)}
         model = fork._kept(models[-1], copies[-1]) if keep_model else None

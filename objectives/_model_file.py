@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from paretotune.errors import ModelFileError
+from paretotune.errors import ModelFileError, first_line
 from paretotune.objectives._compression import prune_structured, quantize_int8
 from paretotune.objectives._datasets import DatasetInfo
 from paretotune.objectives._models import Predictor, build_net
@@ -95,7 +95,7 @@ def model_from_bytes(data: bytes, source: str) -> Predictor:
         if recipe["params"]["compression"] == "int8_dynamic":
             model = describe_model(quantize_int8(model), recipe["params"], _info(recipe), model)
     except Exception as err:  # a tampered recipe or state: one line, never a traceback
-        first = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+        first = first_line(err)[:200]
         raise ModelFileError(f"{source}: the model file does not rebuild ({first})") from None
     return model.eval()
 
@@ -165,5 +165,4 @@ def _info(recipe: Mapping[str, Any]) -> DatasetInfo:
 def _why(err: Exception) -> str:
     if isinstance(err, pickle.UnpicklingError):
         return "it holds Python objects, not only weights"
-    first = str(err).splitlines()[0] if str(err) else type(err).__name__
-    return first[:160]
+    return first_line(err)[:160]

@@ -11,6 +11,11 @@ This module imports nothing of paretotune's: every room may raise these.
 from __future__ import annotations
 
 
+def first_line(err: BaseException) -> str:
+    """An error's first line, for a one-line message (its type where it says nothing)."""
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
 class ParetotuneError(Exception):
     """The root of paretotune's errors: the user's input or environment, not a bug."""
 

@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from paretotune.errors import ClusterError, JobNotFoundError, ParetotuneError
+from paretotune.errors import ClusterError, JobNotFoundError, ParetotuneError, first_line
 
 STUDY_METADATA = "paretotune.study"  # the job metadata key `submit_study` names the study by
 TERMINAL_JOB_STATES = ("SUCCEEDED", "FAILED", "STOPPED")
@@ -161,11 +161,6 @@ def no_job(target: str, address: str, jobs: list[Job]) -> JobNotFoundError:
         f"no job {target!r} at {address}, nor a job of a study of that name "
         f"(latest jobs there: {known})"
     )
-
-
-def first_line(err: BaseException) -> str:
-    """An error's first line, for a one-line message (its type where it says nothing)."""
-    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 def _clock(unix: float) -> str:

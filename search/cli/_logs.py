@@ -12,14 +12,13 @@ from typing import Any
 
 from paretotune.cli._jobs import (
     find_job,
-    first_line,
     job_status,
     jobs_at,
     need_address,
     no_job,
 )
 from paretotune.cli._options import Subparsers
-from paretotune.errors import ClusterError
+from paretotune.errors import ClusterError, first_line
 
 
 def add_parser(subparsers: Subparsers) -> None:

@@ -36,7 +36,7 @@ from paretotune.cli import (
     _up,
 )
 from paretotune.cli._options import SubcommandParser, Subparsers
-from paretotune.errors import ClusterError, ParetotuneError, Terminated
+from paretotune.errors import ClusterError, ParetotuneError, Terminated, first_line
 
 EXIT_BUG = 1
 
@@ -137,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:
         if not _storage_unreachable(err):
             raise
-        first = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+        first = first_line(getattr(err, "orig", None) or err)
         print(f"error: the storage cannot be reached: {first}", file=sys.stderr)
         return 1
 

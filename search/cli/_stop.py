@@ -18,7 +18,6 @@ from paretotune.cli._jobs import (
     TERMINAL_JOB_STATES,
     Job,
     address_of,
-    first_line,
     job_status,
     jobs_at,
     need_address,
@@ -31,6 +30,7 @@ from paretotune.errors import (
     NotRunningError,
     StopTimeoutError,
     StudyNotFoundError,
+    first_line,
 )
 
 HELP = (

@@ -20,6 +20,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, assert_never
 
+from paretotune.errors import first_line
 from paretotune.tracking.mlflow.protocol import (
     ChartFront,
     CloseStudy,
@@ -122,8 +123,8 @@ def serve(
     try:
         recorder = MlflowRecorder(tracking_uri, unlogged_dir)
     except Exception as err:  # no store: say so, and end (the driver goes on without)
-        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        _send(news, TrackingFailed(f"MLflow at {tracking_uri}: {type(err).__name__}: {first}"))
+        line = f"MLflow at {tracking_uri}: {type(err).__name__}: {first_line(err)}"
+        _send(news, TrackingFailed(line))
         news.close()
         return
     backlog = Backlog()
