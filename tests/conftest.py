@@ -147,6 +147,17 @@ class Gate:
         return [sys.executable, "-c", GATED_RUN, str(self.folder), *args]
 
 
+class Planted:
+    """What an attacker plants where paretotune reads a file back (a model, a held trial):
+    a pickle whose unpickling would create ``marker``. A test asserts it never exists."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (Path.touch, (self.marker,))
+
+
 @dataclasses.dataclass(frozen=True)
 class Ran:
     """What a command run in process answered, named as ``subprocess.run`` names it."""

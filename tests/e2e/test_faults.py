@@ -27,7 +27,7 @@ from paretotune.testing import Outcome, simulate_study
 from paretotune.tracking.mlflow.schema import MODEL_URI_TAG, STATE_TAG, TRIAL_TAG
 from sklearn.datasets import load_digits
 
-from tests.conftest import Gate, cli_env, needs
+from tests.conftest import Gate, Planted, cli_env, needs
 
 # the commands join the session's Ray: these tests are about storage, not Ray's start
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("joins_session_ray")]
@@ -286,7 +286,7 @@ def test_an_unwritable_artifact_store_costs_no_metric_and_sync_logs_the_models(
         held = tmp_path / "paretotune.journal.faults.unlogged"
         victim = min(r.number for r in client.trials("faults") if r.number != best.number)
         marker = tmp_path / "planted-ran"
-        (held / f"trial-{victim}.model").write_bytes(pickle.dumps(_Planted(marker)))
+        (held / f"trial-{victim}.model").write_bytes(pickle.dumps(Planted(marker)))
         _remount(artifacts, "rw")
         synced = paretotune("sync", "faults", cwd=tmp_path)
         assert synced.returncode == 0, synced.stderr[-3000:]
@@ -308,14 +308,6 @@ def test_an_unwritable_artifact_store_costs_no_metric_and_sync_logs_the_models(
         repaired = MlflowClient(tracking).get_run(broken)
         assert repaired.info.status == "FINISHED"
         assert repaired.data.tags[STATE_TAG] == "COMPLETE"
-
-
-class _Planted:
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.touch, (self.marker,))
 
 
 NOOP_SPEC = {

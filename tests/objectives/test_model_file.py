@@ -13,6 +13,8 @@ import torch
 from paretotune.errors import ModelFileError
 from paretotune.objectives import COMPRESSIONS, load_model_file, model_from_bytes, model_to_bytes
 
+from tests.conftest import Planted
+
 ROWS = torch.rand(4, 64) * 16  # digits pixels are 0..16
 QUICK = {"epochs": 1, "latency_repeats": 1, "keep_model": True}  # exactness needs no training
 SMALL = {
@@ -62,26 +64,16 @@ def test_a_regression_model_and_a_file_on_disk(run, tmp_path: Path):
         torch.testing.assert_close(restored(rows), outcome.model(rows))
 
 
-class _Planted:
-    """What an attacker plants: unpickling it would create ``marker``."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.touch, (self.marker,))
-
-
 def test_a_pickle_that_would_run_code_is_refused_and_runs_nothing(tmp_path: Path):
     marker = tmp_path / "pwned"
     planted = tmp_path / "model.pt"
     buffer = io.BytesIO()
-    torch.save({"format": 1, "recipe": "{}", "state": _Planted(marker)}, buffer)
+    torch.save({"format": 1, "recipe": "{}", "state": Planted(marker)}, buffer)
     planted.write_bytes(buffer.getvalue())
     with pytest.raises(ModelFileError, match=r"model\.pt: not a paretotune model file") as err:
         load_model_file(planted)
     assert "\n" not in str(err.value)
-    planted.write_bytes(pickle.dumps(_Planted(marker)))  # a bare pickle, torch.load's legacy path
+    planted.write_bytes(pickle.dumps(Planted(marker)))  # a bare pickle, torch.load's legacy path
     with pytest.raises(ModelFileError, match="nothing in it was run"):
         load_model_file(planted)
     assert not marker.exists()

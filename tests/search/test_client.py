@@ -22,6 +22,8 @@ from paretotune.errors import NoTrialMatchesError, UnknownMetricError
 from paretotune.results.selection import namespace
 from paretotune.spaces import parse_expression
 
+from tests.conftest import Planted
+
 pytestmark = pytest.mark.slow
 
 STUDY = "digits-choose"
@@ -182,17 +184,6 @@ def test_a_front_model_uri_loads_with_mlflow_itself(client: Client):
         )
 
 
-class _Planted:
-    """Unpickling it would create ``marker``: what an attacker with write access to the
-    artifact store plants as a model."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.touch, (self.marker,))
-
-
 def _artifact_path(tracking_uri: str, run_id: str, path: str) -> Path:
     uri = MlflowClient(tracking_uri).get_run(run_id).info.artifact_uri
     return Path(uri.removeprefix("file://")) / path
@@ -221,7 +212,7 @@ def test_a_tampered_model_file_runs_no_code_and_is_one_line(client: Client, tmp_
     originals = [target.read_bytes() for target in targets]
     try:
         for target in targets:
-            target.write_bytes(pickle.dumps(_Planted(marker)))
+            target.write_bytes(pickle.dumps(Planted(marker)))
         for record in (dominated, front):
             with pytest.raises(ModelFileError, match="not a paretotune model file") as err:
                 client.load_model(record)

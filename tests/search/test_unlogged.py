@@ -10,6 +10,8 @@ import numpy as np
 from paretotune.execution import TrialReport
 from paretotune.tracking.mlflow.unlogged import HeldTrial, UnloggedTrials
 
+from tests.conftest import Planted
+
 
 def _report() -> TrialReport:
     return TrialReport(
@@ -40,19 +42,14 @@ def test_a_held_trial_comes_back_whole(tmp_path: Path):
     assert held.numbers() == [] and not (tmp_path / "held").exists()
 
 
-class _Planted:
-    def __reduce__(self):
-        return (Path.touch, (Path("/tmp/paretotune-planted-ran"),))
-
-
 def test_a_planted_pickle_is_never_loaded(tmp_path: Path):
     folder = tmp_path / "held"
     folder.mkdir()
     ran = Path("/tmp/paretotune-planted-ran")
     ran.unlink(missing_ok=True)
-    (folder / "trial-7.pkl").write_bytes(pickle.dumps(_Planted()))  # the old format's name
+    (folder / "trial-7.pkl").write_bytes(pickle.dumps(Planted(ran)))  # the old format's name
     (folder / "trial-8.json").write_text('{"report": {"metrics": {}}, "state": "COMPLETE"}')
-    (folder / "trial-8.example.npy").write_bytes(pickle.dumps(_Planted()))
+    (folder / "trial-8.example.npy").write_bytes(pickle.dumps(Planted(ran)))
     held = UnloggedTrials(folder)
     assert held.numbers() == [8]
     assert held.get(7) is None
