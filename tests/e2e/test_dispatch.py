@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import time
 from pathlib import Path
 
@@ -43,10 +44,14 @@ def test_more_workers_than_the_cluster_places_go_on_with_those_placed(
     assert time.monotonic() - started < 120, "no trial waited on an unplaced worker"
     notes = [line for line in capsys.readouterr().err.splitlines() if "resources:" in line]
     assert len(notes) == 1, notes
-    assert notes[0].startswith(
-        "note: resources: asked for 4 workers × 1 CPU; the cluster offers 1 node: 2 CPUs, "
-        "0 GPUs in all: going on with 2 workers (the other 2 start if the cluster grows)"
-    ), notes
+    # The shared Ray may lend a CPU to another test at that moment: 1 or 2 are placed.
+    placed = re.match(
+        r"note: resources: asked for 4 workers × 1 CPU; the cluster offers 1 node: 2 CPUs, "
+        r"0 GPUs in all: going on with (\d) workers? \(the other (\d) start if the cluster grows\)",
+        notes[0],
+    )
+    assert placed, notes
+    assert int(placed[1]) in (1, 2) and int(placed[1]) + int(placed[2]) == 4, notes
 
 
 def test_a_study_no_node_can_host_is_refused_before_it_exists(ray_cluster, workdir: Path):
