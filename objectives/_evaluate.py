@@ -42,6 +42,7 @@ from paretotune.objectives._measure import (
     count_nonzero_params,
     count_params,
     pinned_threads,
+    precise_after_quick,
     quick_serving_costs,
     serialized_size,
     serving_costs,
@@ -83,6 +84,7 @@ def evaluate(
     keep_model: bool = False,
     serving_meter: ServingMeter | None = None,
     precise_if: PreciseIf | None = None,
+    precise_throughput: bool = True,
 ) -> TrialOutcome:
     """Train, compress and measure the model described by ``params``.
 
@@ -102,8 +104,13 @@ def evaluate(
         precise_if: with it, the final model's serving figures are measured quickly
             first (`quick_serving_costs`, ``latency_precise`` 0) and precisely only when
             ``precise_if(metrics so far)`` is true (the worker passes `could_join` with
-            the front at dispatch); without it, always precisely. A compressed model's
-            ``latency_ms_before_compression`` is then the quick figure.
+            the front at dispatch); without it, always precisely. Both in one hold of
+            the measuring slot, so no trainer runs between them. A compressed model's
+            ``latency_ms_before_compression`` is then the quick figure. Not with a
+            ``serving_meter`` (which measures every model precisely, where it measures).
+        precise_throughput: with ``precise_if``, whether the precise measurement also
+            re-takes ``throughput_sps`` (the worker asks for it when the study optimises
+            throughput); otherwise the quick throughput figure stands.
 
     Metrics (validation ones are the optimisation targets):
         classification: ``accuracy``, ``f1_macro``, ``precision_macro``, ``recall_macro``,
@@ -126,6 +133,8 @@ def evaluate(
         ValueError: invalid params, a family that does not apply to the dataset, a device
             that is not available, or a compression the model's ops do not support.
     """
+    if precise_if is not None and serving_meter is not None:
+        raise ValueError("precise_if: not with a serving_meter, which measures every model")
     p = resolve_params(params)
     device = _device(context.device)
     splits = load_dataset(
@@ -137,7 +146,7 @@ def evaluate(
     )
     splits.info.check_family(p["architecture"])
     with pinned_threads(context.num_threads):
-        trial = _Trial(p, context, splits, device, serving_meter, precise_if)
+        trial = _Trial(p, context, splits, device, serving_meter, precise_if, precise_throughput)
         return trial.run(on_epoch, keep_model)
 
 
@@ -164,12 +173,14 @@ class _Trial:
         device: torch.device,
         serving_meter: ServingMeter | None,
         precise_if: PreciseIf | None = None,
+        precise_throughput: bool = True,
     ) -> None:
         self.p, self.context, self.splits, self.device = p, context, splits, device
         self.slot = machine_slot() if context.exclusive_timing else NO_SLOT
         self._meter = serving_meter  # as given (a fork of this trial gets it too)
         self.serving_meter = serving_meter or self._timed_alone
         self.precise_if = precise_if
+        self.precise_throughput = precise_throughput
         self.info: DatasetInfo = splits.info
         self.primary = "accuracy" if self.info.task == "classification" else "mse"
         self.compression: str = p["compression"]
@@ -251,7 +262,15 @@ class _Trial:
         dtype, a fork no better than a trivial predictor)."""
         started = time.perf_counter()
         params = {**self.p, "compression": kind}
-        fork = _Trial(params, self.context, self.splits, self.device, self._meter, self.precise_if)
+        fork = _Trial(
+            params,
+            self.context,
+            self.splits,
+            self.device,
+            self._meter,
+            self.precise_if,
+            self.precise_throughput,
+        )
         copies = [_copied(run) for run in runs]
         try:
             models = [fork._compress(i, run) for i, run in enumerate(copies)]
@@ -401,6 +420,23 @@ class _Trial:
             return self._timed_quickly(model, rows)
         return self.serving_meter(model, rows, self.context.latency_repeats)
 
+    def _final_serving(self, model: torch.nn.Module, X: np.ndarray) -> dict[str, float]:
+        """The final model's latency and throughput: precisely, or with ``precise_if``
+        quickly and then, if ``precise_if`` holds for the metrics so far, precisely, in
+        one hold of the measuring slot (the quick rounds warmed the model up)."""
+        if self.precise_if is None:
+            return self._serving(model, X, quick=False)
+        rows = _tensor(X[:THROUGHPUT_BATCH], next(model.buffers()).device)
+        model.eval()
+        with self.slot.timing():
+            quick = quick_serving_costs(model, rows)
+            if not self.precise_if(self.metrics | quick):
+                return quick
+            repeats = self.context.latency_repeats
+            return quick | precise_after_quick(
+                model, rows, repeats, throughput_too=self.precise_throughput
+            )
+
     def _score_folds(self, runs: list[_FoldRun], models: list[torch.nn.Module]) -> None:
         """Validation metrics (the optimisation targets): mean over folds."""
         per_fold, matrices = [], []
@@ -450,10 +486,8 @@ class _Trial:
                 matrix = confusion(self.splits.y_test, out, self.info.n_classes)
                 self.artifacts["test_confusion_matrix"] = matrix.tolist()
         sparse = self.compression == "prune_unstructured"
-        quick = self.precise_if is not None
-        self.metrics.update(self._costs(model, run.fold.X_val, sparse=sparse, quick=quick))
-        if self.precise_if is not None and self.precise_if(self.metrics):
-            self.metrics.update(self._serving(model, run.fold.X_val, quick=False))
+        self.metrics["size_bytes"] = float(serialized_size(model, sparse=sparse))
+        self.metrics.update(self._final_serving(model, run.fold.X_val))
         row = _tensor(run.fold.X_val[:1], next(model.buffers()).device)
         self.metrics["serve_mem_mb"] = serving_memory_mb(
             model, row, weights_bytes=int(self.metrics["size_bytes"])

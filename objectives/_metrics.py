@@ -21,11 +21,14 @@ def classification_scores(y: np.ndarray, logits: np.ndarray, n_classes: int) -> 
     """accuracy, f1/precision/recall (macro) and roc_auc (binary: positive-class prob; else
     one-vs-rest macro; omitted where undefined)."""
     pred = logits.argmax(axis=1)
+    precision, recall, f1, _ = skm.precision_recall_fscore_support(
+        y, pred, average="macro", zero_division=0
+    )  # (one call: f1_score, precision_score and recall_score each make the same counts)
     scores = {
         "accuracy": float(skm.accuracy_score(y, pred)),
-        "f1_macro": float(skm.f1_score(y, pred, average="macro", zero_division=0)),
-        "precision_macro": float(skm.precision_score(y, pred, average="macro", zero_division=0)),
-        "recall_macro": float(skm.recall_score(y, pred, average="macro", zero_division=0)),
+        "f1_macro": float(f1),
+        "precision_macro": float(precision),
+        "recall_macro": float(recall),
     }
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
     probs = shifted / shifted.sum(axis=1, keepdims=True)

@@ -134,9 +134,10 @@ class TrialRunner:
             if gate is not None:
                 gate(task.number, epoch, entry)
 
-        precise_if = None
+        precise_if, precise_throughput = None, True
         if task.front is not None and self.serving_meter is None:  # (latency_on: always)
             precise_if = functools.partial(objectives.could_join, task.front)
+            precise_throughput = "throughput_sps" in task.front.objectives
         try:
             outcome = objectives.evaluate(
                 task.params,
@@ -145,6 +146,7 @@ class TrialRunner:
                 keep_model=self.keep_models,
                 serving_meter=self.serving_meter,  # None: here, in the measuring slot
                 precise_if=precise_if,
+                precise_throughput=precise_throughput,
             )
         except objectives.StopTraining as stop:  # a pruned trial: what it trained, no model
             report.stopped_at = stop.epoch

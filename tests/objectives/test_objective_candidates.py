@@ -4,11 +4,13 @@ when it could join the front the driver sent with its task."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 import pytest
 from paretotune.objectives import FrontHint, TrialContext, could_join, evaluate
 from paretotune.objectives._candidates import CANDIDATE_MARGIN
 from paretotune.objectives._measure import QUICK_ROUNDS
+from paretotune.objectives._slot import MeasuringSlot
 
 OBJECTIVES = {"accuracy": "maximize", "train_time_s": "minimize", "latency_ms": "minimize"}
 FRONT = FrontHint(OBJECTIVES, [[0.95, 1.0, 0.10], [0.90, 0.5, 0.05]])
@@ -62,6 +64,40 @@ def test_evaluate_measures_precisely_only_when_asked(fast_mlp, precise: bool):
         assert m["latency_rounds"] >= 5, "the precise measurement replaced the quick one"
     else:
         assert m["latency_ms"] == seen[0]["latency_ms"]
+
+
+def test_the_precise_measurement_follows_the_quick_one_in_one_hold_of_the_slot(
+    fast_mlp, monkeypatch: pytest.MonkeyPatch
+):
+    """Quick, decide, precise: one exclusive hold (no trainer runs between them, the quick
+    rounds warmed the model); throughput is re-taken only when the study optimises it."""
+    holds: list[str] = []
+    real_timing = MeasuringSlot.timing
+
+    def counted(slot: MeasuringSlot):
+        holds.append("timing")
+        return real_timing(slot)
+
+    monkeypatch.setattr(MeasuringSlot, "timing", counted)
+    context = TrialContext({"source": "digits"}, epochs=1, latency_repeats=20)
+    context = replace(context, exclusive_timing=True)
+    seen: list[Mapping[str, float]] = []
+
+    def precise_if(metrics: Mapping[str, float]) -> bool:
+        seen.append(dict(metrics))
+        return True
+
+    kept = evaluate(fast_mlp, context, precise_if=precise_if, precise_throughput=False).metrics
+    assert holds == ["timing"] and kept["latency_precise"] == 1.0
+    assert kept["latency_rounds"] >= 5 and kept["throughput_sps"] == seen[0]["throughput_sps"]
+    retaken = evaluate(fast_mlp, context, precise_if=precise_if).metrics
+    assert retaken["throughput_sps"] != seen[1]["throughput_sps"]
+
+
+def test_precise_if_is_refused_beside_a_serving_meter(fast_mlp):
+    context = TrialContext({"source": "digits"}, epochs=1)
+    with pytest.raises(ValueError, match="precise_if"):
+        evaluate(fast_mlp, context, precise_if=bool, serving_meter=lambda m, rows, n: {})
 
 
 def test_without_a_front_every_model_is_measured_precisely(run, fast_mlp):
