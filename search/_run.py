@@ -122,6 +122,7 @@ def run_study(
         latency_on = spec.measure.latency_on.resources if spec.measure.latency_on else None
         if executor is None:  # before the study exists: a study that could never run
             _require_placeable(spec, latency_on)
+            mark("ray_placeable")
         fence = lock.enter_context(driver_lock(storage_url, spec.name))  # before any trial
         study = open_study(spec, objectives, storage_url, fence)
         mark("study_open")
