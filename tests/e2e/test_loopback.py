@@ -130,7 +130,6 @@ def _is_loopback(address: str) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(120)
 def test_a_local_study_listens_on_loopback_only(ray_cluster, workdir: Path):
     """Driver, GCS, raylet, agents, metrics servers and every TrialRunner: all loopback."""
     seen: set[Listener] = set()

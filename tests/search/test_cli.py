@@ -15,13 +15,13 @@ from paretotune import run_study
 from tests.conftest import cli_env
 
 
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+def _cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "paretotune.cli", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         env=cli_env() | {"PT_TEST_RUN": str(cwd)},  # marks what the command starts
     )
 
@@ -152,7 +152,7 @@ def test_family_that_cannot_apply_is_a_spec_error(tmp_path: Path):
     """Found by the dataset check, before Ray starts."""
     spec = tmp_path / "wine.yaml"
     spec.write_text("name: wine-cnn\ndataset: {source: wine}\nspace: {architecture: [mlp, cnn]}\n")
-    done = _cli("run", str(spec), cwd=tmp_path)
+    done = _cli("run", str(spec), cwd=tmp_path, timeout=300)
     assert done.returncode == 2, done.stderr
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("error: space.architecture: 'cnn' cannot apply to dataset 'wine'")
@@ -296,7 +296,14 @@ def test_run_takes_early_stopping_constraints_and_a_goal(tmp_path: Path, paretot
     )
     args = ["--early-stopping", "mo_asha", "--constraint", "latency_ms <= 1000"]
     done = _cli(
-        "run", str(spec), "--no-progress", *args, "--stop-when", "accuracy >= 0.5", cwd=tmp_path
+        "run",
+        str(spec),
+        "--no-progress",
+        *args,
+        "--stop-when",
+        "accuracy >= 0.5",
+        cwd=tmp_path,
+        timeout=300,  # a whole run with its own Ray: ~40 s, more on a loaded machine
     )
     assert done.returncode == 0, done.stderr
     assert "stopped: goal met by trial " in done.stdout

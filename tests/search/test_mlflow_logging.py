@@ -15,7 +15,7 @@ from pathlib import Path
 import optuna
 import pytest
 from mlflow import MlflowClient
-from paretotune import Client, InProcessExecutor, MlflowTracker, open_storage, run_study
+from paretotune import Client, InProcessExecutor, MlflowTracker, _driver, open_storage, run_study
 from paretotune._progress import mlflow_ui_command
 from paretotune.tracking import FrontRow, FrontSnapshot, StudyRef
 from paretotune.tracking.mlflow.plots import PANEL_GID, front_pictures
@@ -187,9 +187,14 @@ def test_resume_finds_the_parent_run_by_the_study_uid(workdir: Path):
     assert len(_child_runs(tracking_uri(workdir), "lost-parent")) == 5
 
 
-def test_a_study_goes_on_when_mlflow_cannot_open_its_store(workdir: Path):
+def test_a_study_goes_on_when_mlflow_cannot_open_its_store(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+):
     """The logging process cannot open the store: the trials still run and are stored in
     Optuna, and the result says what went wrong, in one line, without waiting on MLflow."""
+    # A driver that waited for run ids would wait 600 s: far beyond the bound below,
+    # which a loaded machine's start of the logging process cannot reach.
+    monkeypatch.setattr(_driver, "RUN_ID_WAIT_S", 600.0)
 
     (workdir / "not-a-folder").write_text("")
     started = time.monotonic()
@@ -201,7 +206,7 @@ def test_a_study_goes_on_when_mlflow_cannot_open_its_store(workdir: Path):
     assert result.n_complete == 4 and result.parent_run_id is None
     assert result.tracking_errors[0].startswith("MLflow at sqlite:///"), result.tracking_errors
     assert "not-a-folder" in result.tracking_errors[0]
-    assert time.monotonic() - started < 25, "no trial waited for a run id MLflow cannot make"
+    assert time.monotonic() - started < 120, "no trial waited for a run id MLflow cannot make"
 
 
 def test_an_unreachable_tracking_server_costs_one_attempt(
@@ -474,13 +479,14 @@ def test_runs_span_their_trials_real_times(workdir: Path):
     tracker.open_study(StudyRef("interrupted", {"name": "interrupted"}))
     tracker.start_trial(0, {"x": 1})
     time.sleep(0.3)
-    closed_at = time.time()
+    before = time.time()
     tracker.mark_interrupted([0])
+    after = time.time()
     assert tracker.close("KILLED").errors == []
     (run,) = _child_runs(uri, "interrupted")
     assert run.info.status == "KILLED" and run.data.tags[STATE_TAG] == "INTERRUPTED"
     assert run.info.end_time - run.info.start_time >= 300
-    assert abs(run.info.end_time - closed_at * 1000) < 50
+    assert int(before * 1000) <= run.info.end_time <= after * 1000 + 1, "ends when it was closed"
 
 
 def _snapshot(step: int, hypervolume: float, final: bool = False) -> FrontSnapshot:
