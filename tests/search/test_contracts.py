@@ -3,6 +3,7 @@ parametrised over every implementation, so a new backend is one fixture value.""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -79,6 +80,10 @@ class TestExecutorContract:
         assert after.metrics == {"accuracy": 9}, "a failed trial leaves the worker usable"
 
     def test_submitting_beyond_capacity_is_refused(self, executor: Executor) -> None:
+        deadline = time.monotonic() + 120
+        while isinstance(executor, RayExecutor) and executor.capacity < 2:  # (once placed)
+            assert time.monotonic() < deadline, "Ray never placed both workers"
+            executor.wait(0.2)
         for n in range(executor.capacity):
             executor.submit(TrialTask(n, {"x": n}))
         with pytest.raises(RuntimeError):
