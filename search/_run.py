@@ -14,7 +14,12 @@ from paretotune._driver import Driver
 from paretotune._progress import print_front
 from paretotune._timeline import mark
 from paretotune.errors import LeaseLostError, SpecError, StudyNotFoundError
-from paretotune.execution import Executor, InProcessExecutor, UserObjective
+from paretotune.execution import (
+    Executor,
+    InProcessExecutor,
+    UserObjective,
+    study_done_with_ray,
+)
 from paretotune.results.records import Compute, FrontSummary, TrialRecord
 from paretotune.spaces import Overrides, StudySpec, load_spec, parse_expression
 from paretotune.stopping import EarlyStopping
@@ -244,6 +249,8 @@ def _wind_up(
         if not own_executor and executor is not None:
             executor.use_epoch_gate(None)  # the caller's executor, as it was given
         driver.stopping.close()
+    if own_executor:
+        study_done_with_ray()  # (the command's own Ray stops while the records close)
     if lost is None:
         try:
             driver.repair_records()

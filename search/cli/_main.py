@@ -171,6 +171,9 @@ def entry() -> None:
     included (a local Ray's agents outlive a raylet that is simply killed, and macOS has
     no parent-death signal), then the rest of the interpreter's teardown is skipped.
     """
+    from paretotune.execution import stop_ray_after_study
+
+    stop_ray_after_study()  # this process ends with its study
     try:
         code = main()
     except Exception:  # a bug: its traceback, exit 1, and Ray still stopped in order

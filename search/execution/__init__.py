@@ -12,6 +12,8 @@ from paretotune.execution._ray_connection import (
     start_ray_in_background,
     start_words,
     stop_ray,
+    stop_ray_after_study,
+    study_done_with_ray,
 )
 from paretotune.execution._worker import (
     EpochGate,
@@ -38,4 +40,6 @@ __all__ = [
     "start_ray_in_background",
     "start_words",
     "stop_ray",
+    "stop_ray_after_study",
+    "study_done_with_ray",
 ]

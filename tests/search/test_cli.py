@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 from paretotune import run_study
+from paretotune._timeline import TIMELINE_ENV
+from paretotune._timeline import read as read_timeline
 
 from tests.conftest import cli_env
 
@@ -229,11 +231,17 @@ def test_run_starts_its_own_ray_and_leaves_nothing_running(tmp_path: Path):
             timeout=240,
             # Ray's own auth mode (a token), as outside `make demo`
             env={k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"}
-            | {"RAY_ADDRESS": "", "PT_TEST_RUN": str(tmp_path)},
+            | {"RAY_ADDRESS": "", "PT_TEST_RUN": str(tmp_path), TIMELINE_ENV: str(timeline)},
         )
 
+    timeline = tmp_path / "timeline.jsonl"
     done = run()
     assert done.returncode == 0, done.stderr
+    phases = [phase for phase, _ in read_timeline(timeline)]
+    # its Ray began stopping once the workers had, while the study's records closed
+    assert phases.index("workers_stopped") < phases.index("ray_stop_begun")
+    assert phases.index("ray_stop_begun") < phases.index("tracker_closed")
+    assert phases[-1] == "ray_stopped", phases
     cpus = max(os.cpu_count() or 1, 1)
     first = done.stderr.splitlines()[0]
     assert first == f"tiny: starting a local Ray ({cpus} CPUs) and opening the study …", first
