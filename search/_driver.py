@@ -21,6 +21,7 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 from paretotune._clock import Clock
 from paretotune._front import Front
+from paretotune._interrupts import interrupts_deferred
 from paretotune._progress import StudyProgress
 from paretotune._timeline import mark
 from paretotune.execution import Executor, TrialReport, TrialTask
@@ -381,7 +382,12 @@ class Driver:
         return FrontHint(self.objectives, self.front.running.values().tolist())
 
     def _finish(self, item: _InFlight, report: TrialReport) -> None:
-        """Tell Optuna the outcome, count it and hand it to the tracker."""
+        """Tell Optuna the outcome, count it and hand it to the tracker; a Ctrl-C or
+        SIGTERM meanwhile takes effect once this is done (`interrupts_deferred`)."""
+        with interrupts_deferred():
+            self._finish_now(item, report)
+
+    def _finish_now(self, item: _InFlight, report: TrialReport) -> None:
         self._view = None
         for key in self._tell(item, report):
             setattr(self.tally, key, getattr(self.tally, key) + 1)

@@ -6,6 +6,8 @@ study on a real Ray with MLflow on SQLite."""
 from __future__ import annotations
 
 import math
+import os
+import signal
 from pathlib import Path
 
 import optuna
@@ -16,6 +18,7 @@ from paretotune import Client, open_storage, run_study
 from paretotune.execution import TrialTask
 from paretotune.spaces import SpecError, sample_params, validate_spec
 from paretotune.study._attrs import FORKED_FROM_ATTR, PARAMS_ATTR, TRIAL_SECONDS_ATTR, VARIANT_ATTR
+from paretotune.study._writer import StudyWriter
 from paretotune.testing import Outcome, simulate_study
 
 VARIANTS = ["int8_dynamic", "prune_unstructured"]
@@ -216,3 +219,31 @@ def test_a_study_s_variants_are_nested_runs_with_models_that_load(ray_cluster, w
         model = client.load_model(client.trial("forks", record.number))
         quantized = any("quantized" in type(m).__module__ for m in model.modules())
         assert quantized == (record.params["compression"] == "int8_dynamic")
+
+
+def test_a_ctrl_c_while_a_trial_is_told_waits_for_its_variants(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """SIGINT as a trial's first variant is written: the trial's end, its tell and both
+    of its variants are written before the interrupt takes effect (a variant cut off
+    there would never be made again: its trial is complete)."""
+    real_forked = StudyWriter.forked
+    signalled: list[int] = []
+
+    def interrupted_while_forking(self, base, fork, end):
+        if not signalled:
+            signalled.append(base.number)
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_forked(self, base, fork, end)
+
+    monkeypatch.setattr(StudyWriter, "forked", interrupted_while_forking)
+    with pytest.raises(KeyboardInterrupt):
+        _simulate(tmp_path)
+    study = optuna.load_study(
+        study_name=SPEC["name"], storage=open_storage(str(tmp_path / "study.journal"))
+    )
+    [base] = signalled
+    forks = [t.user_attrs[VARIANT_ATTR] for t in _variants(study)]
+    assert study.trials[base].state == TrialState.COMPLETE
+    assert sorted(forks) == sorted(VARIANTS), "both variants of the told trial were added"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
