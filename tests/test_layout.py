@@ -2,8 +2,8 @@
 
 Rooms, lowest first; a module imports only from its own room and from lower ones::
 
-    base (errors, _lazy, _clock, _files, _timeline, results.ordering) < objectives < spaces
-        < study, execution < tracking < results < stopping
+    base (errors, _lazy, _clock, _files, _timeline, _interrupts, results.ordering)
+        < objectives < spaces < study, execution < tracking < results < stopping
         < driver (_run, _driver, _front, _progress, testing) < cli < paretotune/__init__
 """
 
@@ -35,7 +35,7 @@ LAYERS = {
     "cli": 8,
     "api": 9,
 }
-BASE = {"errors", "_lazy", "_clock", "_files", "_timeline"}
+BASE = {"errors", "_lazy", "_clock", "_files", "_timeline", "_interrupts"}
 # modules of a higher folder that stand in the base room: they import nothing of the
 # package, and every room uses them (the ordering rules: tracking's tables order by them)
 BASE_MODULES = {"paretotune.results.ordering"}
