@@ -20,6 +20,7 @@ from paretotune.execution import (
     UserObjective,
     study_done_with_ray,
 )
+from paretotune.objectives._candidates import SERVING_METRICS
 from paretotune.results.records import Compute, FrontSummary, TrialRecord
 from paretotune.spaces import Overrides, StudySpec, load_spec, parse_expression
 from paretotune.stopping import EarlyStopping
@@ -194,6 +195,8 @@ def run_study(
         finally:
             try:
                 closed, front, lost = _wind_up(driver, executor, own_executor, reason, lost)
+                if own_executor and status == "FINISHED" and lost is None:
+                    study_done_with_ray()  # (the command's own Ray stops as records close)
             finally:
                 if lost is not None:
                     status = "RUNNING"  # the study's MLflow record: the other driver's now
@@ -249,8 +252,6 @@ def _wind_up(
         if not own_executor and executor is not None:
             executor.use_epoch_gate(None)  # the caller's executor, as it was given
         driver.stopping.close()
-    if own_executor:
-        study_done_with_ray()  # (the command's own Ray stops while the records close)
     if lost is None:
         try:
             driver.repair_records()
@@ -343,8 +344,15 @@ def _require_placeable(spec: StudySpec, latency_on: dict[str, float] | None) -> 
 def _front_hints(spec: StudySpec, *, custom_objective: bool) -> bool:
     """Whether tasks carry the front (`measure.precise: candidates`): built-in trials
     only, and not with constraints, whose verdicts must come from precise figures (and
-    whose feasible front the driver does not keep apart)."""
-    return not custom_objective and spec.measure.precise == "candidates" and not spec.constraints
+    whose feasible front the driver does not keep apart), nor with a goal on a serving
+    figure (``stop_when: latency_ms <= 0.05`` ends the study on the figure it reads)."""
+    goal = parse_expression(spec.budget.stop_when).names if spec.budget.stop_when else ()
+    return (
+        not custom_objective
+        and spec.measure.precise == "candidates"
+        and not spec.constraints
+        and not SERVING_METRICS.intersection(goal)
+    )
 
 
 def _refuse_beyond_this_machine(spec: StudySpec, executor: Executor | None) -> None:

@@ -102,6 +102,10 @@ class PlacementWatch:
     def add(self, actor: Any) -> None:
         self._pending[actor.placement.remote()] = actor
 
+    def forget(self) -> None:
+        """Drop the actors still waited on (their executor has killed them)."""
+        self._pending.clear()
+
     def collect(self, timeout: float = 0.0) -> tuple[list[Any], list[Any]]:
         """The actors placed since the last call (waiting up to ``timeout`` for one), and
         those that died before they ran anything."""

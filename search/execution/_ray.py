@@ -188,6 +188,17 @@ class RayExecutor(Executor):
         self._actors.clear()
         self._idle.clear()
         self._probe = None
+        # No Ray object outlives this (a stop of Ray may follow on another thread):
+        # pending results, the placement watch, the early-stopping gate, the factory.
+        self._in_flight.clear()
+        self._deadlines.clear()
+        self._placing.forget()
+        self._gate = None
+        self._new_actor = _shut_down
+
+
+def _shut_down() -> Any:
+    raise RuntimeError("the executor is shut down: it starts no worker")
 
 
 class RayTrialRunner(TrialRunner):

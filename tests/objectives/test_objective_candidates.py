@@ -110,6 +110,9 @@ def test_without_a_front_every_model_is_measured_precisely(run, fast_mlp):
         ({}, False, True),
         ({"measure": {"precise": "all"}}, False, False),
         ({"constraints": ["latency_ms <= 1"]}, False, False),
+        ({"budget": {"stop_when": "latency_ms <= 0.05"}}, False, False),
+        ({"budget": {"stop_when": "throughput_sps >= 1e5 and accuracy > 0.9"}}, False, False),
+        ({"budget": {"stop_when": "accuracy >= 0.99"}}, False, True),
         ({}, True, False),
     ],
 )
