@@ -272,6 +272,7 @@ class SyncResult:
     repaired: int  # runs made or recorded again
     still_held: int  # trials whose records MLflow still did not take
     tracking_errors: list[str] = field(default_factory=list)
+    unread: list[str] = field(default_factory=list)  # held pickles of an older version
 
 
 def sync_study(
@@ -326,6 +327,7 @@ def sync_study(
         repaired=tracker.repaired,
         still_held=len(UnloggedTrials(held)),
         tracking_errors=list(driver.tracking_errors),
+        unread=[str(path) for path in UnloggedTrials(held).legacy()],
     )
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+from pathlib import Path
 
 from paretotune.cli._options import Subparsers, add_storage, add_tracking
 from paretotune.cli._run import warn_tracking
@@ -29,6 +31,15 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     result = sync_study(args.study, storage=args.storage, tracking_uri=args.tracking_uri)
     warn_tracking(result.tracking_errors)
+    if result.unread:
+        folder = Path(result.unread[0]).parent
+        print(
+            f"note: {len(result.unread)} held trial file(s) in {folder} (trial-N.pkl) are "
+            "pickles from an older paretotune and are never read (a pickle can run code): "
+            "those trials' runs get what the study keeps, not their models; delete the "
+            "files once nothing there is needed",
+            file=sys.stderr,
+        )
     print(
         f"synced {result.name} with MLflow at {result.tracking_uri}: "
         f"{result.repaired} trial records written again"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import pickle
 import shlex
 import struct
 import subprocess
@@ -33,6 +34,7 @@ from paretotune.tracking.mlflow.schema import (
 from paretotune.tracking.mlflow.view import FRONT_FILTER, front_url
 
 from tests.conftest import (
+    Planted,
     free_port,
     mlflow_server,
     needs,
@@ -349,6 +351,8 @@ def test_a_server_that_stays_down_holds_the_trials_and_sync_records_them(workdir
     assert "`paretotune sync server-died`" in errors[-1], errors
     held = workdir / "study.journal.server-died.unlogged"
     assert len(list(held.glob("trial-*.json"))) >= 4, "the trials after the outage are held"
+    legacy = held / "trial-0.pkl"  # an older version's held trial: a pickle, never read
+    legacy.write_bytes(pickle.dumps(Planted(workdir / "planted-ran")))
 
     with mlflow_server(store, log, port) as server:
         synced = paretotune(
@@ -368,7 +372,12 @@ def test_a_server_that_stays_down_holds_the_trials_and_sync_records_them(workdir
         assert all(r.data.tags[STATE_TAG] == "COMPLETE" for r in runs)
         assert all("accuracy" in r.data.metrics for r in runs)
         assert _parent_status(server.url, "server-died") == "FINISHED"
-        assert not held.exists(), "what was held is recorded and dropped"
+        assert not (workdir / "planted-ran").exists(), "the old pickle was never loaded"
+        [note] = [line for line in synced.stderr.splitlines() if line.startswith("note: ")]
+        assert note.startswith(f"note: 1 held trial file(s) in {held} (trial-N.pkl) are "), note
+        assert sorted(p.name for p in held.iterdir()) == ["trial-0.pkl"], (
+            "what was held is recorded and dropped; the old pickle is left to the user"
+        )
 
 
 def test_a_server_back_before_the_study_ends_gets_everything_it_missed(workdir: Path):

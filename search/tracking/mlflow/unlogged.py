@@ -102,6 +102,13 @@ class UnloggedTrials:
             if p.stem.removeprefix("trial-").isdigit()
         )
 
+    def legacy(self) -> list[Path]:
+        """Held trials of format 1 (``trial-N.pkl``, one pickle each): never read, since
+        a pickle can run code; `paretotune sync` names them."""
+        if self.folder is None or not self.folder.is_dir():
+            return []
+        return sorted(self.folder.glob(f"trial-*{LEGACY_SUFFIX}"))
+
     def drop(self, number: int) -> None:
         """Forget a trial MLflow has now recorded (the folder goes with the last one)."""
         if self.folder is None:
@@ -122,6 +129,7 @@ class UnloggedTrials:
 
 FORMAT = 2  # (1: one pickle per trial, no longer read: a planted one would run code)
 MODEL_SUFFIX = ".model"
+LEGACY_SUFFIX = ".pkl"
 EXAMPLE_SUFFIX = ".example.npy"
 # What a held report keeps in its JSON (the model and the example go beside it)
 REPORT_FIELDS = (
