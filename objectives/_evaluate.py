@@ -162,6 +162,13 @@ def _tensor(a: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.as_tensor(np.array(a), device=device)
 
 
+def _serving_rows(model: torch.nn.Module, X: np.ndarray) -> torch.Tensor:
+    """The rows ``model`` is timed on (a throughput batch's worth, on its device), the
+    model put in eval mode."""
+    model.eval()
+    return _tensor(X[:THROUGHPUT_BATCH], next(model.buffers()).device)
+
+
 class _Trial:
     """The state of one evaluation (kept in one place to keep the steps small)."""
 
@@ -414,8 +421,7 @@ class _Trial:
 
     def _serving(self, model: torch.nn.Module, X: np.ndarray, *, quick: bool) -> dict[str, float]:
         """Latency and throughput: precisely (`serving_meter`) or quickly."""
-        rows = _tensor(X[:THROUGHPUT_BATCH], next(model.buffers()).device)
-        model.eval()
+        rows = _serving_rows(model, X)
         if quick:
             return self._timed_quickly(model, rows)
         return self.serving_meter(model, rows, self.context.latency_repeats)
@@ -426,8 +432,7 @@ class _Trial:
         one hold of the measuring slot (the quick rounds warmed the model up)."""
         if self.precise_if is None:
             return self._serving(model, X, quick=False)
-        rows = _tensor(X[:THROUGHPUT_BATCH], next(model.buffers()).device)
-        model.eval()
+        rows = _serving_rows(model, X)
         with self.slot.timing():
             quick = quick_serving_costs(model, rows)
             if not self.precise_if(self.metrics | quick):

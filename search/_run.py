@@ -321,13 +321,14 @@ def sync_study(
         write_snapshot(storage_url, study)
     from paretotune.tracking.mlflow.unlogged import UnloggedTrials
 
+    left = UnloggedTrials(held)
     return SyncResult(
         name=name,
         tracking_uri=uri,
         repaired=tracker.repaired,
-        still_held=len(UnloggedTrials(held)),
+        still_held=len(left),
         tracking_errors=list(driver.tracking_errors),
-        unread=[str(path) for path in UnloggedTrials(held).legacy()],
+        unread=[str(path) for path in left.legacy()],
     )
 
 
